@@ -1,0 +1,58 @@
+//! The per-run context: validated settings, the database, the artifact
+//! store and the run's identity.
+
+use chrono::{SecondsFormat, Utc};
+
+use crate::db::Db;
+use crate::settings::Settings;
+use crate::store::{Store, WatchlistStore, Writer};
+
+pub struct Context {
+    pub job: &'static str,
+    pub run_id: String,
+    pub settings: Settings,
+    pub db: Db,
+    pub store: Store,
+}
+
+impl Context {
+    pub async fn open(job: &'static str, settings: Settings) -> anyhow::Result<Context> {
+        let db = Db::connect(&settings.database_url).await?;
+        let store = Store::new(settings.artifacts.clone());
+        Ok(Context {
+            job,
+            run_id: new_run_id(job),
+            settings,
+            db,
+            store,
+        })
+    }
+
+    /// The store of the run's watchlist.
+    pub fn watchlist_store(&self) -> anyhow::Result<WatchlistStore> {
+        Ok(self.store.watchlist(&self.settings.watchlist)?)
+    }
+
+    /// The identity stamped on everything this run writes.
+    pub fn writer(&self) -> Writer {
+        Writer {
+            job: self.job.to_string(),
+            run_id: self.run_id.clone(),
+        }
+    }
+}
+
+/// A run id: UTC time to the millisecond, job and pid — unique on a host,
+/// sortable by time.
+pub fn new_run_id(job: &str) -> String {
+    format!(
+        "{}-{job}-{}",
+        Utc::now().format("%Y%m%dT%H%M%S%3fZ"),
+        std::process::id()
+    )
+}
+
+/// Time stamps the pipeline writes: UTC, RFC 3339.
+pub fn utc_now_rfc3339() -> String {
+    Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
+}

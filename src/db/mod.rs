@@ -1,0 +1,194 @@
+//! The database: SQLite (embedded default) or MySQL/MariaDB, through one
+//! code path. Every query is a `&'static str` with bound parameters; the few
+//! statements that differ between the two dialects are chosen by
+//! [`Db::dialect`]. One file per table.
+
+mod migrations;
+
+pub mod candles;
+pub mod job_runs;
+pub mod ta_signals;
+pub mod watchlists;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use sqlx::mysql::{MySqlPool, MySqlPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+use crate::error::UsageError;
+
+/// A connection pool to one of the supported databases.
+#[derive(Debug, Clone)]
+pub enum Db {
+    Sqlite(SqlitePool),
+    MySql(MySqlPool),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    MySql,
+}
+
+/// Run the same block against whichever pool `db` holds. The block is
+/// expanded once per backend, so it may use backend-specific row types.
+macro_rules! with_pool {
+    ($db:expr, $pool:ident => $body:expr) => {
+        match $db {
+            $crate::db::Db::Sqlite($pool) => $body,
+            $crate::db::Db::MySql($pool) => $body,
+        }
+    };
+}
+pub(crate) use with_pool;
+
+/// Same as [`with_pool!`] for a transaction begun on the pool.
+macro_rules! in_transaction {
+    ($db:expr, $tx:ident => $body:expr) => {
+        match $db {
+            $crate::db::Db::Sqlite(pool) => {
+                let mut $tx = pool.begin().await?;
+                let out = $body;
+                $tx.commit().await?;
+                out
+            }
+            $crate::db::Db::MySql(pool) => {
+                let mut $tx = pool.begin().await?;
+                let out = $body;
+                $tx.commit().await?;
+                out
+            }
+        }
+    };
+}
+pub(crate) use in_transaction;
+
+impl Db {
+    /// Connect and bring the schema up to date. The URL's password never
+    /// appears in an error.
+    pub async fn connect(url: &str) -> anyhow::Result<Db> {
+        let shown = redact_url(url);
+        let db = if url.starts_with("sqlite:") {
+            Db::Sqlite(
+                connect_sqlite(url)
+                    .await
+                    .with_context(|| format!("cannot open database {shown}"))?,
+            )
+        } else if url.starts_with("mysql:") || url.starts_with("mariadb:") {
+            let url = url.replacen("mariadb:", "mysql:", 1);
+            let pool = MySqlPoolOptions::new()
+                .max_connections(4)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect(&url)
+                .await
+                .map_err(|err| anyhow::anyhow!(redact_in(&err.to_string(), &url)))
+                .with_context(|| {
+                    format!(
+                        "cannot connect to database {shown} (check host, port, user and password)"
+                    )
+                })?;
+            Db::MySql(pool)
+        } else {
+            return Err(UsageError::UnsupportedDatabaseUrl(shown).into());
+        };
+        migrations::run(&db)
+            .await
+            .with_context(|| format!("cannot migrate database {shown}"))?;
+        Ok(db)
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        match self {
+            Db::Sqlite(_) => Dialect::Sqlite,
+            Db::MySql(_) => Dialect::MySql,
+        }
+    }
+
+    pub async fn close(&self) {
+        with_pool!(self, pool => pool.close().await)
+    }
+}
+
+async fn connect_sqlite(url: &str) -> anyhow::Result<SqlitePool> {
+    let options = SqliteConnectOptions::from_str(url)?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        // WAL + NORMAL: a crash loses at most the last transactions, never
+        // corrupts; the import is idempotent, so a re-run restores them.
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(Duration::from_secs(30))
+        .foreign_keys(true);
+    if let Some(parent) = options.get_filename().parent() {
+        if !parent.as_os_str().is_empty() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create folder {}", parent.display()))?;
+        }
+    }
+    Ok(SqlitePoolOptions::new()
+        .max_connections(2)
+        .connect_with(options)
+        .await?)
+}
+
+/// The URL with its password replaced by `***`, fit for logs and errors.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (authority, tail) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map(|(u, _)| u).unwrap_or(userinfo);
+            if userinfo.contains(':') {
+                format!("{scheme}://{user}:***@{host}{tail}")
+            } else {
+                format!("{scheme}://{user}@{host}{tail}")
+            }
+        }
+        None => url.to_string(),
+    }
+}
+
+/// Remove the URL's password from a driver message, in case it echoes it.
+fn redact_in(message: &str, url: &str) -> String {
+    let password = url
+        .split_once("://")
+        .and_then(|(_, rest)| rest.split('/').next())
+        .and_then(|authority| authority.rsplit_once('@'))
+        .and_then(|(userinfo, _)| userinfo.split_once(':'))
+        .map(|(_, password)| password)
+        .filter(|p| !p.is_empty());
+    match password {
+        Some(password) => message.replace(password, "***"),
+        None => message.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn password_is_redacted() {
+        assert_eq!(
+            redact_url("mysql://bob:s3cret@db:3306/x"),
+            "mysql://bob:***@db:3306/x"
+        );
+        assert_eq!(redact_url("mysql://bob@db/x"), "mysql://bob@db/x");
+        assert_eq!(
+            redact_url("sqlite://data/a.db?mode=rwc"),
+            "sqlite://data/a.db?mode=rwc"
+        );
+        assert_eq!(
+            redact_in("denied for bob using s3cret", "mysql://bob:s3cret@db/x"),
+            "denied for bob using ***"
+        );
+    }
+}

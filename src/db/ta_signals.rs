@@ -1,0 +1,1 @@
+//! The `ta_signals` and `ta_state` tables (filled by `ta-signals run`).

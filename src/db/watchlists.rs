@@ -1,0 +1,69 @@
+//! The `symbols` and `watchlist_members` tables.
+
+use super::{Db, Dialect, in_transaction};
+use crate::symbols::Symbol;
+
+const UPSERT_SYMBOL_SQLITE: &str =
+    "INSERT INTO symbols (symbol, exchange, country, currency, timezone)
+    VALUES (?, ?, ?, ?, ?) ON CONFLICT(symbol) DO NOTHING";
+const UPSERT_SYMBOL_MYSQL: &str =
+    "INSERT INTO symbols (symbol, exchange, country, currency, timezone)
+    VALUES (?, ?, ?, ?, ?) ON DUPLICATE KEY UPDATE symbol = symbol";
+const ADD_MEMBER_SQLITE: &str = "INSERT INTO watchlist_members (watchlist, symbol) VALUES (?, ?) ON CONFLICT(watchlist, symbol) DO NOTHING";
+const ADD_MEMBER_MYSQL: &str = "INSERT INTO watchlist_members (watchlist, symbol) VALUES (?, ?) ON DUPLICATE KEY UPDATE symbol = symbol";
+
+/// Make sure every symbol has a `symbols` row (exchange facts from its
+/// suffix where known) and, with `watchlist`, a membership row.
+pub async fn register(db: &Db, symbols: &[Symbol], watchlist: Option<&str>) -> anyhow::Result<()> {
+    let (upsert, add) = match db.dialect() {
+        Dialect::Sqlite => (UPSERT_SYMBOL_SQLITE, ADD_MEMBER_SQLITE),
+        Dialect::MySql => (UPSERT_SYMBOL_MYSQL, ADD_MEMBER_MYSQL),
+    };
+    in_transaction!(db, tx => {
+        for symbol in symbols {
+            let listing = symbol.listing();
+            sqlx::query(upsert)
+                .bind(symbol.as_str())
+                .bind(listing.map(|l| l.exchange))
+                .bind(listing.map(|l| l.country))
+                .bind(listing.map(|l| l.currency))
+                .bind(listing.map(|l| l.timezone))
+                .execute(&mut *tx)
+                .await?;
+            if let Some(watchlist) = watchlist {
+                sqlx::query(add).bind(watchlist).bind(symbol.as_str()).execute(&mut *tx).await?;
+            }
+        }
+    });
+    Ok(())
+}
+
+/// Members of a watchlist, sorted. Names that fail validation (written by
+/// hand into the database) are skipped with a warning.
+pub async fn members(db: &Db, watchlist: &str) -> anyhow::Result<Vec<Symbol>> {
+    const SQL: &str = "SELECT symbol FROM watchlist_members WHERE watchlist = ? ORDER BY symbol";
+    let raw: Vec<String> = super::with_pool!(db, pool => {
+        sqlx::query_scalar(SQL).bind(watchlist).fetch_all(pool).await
+    })?;
+    Ok(parse_symbols(raw))
+}
+
+/// Every symbol that has at least one candle, sorted.
+pub async fn symbols_with_candles(db: &Db) -> anyhow::Result<Vec<Symbol>> {
+    const SQL: &str = "SELECT DISTINCT symbol FROM candles ORDER BY symbol";
+    let raw: Vec<String> =
+        super::with_pool!(db, pool => sqlx::query_scalar(SQL).fetch_all(pool).await)?;
+    Ok(parse_symbols(raw))
+}
+
+fn parse_symbols(raw: Vec<String>) -> Vec<Symbol> {
+    raw.into_iter()
+        .filter_map(|s| match Symbol::parse(&s) {
+            Ok(symbol) => Some(symbol),
+            Err(err) => {
+                tracing::warn!("skipping stored symbol: {err}");
+                None
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,1 @@
+//! Writing Parquet files (arrow-rs), shared by the jobs.

@@ -1,0 +1,225 @@
+//! `manifest.jsonl`: one JSON object per line, appended under an exclusive
+//! lock and fsync'd. A line is the commit point of what it describes: an
+//! artifact without a line is an orphan; a promotion without a line never
+//! happened.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+/// One manifest line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "entry", rename_all = "snake_case")]
+pub enum ManifestEntry {
+    Artifact(ArtifactRecord),
+    Promotion(PointerChange),
+    Rollback(PointerChange),
+}
+
+/// A committed artifact.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArtifactRecord {
+    pub name: String,
+    pub kind: String,
+    pub version: u32,
+    pub sha256: String,
+    pub bytes: u64,
+    pub created_at: String,
+    pub job: String,
+    pub run_id: String,
+    /// File name of the sidecar and its hash.
+    pub meta: String,
+    pub meta_sha256: String,
+}
+
+/// A pointer move (promotion or rollback) with the pointer it set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PointerChange {
+    pub pointer: ProductionPointer,
+}
+
+/// `production.json`: which artifact of each model kind is live.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProductionPointer {
+    pub watchlist: String,
+    /// kind -> the live artifact of that kind.
+    pub artifacts: BTreeMap<String, ArtifactRef>,
+    pub since: String,
+    pub promoted_by_run: String,
+    pub job: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArtifactRef {
+    pub name: String,
+    pub version: u32,
+    pub sha256: String,
+}
+
+/// The parsed manifest, with what could not be parsed.
+#[derive(Debug, Default)]
+pub struct Manifest {
+    pub entries: Vec<ManifestEntry>,
+    /// (line number, error) for lines that are not valid entries.
+    pub bad_lines: Vec<(usize, String)>,
+    /// A last line without its newline: an append torn by a crash, never
+    /// committed.
+    pub torn_tail: bool,
+}
+
+impl Manifest {
+    pub fn read(path: &Path) -> io::Result<Manifest> {
+        let file = match File::open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Manifest::default()),
+            Err(e) => return Err(e),
+        };
+        let mut manifest = Manifest::default();
+        let mut reader = BufReader::new(file);
+        let mut line = String::new();
+        let mut number = 0;
+        loop {
+            line.clear();
+            if reader.read_line(&mut line)? == 0 {
+                break;
+            }
+            number += 1;
+            if !line.ends_with('\n') {
+                manifest.torn_tail = true;
+                break;
+            }
+            match serde_json::from_str::<ManifestEntry>(line.trim_end()) {
+                Ok(entry) => manifest.entries.push(entry),
+                Err(err) => manifest.bad_lines.push((number, err.to_string())),
+            }
+        }
+        Ok(manifest)
+    }
+
+    pub fn artifacts(&self) -> impl Iterator<Item = &ArtifactRecord> {
+        self.entries.iter().filter_map(|e| match e {
+            ManifestEntry::Artifact(a) => Some(a),
+            _ => None,
+        })
+    }
+
+    /// Next version number for `kind` (1 for the first).
+    pub fn next_version(&self, kind: &str) -> u32 {
+        self.artifacts()
+            .filter(|a| a.kind == kind)
+            .map(|a| a.version)
+            .max()
+            .unwrap_or(0)
+            + 1
+    }
+
+    /// The live pointer: promotions push, rollbacks pop back to the one
+    /// before.
+    pub fn pointer_history(&self) -> Vec<&ProductionPointer> {
+        let mut stack: Vec<&ProductionPointer> = Vec::new();
+        for entry in &self.entries {
+            match entry {
+                ManifestEntry::Promotion(change) => stack.push(&change.pointer),
+                ManifestEntry::Rollback(change) => {
+                    // Drop the live pointer; the line carries the one it
+                    // restored (same artifacts, the rollback's time and run).
+                    stack.pop();
+                    if let Some(top) = stack.last_mut() {
+                        *top = &change.pointer;
+                    }
+                }
+                ManifestEntry::Artifact(_) => {}
+            }
+        }
+        stack
+    }
+
+    pub fn current_pointer(&self) -> Option<&ProductionPointer> {
+        self.pointer_history().last().copied()
+    }
+}
+
+/// Append one entry. The caller holds the manifest lock. A torn tail from
+/// an earlier crash is cut off first, so lines never run together.
+pub fn append(path: &Path, entry: &ManifestEntry) -> io::Result<()> {
+    let mut file = OpenOptions::new()
+        .read(true)
+        .append(true)
+        .create(true)
+        .open(path)?;
+    cut_torn_tail(&mut file)?;
+    let mut line = serde_json::to_vec(entry).map_err(io::Error::other)?;
+    line.push(b'\n');
+    // One write call per line: with O_APPEND and the lock, lines never interleave.
+    file.write_all(&line)?;
+    file.sync_all()
+}
+
+fn cut_torn_tail(file: &mut File) -> io::Result<()> {
+    let len = file.metadata()?.len();
+    if len == 0 {
+        return Ok(());
+    }
+    let mut last = [0u8; 1];
+    file.seek(SeekFrom::Start(len - 1))?;
+    file.read_exact(&mut last)?;
+    if last[0] == b'\n' {
+        return Ok(());
+    }
+    let mut content = Vec::new();
+    file.seek(SeekFrom::Start(0))?;
+    file.read_to_end(&mut content)?;
+    let keep = content
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map(|i| i + 1)
+        .unwrap_or(0);
+    tracing::warn!(
+        bytes = len as usize - keep,
+        "cutting a torn manifest line left by an interrupted write"
+    );
+    file.set_len(keep as u64)?;
+    file.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(kind: &str, version: u32) -> ManifestEntry {
+        ManifestEntry::Artifact(ArtifactRecord {
+            name: format!("{kind}_v{version}"),
+            kind: kind.into(),
+            version,
+            sha256: "00".into(),
+            bytes: 1,
+            created_at: "t".into(),
+            job: "j".into(),
+            run_id: "r".into(),
+            meta: "m".into(),
+            meta_sha256: "00".into(),
+        })
+    }
+
+    #[test]
+    fn torn_tail_is_ignored_then_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("manifest.jsonl");
+        append(&path, &record("a", 1)).unwrap();
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(b"{\"entry\":\"artif").unwrap();
+        let m = Manifest::read(&path).unwrap();
+        assert_eq!(m.entries.len(), 1);
+        assert!(m.torn_tail);
+        append(&path, &record("a", 2)).unwrap();
+        let m = Manifest::read(&path).unwrap();
+        assert_eq!(m.entries.len(), 2);
+        assert!(!m.torn_tail && m.bad_lines.is_empty());
+        assert_eq!(m.next_version("a"), 3);
+        assert_eq!(m.next_version("b"), 1);
+    }
+}

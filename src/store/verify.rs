@@ -1,0 +1,183 @@
+//! `verify`: every manifest line against its file and sidecar; orphans
+//! (files no manifest line commits) are listed but are not problems — they
+//! are what an interrupted write leaves, by design.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use super::atomic::{TEMP_PREFIX, sha256_file};
+use super::{
+    ArtifactMeta, ArtifactRecord, MANIFEST, META_SUFFIX, POINTER, WatchlistStore, read_pointer_file,
+};
+
+#[derive(Debug, Default)]
+pub struct VerifyReport {
+    /// One line per inconsistency in committed state: exit 1.
+    pub problems: Vec<String>,
+    /// Uncommitted leftovers of interrupted writes.
+    pub orphans: Vec<String>,
+    /// Harmless findings repaired on the next write (torn manifest tail,
+    /// a pointer file behind the manifest).
+    pub warnings: Vec<String>,
+    pub artifacts_checked: usize,
+}
+
+impl VerifyReport {
+    pub fn is_ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+impl WatchlistStore {
+    pub fn verify(&self) -> anyhow::Result<VerifyReport> {
+        let mut report = VerifyReport::default();
+        let manifest = self.manifest()?;
+        for (line, err) in &manifest.bad_lines {
+            report.problems.push(format!(
+                "{}: {MANIFEST} line {line} is not a valid entry: {err}",
+                self.name()
+            ));
+        }
+        if manifest.torn_tail {
+            report.warnings.push(format!(
+                "{}: {MANIFEST} ends in a torn line (an interrupted append; cut on the next write)",
+                self.name()
+            ));
+        }
+        let mut committed = BTreeSet::new();
+        let mut seen_versions = BTreeSet::new();
+        for record in manifest.artifacts() {
+            report.artifacts_checked += 1;
+            committed.insert(record.name.clone());
+            committed.insert(record.meta.clone());
+            if !seen_versions.insert((record.kind.clone(), record.version)) {
+                report.problems.push(format!(
+                    "{}: {} version {} appears twice in the manifest",
+                    self.name(),
+                    record.kind,
+                    record.version
+                ));
+            }
+            self.check_artifact(record, &mut report.problems);
+        }
+        self.check_pointer(&manifest, &committed, &mut report);
+        self.find_orphans(&committed, &mut report.orphans)?;
+        Ok(report)
+    }
+
+    fn check_artifact(&self, record: &ArtifactRecord, problems: &mut Vec<String>) {
+        let wl = self.name();
+        let path = self.path_of(&record.name);
+        match sha256_file(&path) {
+            Err(_) => problems.push(format!("{wl}: {} is missing", record.name)),
+            Ok(found) if found.bytes != record.bytes => problems.push(format!(
+                "{wl}: {} has {} bytes, the manifest says {}",
+                record.name, found.bytes, record.bytes
+            )),
+            Ok(found) if found.sha256 != record.sha256 => problems.push(format!(
+                "{wl}: {} content changed (sha256 differs from the manifest)",
+                record.name
+            )),
+            Ok(_) => {}
+        }
+        let meta_path = self.path_of(&record.meta);
+        let meta_bytes = match std::fs::read(&meta_path) {
+            Ok(bytes) => bytes,
+            Err(_) => {
+                problems.push(format!("{wl}: sidecar {} is missing", record.meta));
+                return;
+            }
+        };
+        if super::atomic::hex(&<sha2::Sha256 as sha2::Digest>::digest(&meta_bytes))
+            != record.meta_sha256
+        {
+            problems.push(format!(
+                "{wl}: sidecar {} changed (sha256 differs from the manifest)",
+                record.meta
+            ));
+        }
+        match serde_json::from_slice::<ArtifactMeta>(&meta_bytes) {
+            Err(err) => problems.push(format!("{wl}: sidecar {} is not valid: {err}", record.meta)),
+            Ok(meta) => {
+                if meta.name != record.name
+                    || meta.sha256 != record.sha256
+                    || meta.bytes != record.bytes
+                    || meta.kind != record.kind
+                    || meta.version != record.version
+                {
+                    problems.push(format!(
+                        "{wl}: sidecar {} disagrees with the manifest",
+                        record.meta
+                    ));
+                }
+            }
+        }
+    }
+
+    fn check_pointer(
+        &self,
+        manifest: &super::Manifest,
+        committed: &BTreeSet<String>,
+        report: &mut VerifyReport,
+    ) {
+        let wl = self.name();
+        let live = manifest.current_pointer();
+        if let Some(live) = live {
+            for (kind, reference) in &live.artifacts {
+                if !committed.contains(&reference.name) {
+                    report.problems.push(format!(
+                        "{wl}: production {kind} names {}, which the manifest never committed",
+                        reference.name
+                    ));
+                }
+            }
+        }
+        let file = read_pointer_file(&self.path_of(POINTER));
+        let pointer_exists = self.path_of(POINTER).exists();
+        match (live, file) {
+            (None, None) if !pointer_exists => {}
+            (None, _) => report.problems.push(format!("{wl}: {POINTER} exists but the manifest records no promotion")),
+            (Some(_), None) => report
+                .warnings
+                .push(format!("{wl}: {POINTER} missing or unreadable; the manifest has the live pointer (repaired on the next promotion or `artifacts repair`)")),
+            (Some(live), Some(file)) if &file != live => report
+                .warnings
+                .push(format!("{wl}: {POINTER} is behind the manifest (an interrupted promotion; `artifacts repair` rewrites it)")),
+            _ => {}
+        }
+    }
+
+    fn find_orphans(
+        &self,
+        committed: &BTreeSet<String>,
+        orphans: &mut Vec<String>,
+    ) -> anyhow::Result<()> {
+        let entries = match std::fs::read_dir(self.dir()) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        let mut names: Vec<String> = entries
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_type().map(|t| t.is_file()).unwrap_or(false))
+            .filter_map(|e| e.file_name().to_str().map(str::to_string))
+            .filter(|n| n != MANIFEST && n != POINTER && !committed.contains(n))
+            .collect();
+        names.sort();
+        for name in names {
+            let why = if name.starts_with(TEMP_PREFIX) {
+                "temporary file of an interrupted write"
+            } else if name.ends_with(META_SUFFIX) {
+                "sidecar without a manifest line"
+            } else {
+                "file without a manifest line"
+            };
+            orphans.push(format!(
+                "{}: orphan {} ({why})",
+                self.name(),
+                Path::new(&name).display()
+            ));
+        }
+        Ok(())
+    }
+}

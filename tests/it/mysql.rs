@@ -1,0 +1,112 @@
+//! The import against a real MariaDB server. The server is started on
+//! loopback by `scripts/test.sh` (and so by `.ci/run`), which hands its URL
+//! over in `SWINGML_TEST_MYSQL_URL`. A missing server is a failure: set
+//! `SWINGML_SKIP_MYSQL=1` to skip these tests deliberately on a machine
+//! without MariaDB.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use crate::common::{TestContext, block_on, count_in, fixture, quarantine_rows};
+
+/// A fresh database on the test server, or `None` when skipping was asked for.
+fn mysql_context() -> Option<TestContext> {
+    let base = match std::env::var("SWINGML_TEST_MYSQL_URL") {
+        Ok(url) => url,
+        Err(_) if std::env::var("SWINGML_SKIP_MYSQL").as_deref() == Ok("1") => {
+            eprintln!("SWINGML_SKIP_MYSQL=1: MariaDB test skipped");
+            return None;
+        }
+        Err(_) => panic!(
+            "SWINGML_TEST_MYSQL_URL is not set: run the tests with scripts/test.sh (starts MariaDB)"
+        ),
+    };
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let name = format!(
+        "swingml_it_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    block_on(async {
+        let pool = sqlx::mysql::MySqlPool::connect(&base)
+            .await
+            .expect("test MariaDB server reachable");
+        // The name is made here from digits and a fixed prefix, never from input.
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+    });
+    Some(TestContext::with_database(format!("{base}/{name}")))
+}
+
+#[test]
+fn mysql_fixture_import_is_idempotent_and_quarantines_bad_rows() {
+    let Some(ctx) = mysql_context() else { return };
+    let us = fixture("us_daily_10sym_2018_2020.csv");
+    let nse = fixture("nse_daily_5sym_2024.csv");
+    let bad = fixture("us_daily_known_bad_rows.csv");
+    let run = ctx.import(&[&us, &nse, &bad], "demo");
+    run.assert_ok();
+    assert_eq!(count_in(&run.stderr, "inserted"), 7560 + 1245 + 2);
+    assert_eq!(count_in(&run.stderr, "quarantined"), 13);
+    assert_eq!(count_in(&run.stderr, "flagged"), 15);
+    assert_eq!(quarantine_rows(&ctx, "demo").len(), 28);
+
+    let again = ctx.import(&[&us, &nse, &bad], "demo");
+    again.assert_ok();
+    assert_eq!(count_in(&again.stderr, "inserted"), 0);
+    assert_eq!(count_in(&again.stderr, "unchanged"), 8807);
+
+    let db = ctx.db();
+    assert_eq!(block_on(swingml::db::candles::count(&db)).unwrap(), 8807);
+    let aapl = swingml::symbols::Symbol::parse("AAPL").unwrap();
+    let candles = block_on(swingml::db::candles::for_symbol(&db, &aapl)).unwrap();
+    assert_eq!(candles.len(), 756);
+    // Values round-trip exactly through DOUBLE and DATE.
+    assert_eq!(candles[0].date.to_string(), "2018-01-02");
+    assert_eq!(candles[0].adj_close, Some(41.3780616595));
+    assert_eq!(candles[0].volume, 25048048);
+    let split = candles
+        .iter()
+        .find(|c| c.date.to_string() == "2020-08-31")
+        .unwrap();
+    assert_eq!(split.split_coef, Some(4.0));
+}
+
+#[test]
+fn mysql_conflict_with_stored_row_keeps_the_stored_row() {
+    let Some(ctx) = mysql_context() else { return };
+    let header = "symbol,date,open,high,low,close,volume";
+    let a = ctx.write(
+        "a.csv",
+        &format!("{header}\nM&M.NS,2024-01-02,10,11,9,10.5,100\n"),
+    );
+    ctx.import(&[&a], "w").assert_ok();
+    let b = ctx.write(
+        "b.csv",
+        &format!("{header}\nM&M.NS,2024-01-02,10,11,9,10.9,100\n"),
+    );
+    let run = ctx.import(&[&b], "w");
+    run.assert_ok();
+    assert_eq!(quarantine_rows(&ctx, "w")[0].0, "conflicts_with_stored");
+}
+
+#[test]
+fn mysql_wrong_password_is_one_line_without_the_password() {
+    let Some(ctx) = mysql_context() else { return };
+    let wrong = ctx
+        .database_url
+        .replace("swingml-test-pw", "not-the-password-42");
+    let ctx = TestContext::with_database(wrong);
+    let path = ctx.write(
+        "a.csv",
+        "symbol,date,open,high,low,close,volume\nA,2024-01-02,10,11,9,10.5,100\n",
+    );
+    let run = ctx.import(&[&path], "w");
+    assert_eq!(run.code, 1);
+    let line = run.error_line();
+    assert!(line.contains("Access denied"), "{line}");
+    assert!(line.contains("swingml:***@127.0.0.1"), "{line}");
+    assert!(!run.stderr.contains("not-the-password-42"));
+}
