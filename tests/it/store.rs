@@ -36,7 +36,10 @@ impl Rng {
 }
 
 fn writer(run: &str) -> Writer {
-    Writer { job: "test".into(), run_id: run.into() }
+    Writer {
+        job: "test".into(),
+        run_id: run.into(),
+    }
 }
 
 /// Self-checking payload: length prefix, bytes, end marker.
@@ -57,9 +60,14 @@ fn payload_is_complete(bytes: &[u8]) -> bool {
 /// `SWINGML_STORE_CHILD` it returns at once.
 #[test]
 fn store_child() {
-    let Ok(mode) = std::env::var(CHILD_MODE) else { return };
+    let Ok(mode) = std::env::var(CHILD_MODE) else {
+        return;
+    };
     let dir = PathBuf::from(std::env::var(CHILD_DIR).unwrap());
-    let seed: u64 = std::env::var(CHILD_SEED).ok().and_then(|s| s.parse().ok()).unwrap_or(1);
+    let seed: u64 = std::env::var(CHILD_SEED)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
     let store = Store::new(&dir).watchlist("wl").unwrap();
     let me = writer(&format!("child-{}", std::process::id()));
     match mode.as_str() {
@@ -72,7 +80,9 @@ fn store_child() {
         "concurrent" => {
             for i in 0..25 {
                 let spec = NewArtifact::new("report", NameStyle::Versioned, "bin");
-                store.write_bytes(&me, spec, &payload(100 + i, i as u8)).unwrap();
+                store
+                    .write_bytes(&me, spec, &payload(100 + i, i as u8))
+                    .unwrap();
             }
         }
         "hold_lock" => {
@@ -91,7 +101,11 @@ fn write_models(store: &WatchlistStore, me: &Writer, rng: &mut Rng) {
     for kind in swingml::store::POINTER_KINDS {
         let len = (rng.below(4) as usize).pow(6) * 3 + rng.below(4096) as usize; // up to ~2 MB
         let spec = NewArtifact::new(kind, NameStyle::Versioned, "bin");
-        records.push(store.write_bytes(me, spec, &payload(len, rng.below(256) as u8)).unwrap());
+        records.push(
+            store
+                .write_bytes(me, spec, &payload(len, rng.below(256) as u8))
+                .unwrap(),
+        );
     }
     if rng.below(2) == 0 {
         let refs: Vec<_> = records.iter().collect();
@@ -104,7 +118,12 @@ fn write_models(store: &WatchlistStore, me: &Writer, rng: &mut Rng) {
 
 fn spawn_child(mode: &str, dir: &Path, seed: u64) -> Child {
     Command::new(std::env::current_exe().unwrap())
-        .args(["store::store_child", "--exact", "--nocapture", "--test-threads=1"])
+        .args([
+            "store::store_child",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_MODE, mode)
         .env(CHILD_DIR, dir)
         .env(CHILD_SEED, seed.to_string())
@@ -119,7 +138,11 @@ fn assert_consistent(store: &WatchlistStore) {
     let report = store.verify().unwrap();
     assert!(report.is_ok(), "verify problems: {:#?}", report.problems);
     let manifest = store.manifest().unwrap();
-    assert!(manifest.bad_lines.is_empty(), "unparseable manifest lines: {:?}", manifest.bad_lines);
+    assert!(
+        manifest.bad_lines.is_empty(),
+        "unparseable manifest lines: {:?}",
+        manifest.bad_lines
+    );
     for entry in std::fs::read_dir(store.dir()).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_str().unwrap().to_string();
@@ -128,7 +151,10 @@ fn assert_consistent(store: &WatchlistStore) {
         }
         let bytes = std::fs::read(&path).unwrap();
         if name.ends_with(".bin") {
-            assert!(payload_is_complete(&bytes), "partial file under a final name: {name}");
+            assert!(
+                payload_is_complete(&bytes),
+                "partial file under a final name: {name}"
+            );
         } else if name.ends_with(".json") {
             serde_json::from_slice::<serde_json::Value>(&bytes)
                 .unwrap_or_else(|e| panic!("partial JSON under a final name {name}: {e}"));
@@ -137,7 +163,14 @@ fn assert_consistent(store: &WatchlistStore) {
     // A promotion the manifest committed is what production() returns; the
     // pointer file is at most one step behind and repairable.
     store.repair_pointer().unwrap();
-    assert!(store.verify().unwrap().warnings.iter().all(|w| !w.contains("production.json")));
+    assert!(
+        store
+            .verify()
+            .unwrap()
+            .warnings
+            .iter()
+            .all(|w| !w.contains("production.json"))
+    );
 }
 
 #[test]
@@ -157,15 +190,28 @@ fn sigkill_at_random_moments_never_leaves_an_inconsistent_store() {
         }
     }
     let committed = store.manifest().unwrap().artifacts().count();
-    assert!(committed > 20, "children committed only {committed} artifacts: kills came too early");
+    assert!(
+        committed > 20,
+        "children committed only {committed} artifacts: kills came too early"
+    );
     // Kills landed inside the write protocol, not only between writes.
-    assert!(!store.verify().unwrap().orphans.is_empty(), "no kill interrupted a write");
+    assert!(
+        !store.verify().unwrap().orphans.is_empty(),
+        "no kill interrupted a write"
+    );
     // A fresh write after all that succeeds and verifies.
     let record = store
-        .write_bytes(&writer("after"), NewArtifact::new("model_online", NameStyle::Versioned, "bin"), &payload(10, 1))
+        .write_bytes(
+            &writer("after"),
+            NewArtifact::new("model_online", NameStyle::Versioned, "bin"),
+            &payload(10, 1),
+        )
         .unwrap();
     assert!(store.verify().unwrap().is_ok());
-    assert_eq!(std::fs::read(store.path_of(&record.name)).unwrap(), payload(10, 1));
+    assert_eq!(
+        std::fs::read(store.path_of(&record.name)).unwrap(),
+        payload(10, 1)
+    );
 }
 
 #[test]
@@ -182,10 +228,17 @@ fn injected_failures_between_steps_keep_the_previous_state() {
         let err = store.write_bytes(&me, spec(), &payload(9, 9)).unwrap_err();
         assert!(format!("{err:#}").contains(step), "{err:#}");
         drop(_guard);
-        assert_eq!(std::fs::read(store.dir().join("manifest.jsonl")).unwrap(), before, "{step}: manifest changed");
+        assert_eq!(
+            std::fs::read(store.dir().join("manifest.jsonl")).unwrap(),
+            before,
+            "{step}: manifest changed"
+        );
         let report = store.verify().unwrap();
         assert!(report.is_ok(), "{step}: {:?}", report.problems);
-        assert_eq!(store.production().unwrap().unwrap().artifacts["model_online"].name, first.name);
+        assert_eq!(
+            store.production().unwrap().unwrap().artifacts["model_online"].name,
+            first.name
+        );
     }
     // What the failed attempts left is listed as orphans, not as problems.
     let report = store.verify().unwrap();
@@ -198,7 +251,9 @@ fn injected_failures_between_steps_keep_the_previous_state() {
 fn eight_concurrent_writers_never_interleave_manifest_lines() {
     let ctx = TestContext::new();
     let root = ctx.artifacts();
-    let children: Vec<Child> = (0..8).map(|i| spawn_child("concurrent", &root, i)).collect();
+    let children: Vec<Child> = (0..8)
+        .map(|i| spawn_child("concurrent", &root, i))
+        .collect();
     for mut child in children {
         assert!(child.wait().unwrap().success());
     }
@@ -208,9 +263,18 @@ fn eight_concurrent_writers_never_interleave_manifest_lines() {
     for line in text.lines() {
         serde_json::from_str::<serde_json::Value>(line).expect("every line is one JSON object");
     }
-    let mut versions: Vec<u32> = store.manifest().unwrap().artifacts().map(|a| a.version).collect();
+    let mut versions: Vec<u32> = store
+        .manifest()
+        .unwrap()
+        .artifacts()
+        .map(|a| a.version)
+        .collect();
     versions.sort();
-    assert_eq!(versions, (1..=200).collect::<Vec<_>>(), "versions are unique and gap-free");
+    assert_eq!(
+        versions,
+        (1..=200).collect::<Vec<_>>(),
+        "versions are unique and gap-free"
+    );
     assert!(store.verify().unwrap().is_ok());
 }
 
@@ -221,13 +285,21 @@ fn a_second_job_is_refused_and_the_lock_dies_with_its_holder() {
     let mut child = spawn_child("hold_lock", &root, 0);
     // The test harness prints its own lines first; wait for ours.
     let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-    let locked = std::io::BufRead::lines(stdout).map_while(Result::ok).any(|l| l.contains("locked"));
+    let locked = std::io::BufRead::lines(stdout)
+        .map_while(Result::ok)
+        .any(|l| l.contains("locked"));
     assert!(locked, "child never took the lock");
     let store = Store::new(&root).watchlist("wl").unwrap();
     let err = store.lock_job("bootstrap").unwrap_err();
     let message = err.to_string();
-    assert!(matches!(err, StoreError::AlreadyRunning { pid, .. } if pid == child.id()), "{message}");
-    assert!(message.starts_with("already running: bootstrap for wl since 20"), "{message}");
+    assert!(
+        matches!(err, StoreError::AlreadyRunning { pid, .. } if pid == child.id()),
+        "{message}"
+    );
+    assert!(
+        message.starts_with("already running: bootstrap for wl since 20"),
+        "{message}"
+    );
     // Another job kind is not blocked.
     assert!(store.lock_job("score").is_ok());
     child.kill().unwrap(); // SIGKILL: no destructor runs
@@ -247,7 +319,11 @@ fn verify_catches_truncation_changed_bytes_missing_files_and_sidecars() {
     let names: Vec<String> = (0..4)
         .map(|i| {
             store
-                .write_bytes(&me, NewArtifact::new("model_batch", NameStyle::Versioned, "txt"), &payload(50, i))
+                .write_bytes(
+                    &me,
+                    NewArtifact::new("model_batch", NameStyle::Versioned, "txt"),
+                    &payload(50, i),
+                )
                 .unwrap()
                 .name
         })
@@ -267,13 +343,33 @@ fn verify_catches_truncation_changed_bytes_missing_files_and_sidecars() {
 
     let run = ctx.run("artifacts", &["--watchlist", "wl", "verify"]);
     assert_eq!(run.code, 1);
-    let problems: Vec<&str> = run.stdout.lines().filter(|l| l.starts_with("problem:")).collect();
+    let problems: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("problem:"))
+        .collect();
     assert_eq!(problems.len(), 4, "{}", run.stdout);
-    assert!(problems[0].contains(&names[0]) && problems[0].contains("bytes"), "{problems:?}");
-    assert!(problems[1].contains(&names[1]) && problems[1].contains("sha256"), "{problems:?}");
-    assert!(problems[2].contains(&names[2]) && problems[2].contains("missing"), "{problems:?}");
-    assert!(problems[3].contains("sidecar") && problems[3].contains("missing"), "{problems:?}");
-    assert!(run.stdout.contains("orphan: wl: orphan stray.bin"), "{}", run.stdout);
+    assert!(
+        problems[0].contains(&names[0]) && problems[0].contains("bytes"),
+        "{problems:?}"
+    );
+    assert!(
+        problems[1].contains(&names[1]) && problems[1].contains("sha256"),
+        "{problems:?}"
+    );
+    assert!(
+        problems[2].contains(&names[2]) && problems[2].contains("missing"),
+        "{problems:?}"
+    );
+    assert!(
+        problems[3].contains("sidecar") && problems[3].contains("missing"),
+        "{problems:?}"
+    );
+    assert!(
+        run.stdout.contains("orphan: wl: orphan stray.bin"),
+        "{}",
+        run.stdout
+    );
     assert!(run.error_line().contains("4 problem(s)"));
 }
 
@@ -284,27 +380,44 @@ fn promote_rollback_and_show_production_through_the_binary() {
     let write_run = |run: &str| {
         let me = writer(run);
         for kind in swingml::store::POINTER_KINDS {
-            store.write_bytes(&me, NewArtifact::new(kind, NameStyle::Versioned, "bin"), &payload(8, 1)).unwrap();
+            store
+                .write_bytes(
+                    &me,
+                    NewArtifact::new(kind, NameStyle::Versioned, "bin"),
+                    &payload(8, 1),
+                )
+                .unwrap();
         }
     };
     write_run("run-a");
     write_run("run-b");
     let show = ctx.run("artifacts", &["--watchlist", "wl", "show-production"]);
     assert_eq!(show.code, 1);
-    assert!(show.error_line().contains("no production model for wl: run bootstrap first"));
+    assert!(
+        show.error_line()
+            .contains("no production model for wl: run bootstrap first")
+    );
 
-    ctx.run("artifacts", &["--watchlist", "wl", "promote", "run-a"]).assert_ok();
-    ctx.run("artifacts", &["--watchlist", "wl", "promote", "v2"]).assert_ok();
+    ctx.run("artifacts", &["--watchlist", "wl", "promote", "run-a"])
+        .assert_ok();
+    ctx.run("artifacts", &["--watchlist", "wl", "promote", "v2"])
+        .assert_ok();
     let live = store.production().unwrap().unwrap();
     assert!(live.artifacts.values().all(|r| r.version == 2));
-    let shown: serde_json::Value =
-        serde_json::from_str(&ctx.run("artifacts", &["--watchlist", "wl", "show-production"]).assert_ok().stdout).unwrap();
+    let shown: serde_json::Value = serde_json::from_str(
+        &ctx.run("artifacts", &["--watchlist", "wl", "show-production"])
+            .assert_ok()
+            .stdout,
+    )
+    .unwrap();
     assert_eq!(shown["artifacts"]["model_online"]["version"], 2);
     let file: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(store.dir().join("production.json")).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(store.dir().join("production.json")).unwrap())
+            .unwrap();
     assert_eq!(file["artifacts"]["model_batch"]["version"], 2);
 
-    ctx.run("artifacts", &["--watchlist", "wl", "rollback"]).assert_ok();
+    ctx.run("artifacts", &["--watchlist", "wl", "rollback"])
+        .assert_ok();
     let live = store.production().unwrap().unwrap();
     assert!(live.artifacts.values().all(|r| r.version == 1), "{live:?}");
     let again = ctx.run("artifacts", &["--watchlist", "wl", "rollback"]);
@@ -313,7 +426,14 @@ fn promote_rollback_and_show_production_through_the_binary() {
     let missing = ctx.run("artifacts", &["--watchlist", "wl", "promote", "run-zzz"]);
     assert_eq!(missing.code, 2);
 
-    let list = ctx.run("artifacts", &["--watchlist", "wl", "list", "--kind", "model_online"]).assert_ok().stdout.clone();
+    let list = ctx
+        .run(
+            "artifacts",
+            &["--watchlist", "wl", "list", "--kind", "model_online"],
+        )
+        .assert_ok()
+        .stdout
+        .clone();
     let rows: Vec<&str> = list.lines().skip(1).collect();
     assert_eq!(rows.len(), 2);
     assert!(rows[0].contains("model_online_v2_"), "newest first: {list}");
@@ -325,10 +445,17 @@ fn watchlist_names_that_could_escape_the_root_are_rejected() {
     let ctx = TestContext::new();
     let store = Store::new(ctx.artifacts());
     for bad in ["../x", "a/b", "", ".", "..", "/abs"] {
-        assert!(matches!(store.watchlist(bad), Err(StoreError::InvalidWatchlist(_))), "{bad:?}");
+        assert!(
+            matches!(store.watchlist(bad), Err(StoreError::InvalidWatchlist(_))),
+            "{bad:?}"
+        );
         let run = ctx.run("artifacts", &["--watchlist", bad, "list"]);
         assert_eq!(run.code, 2, "{bad:?}");
-        assert!(run.error_line().contains("invalid watchlist name"), "{}", run.stderr);
+        assert!(
+            run.error_line().contains("invalid watchlist name"),
+            "{}",
+            run.stderr
+        );
     }
     assert!(!ctx.path("x").exists());
 }
