@@ -1,1 +1,118 @@
-//! Writing Parquet files (arrow-rs), shared by the jobs.
+//! Writing indicator rows as Parquet (arrow-rs), for notebooks: symbol,
+//! date (DATE), every numeric column (DOUBLE, NULL where undefined), the
+//! categorical columns (STRING) and `ta_version`.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use arrow_array::builder::{Date32Builder, Float64Builder, Int64Builder, StringBuilder};
+use arrow_array::{ArrayRef, RecordBatch};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use chrono::NaiveDate;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+
+use crate::db::ta_signals::SignalRow;
+use crate::indicators::{CATEGORICAL_COLUMNS, NUMERIC_COLUMNS};
+use crate::store::ParquetInfo;
+
+pub fn signals_schema() -> SchemaRef {
+    let mut fields = vec![
+        Field::new("symbol", DataType::Utf8, false),
+        Field::new("date", DataType::Date32, false),
+    ];
+    fields.extend(
+        NUMERIC_COLUMNS
+            .iter()
+            .map(|c| Field::new(*c, DataType::Float64, true)),
+    );
+    fields.extend(
+        CATEGORICAL_COLUMNS
+            .iter()
+            .map(|c| Field::new(*c, DataType::Utf8, true)),
+    );
+    fields.push(Field::new("ta_version", DataType::Int64, false));
+    Arc::new(Schema::new(fields))
+}
+
+/// Streams batches of indicator rows into one Parquet file.
+pub struct SignalsWriter<W: Write + Send> {
+    writer: ArrowWriter<W>,
+    schema: SchemaRef,
+    rows: u64,
+    ta_version: i64,
+}
+
+impl<W: Write + Send> SignalsWriter<W> {
+    pub fn new(sink: W, ta_version: i64) -> anyhow::Result<Self> {
+        let schema = signals_schema();
+        let props = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
+            .set_created_by(format!("swingml {}", crate::PROGRAM_VERSION))
+            .build();
+        let writer = ArrowWriter::try_new(sink, schema.clone(), Some(props))?;
+        Ok(SignalsWriter {
+            writer,
+            schema,
+            rows: 0,
+            ta_version,
+        })
+    }
+
+    pub fn write(&mut self, rows: &[SignalRow]) -> anyhow::Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let batch = to_batch(&self.schema, rows, self.ta_version)?;
+        self.writer.write(&batch)?;
+        self.rows += rows.len() as u64;
+        Ok(())
+    }
+
+    /// Close the file (writes the footer); the sidecar facts and the sink.
+    pub fn finish(self) -> anyhow::Result<(ParquetInfo, W)> {
+        let info = ParquetInfo::from_schema(&self.schema, self.rows);
+        // into_inner writes the footer and hands the sink back.
+        Ok((info, self.writer.into_inner()?))
+    }
+}
+
+fn to_batch(
+    schema: &SchemaRef,
+    rows: &[SignalRow],
+    ta_version: i64,
+) -> anyhow::Result<RecordBatch> {
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date");
+    let mut symbol = StringBuilder::new();
+    let mut date = Date32Builder::with_capacity(rows.len());
+    let mut numeric: Vec<Float64Builder> = NUMERIC_COLUMNS
+        .iter()
+        .map(|_| Float64Builder::with_capacity(rows.len()))
+        .collect();
+    let mut categorical: Vec<StringBuilder> = CATEGORICAL_COLUMNS
+        .iter()
+        .map(|_| StringBuilder::new())
+        .collect();
+    let mut version = Int64Builder::with_capacity(rows.len());
+    for r in rows {
+        symbol.append_value(r.symbol.as_str());
+        date.append_value((r.date - epoch).num_days() as i32);
+        for (builder, value) in numeric.iter_mut().zip(r.row.numeric.values()) {
+            builder.append_option(value);
+        }
+        for (builder, value) in categorical.iter_mut().zip(r.row.categoricals()) {
+            builder.append_option(value);
+        }
+        version.append_value(ta_version);
+    }
+    let mut columns: Vec<ArrayRef> = vec![Arc::new(symbol.finish()), Arc::new(date.finish())];
+    columns.extend(numeric.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
+    columns.extend(
+        categorical
+            .iter_mut()
+            .map(|b| Arc::new(b.finish()) as ArrayRef),
+    );
+    columns.push(Arc::new(version.finish()));
+    Ok(RecordBatch::try_new(schema.clone(), columns)?)
+}

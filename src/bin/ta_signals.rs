@@ -31,6 +31,19 @@ enum Command {
         #[arg(required = true, value_name = "PATH")]
         paths: Vec<PathBuf>,
     },
+    /// Compute every indicator column for the watchlist's symbols (all
+    /// symbols with candles when no --watchlist is given).
+    ///
+    /// Incremental by default: each symbol continues from its last computed
+    /// date with exactly the numbers a full recompute gives.
+    Run {
+        /// Recompute every symbol from its first candle
+        #[arg(long)]
+        full: bool,
+        /// Also write the computed rows to this Parquet file
+        #[arg(long, value_name = "PATH")]
+        parquet: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -41,5 +54,12 @@ fn main() -> ExitCode {
             ctx.db.close().await;
             Ok(())
         }),
+        Command::Run { full, parquet } => {
+            run_job(jobs::ta_run::JOB, &cli.common, |ctx| async move {
+                jobs::ta_run::run(&ctx, &jobs::ta_run::RunOptions { full, parquet }).await?;
+                ctx.db.close().await;
+                Ok(())
+            })
+        }
     }
 }

@@ -1,1 +1,225 @@
-//! The `ta_signals` and `ta_state` tables (filled by `ta-signals run`).
+//! The `ta_signals` table (one row per symbol and date) and `ta_state`
+//! (the streaming indicator state after a symbol's last computed bar).
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use chrono::NaiveDate;
+use sqlx::Row;
+
+use super::{Db, Dialect, with_pool};
+use crate::indicators::{CATEGORICAL_COLUMNS, IndicatorRow, NUMERIC_COLUMNS, Numeric, signals};
+use crate::symbols::Symbol;
+
+/// One computed row on its way to the database.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SignalRow {
+    pub symbol: Symbol,
+    pub date: NaiveDate,
+    pub row: IndicatorRow,
+}
+
+/// Rows per multi-row upsert: 45 parameters each.
+const CHUNK: usize = 64;
+
+fn all_columns() -> Vec<&'static str> {
+    let mut cols = vec!["symbol", "date"];
+    cols.extend(NUMERIC_COLUMNS);
+    cols.extend(CATEGORICAL_COLUMNS);
+    cols.extend(["ta_version", "computed_at"]);
+    cols
+}
+
+/// Upsert statements built once per (dialect, size) from the column list
+/// (constant text; the values are always bound).
+fn upsert_sql(dialect: Dialect, rows: usize) -> &'static str {
+    static SQLITE: OnceLock<[String; 2]> = OnceLock::new();
+    static MYSQL: OnceLock<[String; 2]> = OnceLock::new();
+    let build = |dialect: Dialect| {
+        let cols = all_columns();
+        let placeholders = format!("({})", vec!["?"; cols.len()].join(", "));
+        let updates: Vec<String> = cols[2..]
+            .iter()
+            .map(|c| match dialect {
+                Dialect::Sqlite => format!("{c} = excluded.{c}"),
+                Dialect::MySql => format!("{c} = VALUES({c})"),
+            })
+            .collect();
+        let conflict = match dialect {
+            Dialect::Sqlite => "ON CONFLICT(symbol, date) DO UPDATE SET",
+            Dialect::MySql => "ON DUPLICATE KEY UPDATE",
+        };
+        [CHUNK, 1].map(|n| {
+            format!(
+                "INSERT INTO ta_signals ({}) VALUES {} {conflict} {}",
+                cols.join(", "),
+                vec![placeholders.as_str(); n].join(", "),
+                updates.join(", ")
+            )
+        })
+    };
+    let texts = match dialect {
+        Dialect::Sqlite => SQLITE.get_or_init(|| build(Dialect::Sqlite)),
+        Dialect::MySql => MYSQL.get_or_init(|| build(Dialect::MySql)),
+    };
+    if rows == CHUNK { &texts[0] } else { &texts[1] }
+}
+
+/// Bind one row's values in column order.
+macro_rules! bind_row {
+    ($query:expr, $row:expr, $version:expr, $at:expr) => {{
+        let mut q = $query.bind($row.symbol.as_str()).bind($row.date);
+        for value in $row.row.numeric.values() {
+            q = q.bind(value);
+        }
+        for value in $row.row.categoricals() {
+            q = q.bind(value);
+        }
+        q.bind($version).bind($at)
+    }};
+}
+
+/// A symbol's saved indicator state.
+#[derive(Debug, Clone)]
+pub struct StoredState {
+    pub ta_version: i64,
+    pub last_date: NaiveDate,
+    pub bars: i64,
+    pub state: String,
+}
+
+/// One symbol's output of a run: rows to upsert and the state to save.
+#[derive(Debug, Clone)]
+pub struct SymbolUpdate {
+    pub symbol: Symbol,
+    /// Delete the symbol's rows first (a full recompute).
+    pub replace: bool,
+    pub rows: Vec<SignalRow>,
+    pub state: Option<StoredState>,
+}
+
+/// Write the updates of several symbols in one transaction: rows and
+/// states move together, so a crash never leaves a state ahead of its rows.
+pub async fn write(
+    db: &Db,
+    updates: &[SymbolUpdate],
+    ta_version: i64,
+    computed_at: &str,
+) -> anyhow::Result<u64> {
+    let (delete, save_state) = match db.dialect() {
+        Dialect::Sqlite => (DELETE_SYMBOL, SAVE_STATE_SQLITE),
+        Dialect::MySql => (DELETE_SYMBOL, SAVE_STATE_MYSQL),
+    };
+    let mut written = 0u64;
+    super::in_transaction!(db, tx => {
+        for update in updates {
+            if update.replace {
+                sqlx::query(delete).bind(update.symbol.as_str()).execute(&mut *tx).await?;
+            }
+            let mut chunks = update.rows.chunks_exact(CHUNK);
+            for chunk in &mut chunks {
+                let mut query = sqlx::query(upsert_sql(db.dialect(), CHUNK));
+                for row in chunk {
+                    query = bind_row!(query, row, ta_version, computed_at);
+                }
+                query.execute(&mut *tx).await?;
+            }
+            for row in chunks.remainder() {
+                let query = sqlx::query(upsert_sql(db.dialect(), 1));
+                bind_row!(query, row, ta_version, computed_at).execute(&mut *tx).await?;
+            }
+            written += update.rows.len() as u64;
+            if let Some(state) = &update.state {
+                sqlx::query(save_state)
+                    .bind(update.symbol.as_str())
+                    .bind(state.ta_version)
+                    .bind(state.last_date)
+                    .bind(state.bars)
+                    .bind(1.0f64)
+                    .bind(state.state.as_str())
+                    .bind(computed_at)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+    });
+    Ok(written)
+}
+
+const DELETE_SYMBOL: &str = "DELETE FROM ta_signals WHERE symbol = ?";
+const SAVE_STATE_SQLITE: &str = "INSERT INTO ta_state (symbol, ta_version, last_date, bars, split_factor, state, updated_at)
+    VALUES (?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT(symbol) DO UPDATE SET ta_version = excluded.ta_version, last_date = excluded.last_date,
+    bars = excluded.bars, split_factor = excluded.split_factor, state = excluded.state, updated_at = excluded.updated_at";
+const SAVE_STATE_MYSQL: &str = "INSERT INTO ta_state (symbol, ta_version, last_date, bars, split_factor, state, updated_at)
+    VALUES (?, ?, ?, ?, ?, ?, ?)
+    ON DUPLICATE KEY UPDATE ta_version = VALUES(ta_version), last_date = VALUES(last_date),
+    bars = VALUES(bars), split_factor = VALUES(split_factor), state = VALUES(state), updated_at = VALUES(updated_at)";
+
+/// Every saved state, by symbol.
+pub async fn load_states(db: &Db) -> anyhow::Result<HashMap<String, StoredState>> {
+    const SQL: &str = "SELECT symbol, ta_version, last_date, bars, state FROM ta_state";
+    with_pool!(db, pool => {
+        let rows = sqlx::query(SQL).fetch_all(pool).await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get::<String, _>(0)?,
+                    StoredState { ta_version: r.try_get(1)?, last_date: r.try_get(2)?, bars: r.try_get(3)?, state: r.try_get(4)? },
+                ))
+            })
+            .collect()
+    })
+}
+
+/// Stored candles of `symbol` up to and including `date`.
+pub async fn candles_through(db: &Db, symbol: &Symbol, date: NaiveDate) -> anyhow::Result<i64> {
+    const SQL: &str = "SELECT COUNT(*) FROM candles WHERE symbol = ? AND date <= ?";
+    Ok(with_pool!(db, pool => {
+        sqlx::query_scalar::<_, i64>(SQL).bind(symbol.as_str()).bind(date).fetch_one(pool).await
+    })?)
+}
+
+/// Every stored row of `symbol`, in date order.
+pub async fn for_symbol(db: &Db, symbol: &Symbol) -> anyhow::Result<Vec<SignalRow>> {
+    static SQL: OnceLock<String> = OnceLock::new();
+    let sql = SQL.get_or_init(|| {
+        let cols = all_columns();
+        format!(
+            "SELECT {} FROM ta_signals WHERE symbol = ? ORDER BY date",
+            cols[1..cols.len() - 2].join(", ")
+        )
+    });
+    let n = NUMERIC_COLUMNS.len();
+    with_pool!(db, pool => {
+        let rows = sqlx::query(sql.as_str()).bind(symbol.as_str()).fetch_all(pool).await?;
+        rows.iter()
+            .map(|r| {
+                let numeric: Vec<Option<f64>> = (0..n).map(|i| r.try_get(i + 1)).collect::<Result<_, _>>()?;
+                let cat = |i: usize| -> anyhow::Result<Option<&'static str>> {
+                    let text: Option<String> = r.try_get(1 + n + i)?;
+                    Ok(text.and_then(|t| signals::intern(&t)))
+                };
+                Ok(SignalRow {
+                    symbol: symbol.clone(),
+                    date: r.try_get(0)?,
+                    row: IndicatorRow {
+                        numeric: Numeric::from_values(&numeric),
+                        adx_strength: cat(0)?,
+                        di_strength: cat(1)?,
+                        madi_trend: cat(2)?,
+                        trend_reversal: cat(3)?,
+                        ta_recommendation: cat(4)?,
+                    },
+                })
+            })
+            .collect()
+    })
+}
+
+/// Number of stored rows.
+pub async fn count(db: &Db) -> anyhow::Result<i64> {
+    Ok(
+        with_pool!(db, pool => sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM ta_signals").fetch_one(pool).await)?,
+    )
+}

@@ -108,6 +108,28 @@ pub fn recommendation(score: i32) -> &'static str {
     }
 }
 
+/// The static label for a stored one (labels come back from the database
+/// as text); `None` for anything this version does not produce.
+pub fn intern(label: &str) -> Option<&'static str> {
+    const LABELS: [&str; 14] = [
+        "weak",
+        "moderate",
+        "strong",
+        "very_strong",
+        "bullish",
+        "bearish",
+        "neutral",
+        "up",
+        "down",
+        "sideways",
+        "none",
+        "BUY",
+        "SELL",
+        "HOLD",
+    ];
+    LABELS.iter().copied().find(|l| *l == label)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,3 +4,4 @@
 
 pub mod artifacts;
 pub mod import;
+pub mod ta_run;

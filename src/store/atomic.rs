@@ -59,11 +59,14 @@ pub struct Written {
     pub bytes: u64,
 }
 
+/// What a temporary file is written through.
+pub type Sink = HashingWriter<io::BufWriter<File>>;
+
 /// A temporary file in the destination folder; removed on drop unless
 /// persisted.
 pub struct TempFile {
     path: PathBuf,
-    writer: Option<HashingWriter<io::BufWriter<File>>>,
+    writer: Option<Sink>,
     persisted: bool,
 }
 
@@ -89,13 +92,29 @@ impl TempFile {
         })
     }
 
-    pub fn writer(&mut self) -> &mut HashingWriter<io::BufWriter<File>> {
-        self.writer.as_mut().expect("writer taken only by finish")
+    pub fn writer(&mut self) -> &mut Sink {
+        self.writer
+            .as_mut()
+            .expect("writer is in place between take_writer and put_writer")
+    }
+
+    /// Move the writer out, for a writer type that must own its sink (the
+    /// Parquet writer); give it back with [`TempFile::put_writer`] before
+    /// `finish`.
+    pub fn take_writer(&mut self) -> Sink {
+        self.writer.take().expect("writer taken once")
+    }
+
+    pub fn put_writer(&mut self, writer: Sink) {
+        self.writer = Some(writer);
     }
 
     /// Flush and fsync; the content is now durable under the temporary name.
     pub fn finish(&mut self) -> io::Result<Written> {
-        let writer = self.writer.take().expect("finish called once");
+        let writer = self
+            .writer
+            .take()
+            .expect("finish called once, with the writer in place");
         let HashingWriter {
             inner,
             hasher,

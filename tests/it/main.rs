@@ -5,3 +5,4 @@ mod common;
 mod import;
 mod mysql;
 mod store;
+mod ta_run;

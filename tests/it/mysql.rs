@@ -110,3 +110,25 @@ fn mysql_wrong_password_is_one_line_without_the_password() {
     assert!(line.contains("swingml:***@127.0.0.1"), "{line}");
     assert!(!run.stderr.contains("not-the-password-42"));
 }
+
+#[test]
+fn mysql_indicators_match_the_sqlite_run() {
+    let Some(ctx) = mysql_context() else { return };
+    let lite = TestContext::new();
+    for c in [&ctx, &lite] {
+        c.import(&[&fixture("nse_daily_5sym_2024.csv")], "nse")
+            .assert_ok();
+        let run = c.run("ta-signals", &["run", "--watchlist", "nse"]);
+        run.assert_ok();
+        assert!(run.stderr.contains("1245 rows written"), "{}", run.stderr);
+    }
+    let symbol = swingml::symbols::Symbol::parse("RELIANCE.NS").unwrap();
+    let (my, sq) = (ctx.db(), lite.db());
+    let mysql_rows = block_on(swingml::db::ta_signals::for_symbol(&my, &symbol)).unwrap();
+    let sqlite_rows = block_on(swingml::db::ta_signals::for_symbol(&sq, &symbol)).unwrap();
+    assert_eq!(mysql_rows.len(), 249);
+    assert_eq!(
+        mysql_rows, sqlite_rows,
+        "DOUBLE and REAL hold the same f64 values"
+    );
+}
