@@ -5,7 +5,7 @@
 # As root it installs; otherwise it prints the commands to run.
 set -euo pipefail
 
-packages=(build-essential pkg-config libclang-dev mariadb-server mariadb-client python3-pip)
+packages=(build-essential pkg-config libclang-dev mariadb-server mariadb-client python3-pip time bc)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -7,20 +7,22 @@
 //! log line.
 
 use std::fmt;
+use std::sync::Arc;
 
 use crate::error::UsageError;
 
 const MAX_SYMBOL_LEN: usize = 32;
 const MAX_WATCHLIST_LEN: usize = 64;
 
-/// A validated ticker symbol.
+/// A validated ticker symbol. Cheap to clone (shared text): millions of
+/// candles carry one.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Symbol(String);
+pub struct Symbol(Arc<str>);
 
 impl Symbol {
     pub fn parse(raw: &str) -> Result<Symbol, UsageError> {
         if is_valid_symbol(raw) {
-            Ok(Symbol(raw.to_string()))
+            Ok(Symbol(Arc::from(raw)))
         } else {
             Err(UsageError::InvalidSymbol(raw.to_string()))
         }

@@ -241,38 +241,50 @@ struct ParsedBar {
     ts: Option<String>,
 }
 
-fn parse_row(
-    map: &ColumnMap,
-    fields: &dyn Fields,
-    file_symbol: Option<&Symbol>,
-    display: &str,
-    line: u64,
-) -> Result<ParsedBar, Offence> {
+/// Where a row is read: the file's column map, its symbol (per-symbol
+/// files), its display name, and the last symbol seen (long files are
+/// sorted by symbol, so consecutive rows share one `Symbol`).
+struct RowContext<'a> {
+    map: &'a ColumnMap,
+    file_symbol: Option<&'a Symbol>,
+    display: &'a str,
+    last_symbol: Option<Symbol>,
+}
+
+fn parse_row(cx: &mut RowContext, fields: &dyn Fields, line: u64) -> Result<ParsedBar, Offence> {
+    let map = cx.map;
     let raw = |i: usize| fields.field(i);
-    let raw_symbol = match map.symbol {
-        Some(i) => raw(i).ok().flatten().unwrap_or("").to_string(),
-        None => file_symbol.map(|s| s.to_string()).unwrap_or_default(),
+    let raw_symbol: &str = match (map.symbol, cx.file_symbol) {
+        (Some(i), _) => raw(i).ok().flatten().unwrap_or(""),
+        (None, Some(s)) => s.as_str(),
+        (None, None) => "",
     };
-    let raw_date = raw(map.date).ok().flatten().unwrap_or("").to_string();
+    let raw_date = raw(map.date).ok().flatten().unwrap_or("");
+    let display = cx.display;
     let offence = |rule: Rule, detail: String| Offence {
         source: display.to_string(),
         line,
-        symbol: raw_symbol.clone(),
-        date: raw_date.clone(),
+        symbol: raw_symbol.to_string(),
+        date: raw_date.to_string(),
         rule,
         detail,
     };
-    let symbol = match file_symbol {
-        Some(s) => s.clone(),
-        None if raw_symbol.is_empty() => {
+    let symbol = match (cx.file_symbol, &cx.last_symbol) {
+        (Some(s), _) => s.clone(),
+        (None, Some(last)) if last.as_str() == raw_symbol => last.clone(),
+        (None, _) if raw_symbol.is_empty() => {
             return Err(offence(Rule::MissingField, "symbol is empty".into()));
         }
-        None => Symbol::parse(&raw_symbol).map_err(|_| {
-            offence(
-                Rule::InvalidSymbol,
-                format!("{raw_symbol:?} is not a valid symbol"),
-            )
-        })?,
+        (None, _) => {
+            let parsed = Symbol::parse(raw_symbol).map_err(|_| {
+                offence(
+                    Rule::InvalidSymbol,
+                    format!("{raw_symbol:?} is not a valid symbol"),
+                )
+            })?;
+            cx.last_symbol = Some(parsed.clone());
+            parsed
+        }
     };
     let text = |i: usize, name: &str| -> Result<&str, Offence> {
         match raw(i) {
@@ -376,6 +388,12 @@ fn read_csv<R: Read>(path: &Path, display: &str, input: R) -> Result<FileRead, S
     let mut out = FileRead::default();
     let mut intraday = Vec::new();
     let mut record = csv::ByteRecord::new();
+    let mut cx = RowContext {
+        map: &map,
+        file_symbol: file_symbol.as_ref(),
+        display,
+        last_symbol: None,
+    };
     loop {
         match reader.read_byte_record(&mut record) {
             Ok(false) => break,
@@ -387,13 +405,7 @@ fn read_csv<R: Read>(path: &Path, display: &str, input: R) -> Result<FileRead, S
             .position()
             .map(|p| p.line())
             .unwrap_or(out.rows_read + 1);
-        match parse_row(
-            &map,
-            &CsvFields(&record),
-            file_symbol.as_ref(),
-            display,
-            line,
-        ) {
+        match parse_row(&mut cx, &CsvFields(&record), line) {
             Ok(bar) => push_bar(&mut out, &mut intraday, bar, line),
             Err(offence) => out.offences.push(offence),
         }
@@ -500,6 +512,12 @@ fn read_parquet(path: &Path, display: &str) -> Result<FileRead, SourceError> {
         .map_err(|e| bad(e.to_string()))?;
     let mut out = FileRead::default();
     let mut intraday = Vec::new();
+    let mut cx = RowContext {
+        map: &map,
+        file_symbol: file_symbol.as_ref(),
+        display,
+        last_symbol: None,
+    };
     for batch in reader {
         let batch = batch.map_err(|e| bad(e.to_string()))?;
         let columns = string_columns(&batch).map_err(bad)?;
@@ -510,7 +528,7 @@ fn read_parquet(path: &Path, display: &str) -> Result<FileRead, SourceError> {
                 columns: &columns,
                 row,
             };
-            match parse_row(&map, &fields, file_symbol.as_ref(), display, line) {
+            match parse_row(&mut cx, &fields, line) {
                 Ok(bar) => push_bar(&mut out, &mut intraday, bar, line),
                 Err(offence) => out.offences.push(offence),
             }

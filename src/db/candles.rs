@@ -87,6 +87,28 @@ const SELECT_SYMBOL_AFTER: &str =
     "SELECT date, open, high, low, close, adj_close, volume, split_coef
     FROM candles WHERE symbol = ? AND date > ? ORDER BY date";
 
+const SELECT_RANGE: &str = "SELECT date, open, high, low, close, adj_close, volume, split_coef
+    FROM candles WHERE symbol = ? AND date >= ? AND date <= ? ORDER BY date";
+const SELECT_BEFORE: &str = "SELECT date, open, high, low, close, adj_close, volume, split_coef
+    FROM candles WHERE symbol = ? AND date < ? ORDER BY date DESC LIMIT 1";
+
+/// The stored candles of `symbol` from `first` to `last`, preceded by the
+/// last stored candle before `first` (the previous close of the range):
+/// what an import needs to compare and flag new rows, without reading a
+/// symbol's whole history.
+pub async fn around(
+    db: &Db,
+    symbol: &crate::symbols::Symbol,
+    first: NaiveDate,
+    last: NaiveDate,
+) -> anyhow::Result<Vec<Candle>> {
+    with_pool!(db, pool => {
+        let before = sqlx::query(SELECT_BEFORE).bind(symbol.as_str()).bind(first).fetch_optional(pool).await?;
+        let range = sqlx::query(SELECT_RANGE).bind(symbol.as_str()).bind(first).bind(last).fetch_all(pool).await?;
+        before.iter().chain(range.iter()).map(|row| candle_from_row(symbol, row)).collect()
+    })
+}
+
 /// Every stored candle of `symbol`, in date order.
 pub async fn for_symbol(db: &Db, symbol: &crate::symbols::Symbol) -> anyhow::Result<Vec<Candle>> {
     with_pool!(db, pool => {

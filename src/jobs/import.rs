@@ -12,7 +12,7 @@ use std::time::Instant;
 use anyhow::Context as _;
 use rayon::prelude::*;
 
-use crate::candles::batch::{Tagged, compare_with_stored, dedupe};
+use crate::candles::batch::{Incoming, Tagged, compare_with_stored, dedupe};
 use crate::candles::quality::{Offence, Severity};
 use crate::candles::source::{FileKind, FileRead, read_file};
 use crate::context::Context;
@@ -108,7 +108,8 @@ async fn import(
     let mut to_insert = Vec::new();
     let mut symbols = Vec::new();
     for (symbol, incoming) in deduped.by_symbol {
-        let stored = db::candles::for_symbol(&ctx.db, &symbol).await?;
+        let (first, last) = date_range(&incoming);
+        let stored = db::candles::around(&ctx.db, &symbol, first, last).await?;
         let compared = compare_with_stored(incoming, &stored, ctx.settings.import.max_daily_move);
         summary.unchanged += compared.unchanged;
         summary.superseded += compared.superseded;
@@ -145,6 +146,12 @@ async fn import(
         summary.report = Some(write_report(ctx, &offences, &sources)?);
     }
     Ok(summary)
+}
+
+fn date_range(rows: &[Incoming]) -> (chrono::NaiveDate, chrono::NaiveDate) {
+    let dates = rows.iter().map(|r| r.candle.date);
+    let first = dates.clone().min().expect("a symbol group has rows");
+    (first, dates.max().unwrap_or(first))
 }
 
 /// Expand folders (their supported files, sorted) and check that every

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Benchmarks on the full US S&P 500 set (504 symbols, 1.69 M rows, 2007-2021),
+# read from ../shared/data (not copied into the project). Release build.
+#
+#   bash bench/run.sh [DATA_FILE]
+#
+# Prints, per step: wall time, rows/s and peak RSS (from /usr/bin/time -v).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+data=${1:-../shared/data/full/us_sp500_daily_2007_2021.csv.gz}
+[ -f "$data" ] || { echo "benchmark data not found: $data" >&2; exit 1; }
+[ -x /usr/bin/time ] || { echo "needs /usr/bin/time (apt-get install time)" >&2; exit 1; }
+
+cargo build --release --locked --bins >&2
+bin=${CARGO_TARGET_DIR:-target}/release
+work=$(mktemp -d "${TMPDIR:-/tmp}/swingml-bench.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+export DATABASE_URL="sqlite://$work/bench.db?mode=rwc"
+common=(--artifacts "$work/artifacts" --watchlist sp500)
+
+# step NAME ROWS CMD...: run CMD under /usr/bin/time, print one result line.
+step() {
+  local name=$1 rows=$2; shift 2
+  /usr/bin/time -v -o "$work/time.txt" "$@" 2>"$work/log.txt" || { cat "$work/log.txt" >&2; exit 1; }
+  local wall rss
+  wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {print $2}' "$work/time.txt" | awk -F: '{ if (NF==3) print $1*3600+$2*60+$3; else print $1*60+$2 }')
+  rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$work/time.txt")
+  printf '%-34s %9.2f s %12.0f rows/s %8.1f MB peak RSS\n' "$name" "$wall" "$(echo "$rows / $wall" | bc -l)" "$(echo "$rss / 1024" | bc -l)"
+  grep -h "INFO" "$work/log.txt" | grep -E "import:|ta-signals run:" | sed 's/^.*INFO /    /' || true
+}
+
+rows=$(gzip -dc "$data" | tail -n +2 | wc -l)
+echo "data: $data ($rows rows)"
+step "import (SQLite, empty db)" "$rows" "$bin/ta-signals" "${common[@]}" import "$data"
+step "import again (idempotent)" "$rows" "$bin/ta-signals" "${common[@]}" import "$data"
+step "ta-signals run --full" "$rows" "$bin/ta-signals" "${common[@]}" run --full
+
+# One more trading day for every symbol: last close +0.5 %, next weekday.
+python3 - "$data" "$work/next_day.csv" <<'PY'
+import csv, datetime, gzip, sys
+last = {}
+with gzip.open(sys.argv[1], "rt") as f:
+    for r in csv.DictReader(f):
+        last[r["symbol"]] = r
+with open(sys.argv[2], "w") as out:
+    out.write("symbol,date,open,high,low,close,volume\n")
+    for sym, r in sorted(last.items()):
+        d = datetime.date.fromisoformat(r["date"]) + datetime.timedelta(days=1)
+        while d.weekday() >= 5:
+            d += datetime.timedelta(days=1)
+        c = float(r["close"]) * 1.005
+        out.write(f"{sym},{d},{c:.4f},{c*1.01:.4f},{c*0.99:.4f},{c:.4f},{r['volume']}\n")
+PY
+symbols=$(($(wc -l < "$work/next_day.csv") - 1))
+step "import one more day" "$symbols" "$bin/ta-signals" "${common[@]}" import "$work/next_day.csv"
+step "ta-signals run (one-day increment)" "$symbols" "$bin/ta-signals" "${common[@]}" run
