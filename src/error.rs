@@ -48,10 +48,10 @@ pub fn exit_code_for(err: &anyhow::Error) -> u8 {
         if cause.downcast_ref::<AlertsRaised>().is_some() {
             return 3;
         }
-        if let Some(store_err) = cause.downcast_ref::<crate::store::StoreError>() {
-            if store_err.is_usage() {
-                return 2;
-            }
+        if let Some(store_err) = cause.downcast_ref::<crate::store::StoreError>()
+            && store_err.is_usage()
+        {
+            return 2;
         }
     }
     1

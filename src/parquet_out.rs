@@ -22,16 +22,8 @@ pub fn signals_schema() -> SchemaRef {
         Field::new("symbol", DataType::Utf8, false),
         Field::new("date", DataType::Date32, false),
     ];
-    fields.extend(
-        NUMERIC_COLUMNS
-            .iter()
-            .map(|c| Field::new(*c, DataType::Float64, true)),
-    );
-    fields.extend(
-        CATEGORICAL_COLUMNS
-            .iter()
-            .map(|c| Field::new(*c, DataType::Utf8, true)),
-    );
+    fields.extend(NUMERIC_COLUMNS.iter().map(|c| Field::new(*c, DataType::Float64, true)));
+    fields.extend(CATEGORICAL_COLUMNS.iter().map(|c| Field::new(*c, DataType::Utf8, true)));
     fields.push(Field::new("ta_version", DataType::Int64, false));
     Arc::new(Schema::new(fields))
 }
@@ -78,11 +70,7 @@ impl<W: Write + Send> SignalsWriter<W> {
     }
 }
 
-fn to_batch(
-    schema: &SchemaRef,
-    rows: &[SignalRow],
-    ta_version: i64,
-) -> anyhow::Result<RecordBatch> {
+fn to_batch(schema: &SchemaRef, rows: &[SignalRow], ta_version: i64) -> anyhow::Result<RecordBatch> {
     let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date");
     let mut symbol = StringBuilder::new();
     let mut date = Date32Builder::with_capacity(rows.len());
@@ -90,10 +78,7 @@ fn to_batch(
         .iter()
         .map(|_| Float64Builder::with_capacity(rows.len()))
         .collect();
-    let mut categorical: Vec<StringBuilder> = CATEGORICAL_COLUMNS
-        .iter()
-        .map(|_| StringBuilder::new())
-        .collect();
+    let mut categorical: Vec<StringBuilder> = CATEGORICAL_COLUMNS.iter().map(|_| StringBuilder::new()).collect();
     let mut version = Int64Builder::with_capacity(rows.len());
     for r in rows {
         symbol.append_value(r.symbol.as_str());
@@ -108,11 +93,7 @@ fn to_batch(
     }
     let mut columns: Vec<ArrayRef> = vec![Arc::new(symbol.finish()), Arc::new(date.finish())];
     columns.extend(numeric.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
-    columns.extend(
-        categorical
-            .iter_mut()
-            .map(|b| Arc::new(b.finish()) as ArrayRef),
-    );
+    columns.extend(categorical.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
     columns.push(Arc::new(version.finish()));
     Ok(RecordBatch::try_new(schema.clone(), columns)?)
 }

@@ -113,10 +113,7 @@ impl Settings {
             watchlist,
             watchlist_explicit,
             as_of,
-            log_format: args
-                .log_format
-                .or(file.log_format)
-                .unwrap_or(LogFormat::Text),
+            log_format: args.log_format.or(file.log_format).unwrap_or(LogFormat::Text),
             verbosity: args.verbose as i8 - args.quiet as i8,
             import: file.import,
             ta: file.ta,
@@ -126,8 +123,7 @@ impl Settings {
 
 /// Parse a `YYYY-MM-DD` date given by the user.
 pub fn parse_date(raw: &str) -> Result<NaiveDate, UsageError> {
-    NaiveDate::parse_from_str(raw.trim(), "%Y-%m-%d")
-        .map_err(|_| UsageError::InvalidDate(raw.to_string()))
+    NaiveDate::parse_from_str(raw.trim(), "%Y-%m-%d").map_err(|_| UsageError::InvalidDate(raw.to_string()))
 }
 
 fn load_file_config(explicit: Option<&Path>) -> Result<FileConfig, UsageError> {
@@ -211,9 +207,6 @@ mod tests {
         assert!(Settings::resolve(&a).is_err());
         let mut a = args();
         a.watchlist = Some("../x".into());
-        assert_eq!(
-            crate::error::exit_code_for(&Settings::resolve(&a).unwrap_err()),
-            2
-        );
+        assert_eq!(crate::error::exit_code_for(&Settings::resolve(&a).unwrap_err()), 2);
     }
 }

@@ -154,10 +154,7 @@ mod tests {
 
     #[test]
     fn listing_from_suffix() {
-        assert_eq!(
-            Symbol::parse("INFY.NS").unwrap().listing(),
-            Some(Listing::INDIA_NSE)
-        );
+        assert_eq!(Symbol::parse("INFY.NS").unwrap().listing(), Some(Listing::INDIA_NSE));
         assert_eq!(Symbol::parse("BRK.B").unwrap().listing(), None);
     }
 }

@@ -20,9 +20,6 @@ struct Cli {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     run_offline(&cli.common, |_| {
-        Err(UsageError::NotAvailableYet(
-            "incremental-update is not available yet in this version of swingml",
-        )
-        .into())
+        Err(UsageError::NotAvailableYet("incremental-update is not available yet in this version of swingml").into())
     })
 }

@@ -7,11 +7,7 @@ use swingml::cli::{CommonArgs, run_offline};
 use swingml::error::UsageError;
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "monitor",
-    version,
-    about = "swingml monitor (not available yet)"
-)]
+#[command(name = "monitor", version, about = "swingml monitor (not available yet)")]
 struct Cli {
     #[command(flatten)]
     common: CommonArgs,
@@ -20,9 +16,6 @@ struct Cli {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     run_offline(&cli.common, |_| {
-        Err(
-            UsageError::NotAvailableYet("monitor is not available yet in this version of swingml")
-                .into(),
-        )
+        Err(UsageError::NotAvailableYet("monitor is not available yet in this version of swingml").into())
     })
 }

@@ -16,9 +16,6 @@ struct Cli {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     run_offline(&cli.common, |_| {
-        Err(
-            UsageError::NotAvailableYet("score is not available yet in this version of swingml")
-                .into(),
-        )
+        Err(UsageError::NotAvailableYet("score is not available yet in this version of swingml").into())
     })
 }

@@ -54,12 +54,10 @@ fn main() -> ExitCode {
             ctx.db.close().await;
             Ok(())
         }),
-        Command::Run { full, parquet } => {
-            run_job(jobs::ta_run::JOB, &cli.common, |ctx| async move {
-                jobs::ta_run::run(&ctx, &jobs::ta_run::RunOptions { full, parquet }).await?;
-                ctx.db.close().await;
-                Ok(())
-            })
-        }
+        Command::Run { full, parquet } => run_job(jobs::ta_run::JOB, &cli.common, |ctx| async move {
+            jobs::ta_run::run(&ctx, &jobs::ta_run::RunOptions { full, parquet }).await?;
+            ctx.db.close().await;
+            Ok(())
+        }),
     }
 }

@@ -42,18 +42,12 @@ pub struct Deduped {
 /// (exchanges' official closes are not the last trade, so they differ).
 pub fn dedupe(mut rows: Vec<Tagged>, sources: &[String]) -> Deduped {
     rows.sort_by(|a, b| {
-        (
-            a.row.candle.symbol.as_str(),
-            a.row.candle.date,
-            a.source,
-            a.row.line,
-        )
-            .cmp(&(
-                b.row.candle.symbol.as_str(),
-                b.row.candle.date,
-                b.source,
-                b.row.line,
-            ))
+        (a.row.candle.symbol.as_str(), a.row.candle.date, a.source, a.row.line).cmp(&(
+            b.row.candle.symbol.as_str(),
+            b.row.candle.date,
+            b.source,
+            b.row.line,
+        ))
     });
     let mut out = Deduped::default();
     let mut i = 0;
@@ -70,10 +64,7 @@ pub fn dedupe(mut rows: Vec<Tagged>, sources: &[String]) -> Deduped {
             out.superseded += (before - group.len()) as u64;
         }
         let first = &group[0].row;
-        if group
-            .iter()
-            .all(|t| t.row.candle.same_values(&first.candle))
-        {
+        if group.iter().all(|t| t.row.candle.same_values(&first.candle)) {
             out.identical_duplicates += (group.len() - 1) as u64;
             push_candle(
                 &mut out.by_symbol,
@@ -94,10 +85,7 @@ pub fn dedupe(mut rows: Vec<Tagged>, sources: &[String]) -> Deduped {
                     symbol: t.row.candle.symbol.to_string(),
                     date: t.row.candle.date.to_string(),
                     rule: Rule::DuplicateConflict,
-                    detail: format!(
-                        "same symbol and date with different values at {}",
-                        places.join(", ")
-                    ),
+                    detail: format!("same symbol and date with different values at {}", places.join(", ")),
                 });
             }
         }
@@ -244,10 +232,7 @@ mod tests {
             &stored,
             0.4,
         );
-        assert_eq!(
-            (c.superseded, c.offences.len(), c.to_insert.len()),
-            (1, 0, 0)
-        );
+        assert_eq!((c.superseded, c.offences.len(), c.to_insert.len()), (1, 0, 0));
     }
 
     #[test]

@@ -96,12 +96,7 @@ impl Offence {
 /// volume, and high/low not enclosing open/close. Returns the first rule
 /// broken, with a detail for the report.
 pub fn check_values(c: &Candle) -> Option<(Rule, String)> {
-    let prices = [
-        ("open", c.open),
-        ("high", c.high),
-        ("low", c.low),
-        ("close", c.close),
-    ];
+    let prices = [("open", c.open), ("high", c.high), ("low", c.low), ("close", c.close)];
     let optional = [("adj_close", c.adj_close), ("split_coef", c.split_coef)];
     let all = prices
         .iter()

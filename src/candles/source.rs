@@ -26,10 +26,7 @@ pub enum SourceError {
     #[error("{}: unsupported file type (expected .csv, .csv.gz or .parquet)", .0.display())]
     UnsupportedType(PathBuf),
     #[error("cannot read {}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("{}: not a readable CSV file: {message}", path.display())]
     Garbled { path: PathBuf, message: String },
     #[error("{}: missing required column(s) {missing}; found columns: {found}", path.display())]
@@ -65,7 +62,7 @@ impl FileKind {
         }
     }
 
-    fn strip<'a>(self, name: &'a str) -> &'a str {
+    fn strip(self, name: &str) -> &str {
         let lower = name.to_ascii_lowercase();
         let cut = [".csv.gz", ".gz", ".csv", ".parquet", ".pq"]
             .iter()
@@ -99,8 +96,7 @@ pub struct FileRead {
 
 /// Read one file. `display` is the name used in reports.
 pub fn read_file(path: &Path) -> Result<FileRead, SourceError> {
-    let kind =
-        FileKind::of(path).ok_or_else(|| SourceError::UnsupportedType(path.to_path_buf()))?;
+    let kind = FileKind::of(path).ok_or_else(|| SourceError::UnsupportedType(path.to_path_buf()))?;
     let display = path.display().to_string();
     match kind {
         FileKind::Csv => {
@@ -140,10 +136,7 @@ struct ColumnMap {
 }
 
 impl ColumnMap {
-    fn from_header(
-        path: &Path,
-        header: &[String],
-    ) -> Result<(ColumnMap, Option<Symbol>), SourceError> {
+    fn from_header(path: &Path, header: &[String]) -> Result<(ColumnMap, Option<Symbol>), SourceError> {
         let find = |names: &[&str]| {
             header.iter().position(|h| {
                 let h = h.trim().trim_start_matches('\u{feff}').to_ascii_lowercase();
@@ -201,10 +194,7 @@ impl ColumnMap {
 }
 
 fn symbol_from_file_name(path: &Path) -> Result<Symbol, SourceError> {
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or_default();
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
     let stem = FileKind::of(path)
         .map(|k| k.strip(name))
         .unwrap_or(name)
@@ -276,12 +266,8 @@ fn parse_row(cx: &mut RowContext, fields: &dyn Fields, line: u64) -> Result<Pars
             return Err(offence(Rule::MissingField, "symbol is empty".into()));
         }
         (None, _) => {
-            let parsed = Symbol::parse(raw_symbol).map_err(|_| {
-                offence(
-                    Rule::InvalidSymbol,
-                    format!("{raw_symbol:?} is not a valid symbol"),
-                )
-            })?;
+            let parsed = Symbol::parse(raw_symbol)
+                .map_err(|_| offence(Rule::InvalidSymbol, format!("{raw_symbol:?} is not a valid symbol")))?;
             cx.last_symbol = Some(parsed.clone());
             parsed
         }
@@ -290,20 +276,13 @@ fn parse_row(cx: &mut RowContext, fields: &dyn Fields, line: u64) -> Result<Pars
         match raw(i) {
             Ok(Some(t)) => Ok(t),
             Ok(None) => Err(offence(Rule::MissingField, format!("{name} is empty"))),
-            Err(()) => Err(offence(
-                Rule::UnparseableField,
-                format!("{name} is not valid UTF-8"),
-            )),
+            Err(()) => Err(offence(Rule::UnparseableField, format!("{name} is not valid UTF-8"))),
         }
     };
     let number = |i: usize, name: &str| -> Result<f64, Offence> {
         let t = text(i, name)?;
-        t.parse::<f64>().map_err(|_| {
-            offence(
-                Rule::UnparseableField,
-                format!("{name} {t:?} is not a number"),
-            )
-        })
+        t.parse::<f64>()
+            .map_err(|_| offence(Rule::UnparseableField, format!("{name} {t:?} is not a number")))
     };
     let optional = |i: Option<usize>, name: &str| -> Result<Option<f64>, Offence> {
         match i {
@@ -312,12 +291,8 @@ fn parse_row(cx: &mut RowContext, fields: &dyn Fields, line: u64) -> Result<Pars
         }
     };
     let date_text = text(map.date, if map.intraday { "ts" } else { "date" })?;
-    let date = parse_day(date_text, map.intraday).ok_or_else(|| {
-        offence(
-            Rule::UnparseableField,
-            format!("date {date_text:?} is not YYYY-MM-DD"),
-        )
-    })?;
+    let date = parse_day(date_text, map.intraday)
+        .ok_or_else(|| offence(Rule::UnparseableField, format!("date {date_text:?} is not YYYY-MM-DD")))?;
     let candle = Candle {
         symbol,
         date,
@@ -352,21 +327,15 @@ fn parse_volume(text: &str) -> Result<i64, (Rule, String)> {
             Ok(v)
         };
     }
-    let v: f64 = text.parse().map_err(|_| {
-        (
-            Rule::UnparseableField,
-            format!("volume {text:?} is not a number"),
-        )
-    })?;
+    let v: f64 = text
+        .parse()
+        .map_err(|_| (Rule::UnparseableField, format!("volume {text:?} is not a number")))?;
     if !v.is_finite() {
         Err((Rule::NonFinite, format!("volume is {v}")))
     } else if v < 0.0 {
         Err((Rule::NegativeVolume, format!("volume = {v}")))
     } else if v.fract() != 0.0 || v > i64::MAX as f64 {
-        Err((
-            Rule::UnparseableField,
-            format!("volume {text:?} is not a whole number"),
-        ))
+        Err((Rule::UnparseableField, format!("volume {text:?} is not a whole number")))
     } else {
         Ok(v as i64)
     }
@@ -401,10 +370,7 @@ fn read_csv<R: Read>(path: &Path, display: &str, input: R) -> Result<FileRead, S
             Err(err) => return Err(csv_error(path, err)),
         }
         out.rows_read += 1;
-        let line = record
-            .position()
-            .map(|p| p.line())
-            .unwrap_or(out.rows_read + 1);
+        let line = record.position().map(|p| p.line()).unwrap_or(out.rows_read + 1);
         match parse_row(&mut cx, &CsvFields(&record), line) {
             Ok(bar) => push_bar(&mut out, &mut intraday, bar, line),
             Err(offence) => out.offences.push(offence),
@@ -428,12 +394,7 @@ fn csv_error(path: &Path, err: csv::Error) -> SourceError {
     }
 }
 
-fn push_bar(
-    out: &mut FileRead,
-    intraday: &mut Vec<(String, u64, Candle)>,
-    bar: ParsedBar,
-    line: u64,
-) {
+fn push_bar(out: &mut FileRead, intraday: &mut Vec<(String, u64, Candle)>, bar: ParsedBar, line: u64) {
     match bar.ts {
         Some(ts) => intraday.push((ts, line, bar.candle)),
         None => out.rows.push(SourceRow {
@@ -446,12 +407,7 @@ fn push_bar(
 
 /// Roll intraday bars up into one candle per (symbol, trading date):
 /// first open, highest high, lowest low, last close, summed volume.
-fn finish_intraday(
-    out: &mut FileRead,
-    mut bars: Vec<(String, u64, Candle)>,
-    is_intraday: bool,
-    display: &str,
-) {
+fn finish_intraday(out: &mut FileRead, mut bars: Vec<(String, u64, Candle)>, is_intraday: bool, display: &str) {
     if !is_intraday {
         return;
     }
@@ -499,12 +455,7 @@ fn read_parquet(path: &Path, display: &str) -> Result<FileRead, SourceError> {
     };
     let file = open(path)?;
     let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| bad(e.to_string()))?;
-    let header: Vec<String> = builder
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| f.name().clone())
-        .collect();
+    let header: Vec<String> = builder.schema().fields().iter().map(|f| f.name().clone()).collect();
     let (map, file_symbol) = ColumnMap::from_header(path, &header)?;
     let reader = builder
         .with_batch_size(65_536)
@@ -524,10 +475,7 @@ fn read_parquet(path: &Path, display: &str) -> Result<FileRead, SourceError> {
         for row in 0..batch.num_rows() {
             out.rows_read += 1;
             let line = out.rows_read;
-            let fields = ParquetFields {
-                columns: &columns,
-                row,
-            };
+            let fields = ParquetFields { columns: &columns, row };
             match parse_row(&mut cx, &fields, line) {
                 Ok(bar) => push_bar(&mut out, &mut intraday, bar, line),
                 Err(offence) => out.offences.push(offence),
@@ -626,12 +574,7 @@ mod tests {
     #[test]
     fn missing_column_names_what_was_found() {
         let dir = tempfile::tempdir().unwrap();
-        let err = read_file(&write(
-            dir.path(),
-            "x.csv",
-            "symbol,date,open,high,low,volume\n",
-        ))
-        .unwrap_err();
+        let err = read_file(&write(dir.path(), "x.csv", "symbol,date,open,high,low,volume\n")).unwrap_err();
         let text = err.to_string();
         assert!(text.contains("missing required column(s) close"), "{text}");
     }

@@ -83,8 +83,7 @@ where
 
 const SELECT_SYMBOL: &str = "SELECT date, open, high, low, close, adj_close, volume, split_coef
     FROM candles WHERE symbol = ? ORDER BY date";
-const SELECT_SYMBOL_AFTER: &str =
-    "SELECT date, open, high, low, close, adj_close, volume, split_coef
+const SELECT_SYMBOL_AFTER: &str = "SELECT date, open, high, low, close, adj_close, volume, split_coef
     FROM candles WHERE symbol = ? AND date > ? ORDER BY date";
 
 const SELECT_RANGE: &str = "SELECT date, open, high, low, close, adj_close, volume, split_coef

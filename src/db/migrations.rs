@@ -25,9 +25,9 @@ const CREATE_LEDGER_SQLITE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations
 const CREATE_LEDGER_MYSQL: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
     version BIGINT NOT NULL PRIMARY KEY, description VARCHAR(200) NOT NULL, applied_at VARCHAR(40) NOT NULL)
     ENGINE=InnoDB";
-const RECORD_SQLITE: &str = "INSERT INTO schema_migrations (version, description, applied_at) VALUES (?, ?, ?) ON CONFLICT(version) DO NOTHING";
-const RECORD_MYSQL: &str =
-    "INSERT INTO schema_migrations (version, description, applied_at) VALUES (?, ?, ?)
+const RECORD_SQLITE: &str =
+    "INSERT INTO schema_migrations (version, description, applied_at) VALUES (?, ?, ?) ON CONFLICT(version) DO NOTHING";
+const RECORD_MYSQL: &str = "INSERT INTO schema_migrations (version, description, applied_at) VALUES (?, ?, ?)
     ON DUPLICATE KEY UPDATE version = version";
 
 pub(super) async fn run(db: &Db) -> anyhow::Result<()> {

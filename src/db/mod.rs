@@ -15,9 +15,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use sqlx::mysql::{MySqlPool, MySqlPoolOptions};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 use crate::error::UsageError;
 
@@ -86,11 +84,7 @@ impl Db {
                 .connect(&url)
                 .await
                 .map_err(|err| anyhow::anyhow!(redact_in(&err.to_string(), &url)))
-                .with_context(|| {
-                    format!(
-                        "cannot connect to database {shown} (check host, port, user and password)"
-                    )
-                })?;
+                .with_context(|| format!("cannot connect to database {shown} (check host, port, user and password)"))?;
             Db::MySql(pool)
         } else {
             return Err(UsageError::UnsupportedDatabaseUrl(shown).into());
@@ -122,11 +116,10 @@ async fn connect_sqlite(url: &str) -> anyhow::Result<SqlitePool> {
         .synchronous(SqliteSynchronous::Normal)
         .busy_timeout(Duration::from_secs(30))
         .foreign_keys(true);
-    if let Some(parent) = options.get_filename().parent() {
-        if !parent.as_os_str().is_empty() {
-            std::fs::create_dir_all(parent)
-                .with_context(|| format!("cannot create folder {}", parent.display()))?;
-        }
+    if let Some(parent) = options.get_filename().parent()
+        && !parent.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(parent).with_context(|| format!("cannot create folder {}", parent.display()))?;
     }
     Ok(SqlitePoolOptions::new()
         .max_connections(2)
@@ -177,15 +170,9 @@ mod tests {
 
     #[test]
     fn password_is_redacted() {
-        assert_eq!(
-            redact_url("mysql://bob:s3cret@db:3306/x"),
-            "mysql://bob:***@db:3306/x"
-        );
+        assert_eq!(redact_url("mysql://bob:s3cret@db:3306/x"), "mysql://bob:***@db:3306/x");
         assert_eq!(redact_url("mysql://bob@db/x"), "mysql://bob@db/x");
-        assert_eq!(
-            redact_url("sqlite://data/a.db?mode=rwc"),
-            "sqlite://data/a.db?mode=rwc"
-        );
+        assert_eq!(redact_url("sqlite://data/a.db?mode=rwc"), "sqlite://data/a.db?mode=rwc");
         assert_eq!(
             redact_in("denied for bob using s3cret", "mysql://bob:s3cret@db/x"),
             "denied for bob using ***"

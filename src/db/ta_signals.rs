@@ -100,12 +100,7 @@ pub struct SymbolUpdate {
 
 /// Write the updates of several symbols in one transaction: rows and
 /// states move together, so a crash never leaves a state ahead of its rows.
-pub async fn write(
-    db: &Db,
-    updates: &[SymbolUpdate],
-    ta_version: i64,
-    computed_at: &str,
-) -> anyhow::Result<u64> {
+pub async fn write(db: &Db, updates: &[SymbolUpdate], ta_version: i64, computed_at: &str) -> anyhow::Result<u64> {
     let (delete, save_state) = match db.dialect() {
         Dialect::Sqlite => (DELETE_SYMBOL, SAVE_STATE_SQLITE),
         Dialect::MySql => (DELETE_SYMBOL, SAVE_STATE_MYSQL),
@@ -151,7 +146,8 @@ const SAVE_STATE_SQLITE: &str = "INSERT INTO ta_state (symbol, ta_version, last_
     VALUES (?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT(symbol) DO UPDATE SET ta_version = excluded.ta_version, last_date = excluded.last_date,
     bars = excluded.bars, split_factor = excluded.split_factor, state = excluded.state, updated_at = excluded.updated_at";
-const SAVE_STATE_MYSQL: &str = "INSERT INTO ta_state (symbol, ta_version, last_date, bars, split_factor, state, updated_at)
+const SAVE_STATE_MYSQL: &str =
+    "INSERT INTO ta_state (symbol, ta_version, last_date, bars, split_factor, state, updated_at)
     VALUES (?, ?, ?, ?, ?, ?, ?)
     ON DUPLICATE KEY UPDATE ta_version = VALUES(ta_version), last_date = VALUES(last_date),
     bars = VALUES(bars), split_factor = VALUES(split_factor), state = VALUES(state), updated_at = VALUES(updated_at)";
@@ -219,7 +215,5 @@ pub async fn for_symbol(db: &Db, symbol: &Symbol) -> anyhow::Result<Vec<SignalRo
 
 /// Number of stored rows.
 pub async fn count(db: &Db) -> anyhow::Result<i64> {
-    Ok(
-        with_pool!(db, pool => sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM ta_signals").fetch_one(pool).await)?,
-    )
+    Ok(with_pool!(db, pool => sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM ta_signals").fetch_one(pool).await)?)
 }

@@ -3,14 +3,14 @@
 use super::{Db, Dialect, in_transaction};
 use crate::symbols::Symbol;
 
-const UPSERT_SYMBOL_SQLITE: &str =
-    "INSERT INTO symbols (symbol, exchange, country, currency, timezone)
+const UPSERT_SYMBOL_SQLITE: &str = "INSERT INTO symbols (symbol, exchange, country, currency, timezone)
     VALUES (?, ?, ?, ?, ?) ON CONFLICT(symbol) DO NOTHING";
-const UPSERT_SYMBOL_MYSQL: &str =
-    "INSERT INTO symbols (symbol, exchange, country, currency, timezone)
+const UPSERT_SYMBOL_MYSQL: &str = "INSERT INTO symbols (symbol, exchange, country, currency, timezone)
     VALUES (?, ?, ?, ?, ?) ON DUPLICATE KEY UPDATE symbol = symbol";
-const ADD_MEMBER_SQLITE: &str = "INSERT INTO watchlist_members (watchlist, symbol) VALUES (?, ?) ON CONFLICT(watchlist, symbol) DO NOTHING";
-const ADD_MEMBER_MYSQL: &str = "INSERT INTO watchlist_members (watchlist, symbol) VALUES (?, ?) ON DUPLICATE KEY UPDATE symbol = symbol";
+const ADD_MEMBER_SQLITE: &str =
+    "INSERT INTO watchlist_members (watchlist, symbol) VALUES (?, ?) ON CONFLICT(watchlist, symbol) DO NOTHING";
+const ADD_MEMBER_MYSQL: &str =
+    "INSERT INTO watchlist_members (watchlist, symbol) VALUES (?, ?) ON DUPLICATE KEY UPDATE symbol = symbol";
 
 /// Make sure every symbol has a `symbols` row (exchange facts from its
 /// suffix where known) and, with `watchlist`, a membership row.
@@ -51,8 +51,7 @@ pub async fn members(db: &Db, watchlist: &str) -> anyhow::Result<Vec<Symbol>> {
 /// Every symbol that has at least one candle, sorted.
 pub async fn symbols_with_candles(db: &Db) -> anyhow::Result<Vec<Symbol>> {
     const SQL: &str = "SELECT DISTINCT symbol FROM candles ORDER BY symbol";
-    let raw: Vec<String> =
-        super::with_pool!(db, pool => sqlx::query_scalar(SQL).fetch_all(pool).await)?;
+    let raw: Vec<String> = super::with_pool!(db, pool => sqlx::query_scalar(SQL).fetch_all(pool).await)?;
     Ok(parse_symbols(raw))
 }
 

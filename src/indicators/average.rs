@@ -25,9 +25,7 @@ impl Sma {
             self.sum -= evicted;
         }
         self.sum += x;
-        self.window
-            .is_full()
-            .then(|| self.sum / self.window.capacity() as f64)
+        self.window.is_full().then(|| self.sum / self.window.capacity() as f64)
     }
 }
 

@@ -269,11 +269,7 @@ impl IndicatorState {
         let ret = |back: usize| self.closes.back(back).map(|then| close / then - 1.0);
         (n.ret_1d, n.ret_5d, n.ret_20d) = (ret(1), ret(5), ret(20));
         // Sample (ddof 1) deviation of the last 20 daily log returns.
-        n.volatility_20d = self
-            .log_returns
-            .is_full()
-            .then(|| self.log_returns.stdev(1))
-            .flatten();
+        n.volatility_20d = self.log_returns.is_full().then(|| self.log_returns.stdev(1)).flatten();
     }
 
     fn update_ratios(&self, bar: &Bar, n: &mut Numeric) {
@@ -294,10 +290,7 @@ impl IndicatorState {
             self.recent_rsi.push(rsi);
         }
         row.adx_strength = n.adx_14.map(signals::adx_strength);
-        row.di_strength = n
-            .plus_di_14
-            .zip(n.minus_di_14)
-            .map(|(p, m)| signals::di_strength(p, m));
+        row.di_strength = n.plus_di_14.zip(n.minus_di_14).map(|(p, m)| signals::di_strength(p, m));
         row.madi_trend = match (n.sma_50, n.plus_di_14, n.minus_di_14) {
             (Some(sma), Some(p), Some(m)) => Some(signals::madi_trend(close, sma, p, m)),
             _ => None,

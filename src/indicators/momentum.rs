@@ -31,11 +31,7 @@ impl Rsi {
     pub fn update(&mut self, close: f64) -> Option<f64> {
         let prev = self.prev.replace(close)?;
         let change = close - prev;
-        let (up, down) = if change < 0.0 {
-            (0.0, -change)
-        } else {
-            (change, 0.0)
-        };
+        let (up, down) = if change < 0.0 { (0.0, -change) } else { (change, 0.0) };
         let n = self.n as f64;
         self.changes += 1;
         if self.changes < self.n {

@@ -150,19 +150,9 @@ mod tests {
 
     #[test]
     fn reversal_needs_a_cross_and_an_extreme_rsi() {
-        assert_eq!(
-            trend_reversal((-1.0, 0.0), (1.0, 0.0), &[50.0, 34.0, 40.0]),
-            "bullish"
-        );
-        assert_eq!(
-            trend_reversal((-1.0, 0.0), (1.0, 0.0), &[50.0, 36.0]),
-            "none"
-        );
-        assert_eq!(
-            trend_reversal((1.0, 0.0), (2.0, 0.0), &[20.0]),
-            "none",
-            "no cross"
-        );
+        assert_eq!(trend_reversal((-1.0, 0.0), (1.0, 0.0), &[50.0, 34.0, 40.0]), "bullish");
+        assert_eq!(trend_reversal((-1.0, 0.0), (1.0, 0.0), &[50.0, 36.0]), "none");
+        assert_eq!(trend_reversal((1.0, 0.0), (2.0, 0.0), &[20.0]), "none", "no cross");
         assert_eq!(trend_reversal((1.0, 0.0), (-1.0, 0.0), &[70.0]), "bearish");
     }
 

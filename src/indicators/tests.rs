@@ -10,9 +10,7 @@ use super::testing::{REL_TOL, close};
 use super::*;
 
 fn fixture(name: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures")
-        .join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name)
 }
 
 /// (date, bar) of one symbol of the US fixture, raw prices.
@@ -42,12 +40,7 @@ fn load_bars(symbol: &str) -> Vec<(String, Bar)> {
 /// TA-Lib's values: column -> per-bar values for one symbol.
 fn reference(symbol: &str) -> BTreeMap<String, Vec<Option<f64>>> {
     let mut reader = csv::Reader::from_path(fixture("expected/talib_reference.csv")).unwrap();
-    let headers: Vec<String> = reader
-        .headers()
-        .unwrap()
-        .iter()
-        .map(str::to_string)
-        .collect();
+    let headers: Vec<String> = reader.headers().unwrap().iter().map(str::to_string).collect();
     let mut columns: BTreeMap<String, Vec<Option<f64>>> = BTreeMap::new();
     for record in reader.records() {
         let r = record.unwrap();
@@ -84,14 +77,9 @@ fn every_talib_column_matches_talib_within_1e_9() {
                 match (g, w) {
                     (None, None) => {}
                     (Some(g), Some(w)) => {
-                        assert!(
-                            close(*g, *w, REL_TOL),
-                            "{symbol} {name} bar {i}: got {g}, TA-Lib {w}"
-                        )
+                        assert!(close(*g, *w, REL_TOL), "{symbol} {name} bar {i}: got {g}, TA-Lib {w}")
                     }
-                    _ => panic!(
-                        "{symbol} {name} bar {i}: got {g:?}, TA-Lib {w:?} (NULL position differs)"
-                    ),
+                    _ => panic!("{symbol} {name} bar {i}: got {g:?}, TA-Lib {w:?} (NULL position differs)"),
                 }
             }
         }
@@ -102,12 +90,7 @@ fn every_talib_column_matches_talib_within_1e_9() {
 fn first_defined_bar_of_each_indicator() {
     let bars: Vec<Bar> = load_bars("KO").into_iter().map(|(_, b)| b).collect();
     let rows = compute(&bars);
-    let first = |name: &str| {
-        column(&rows, name)
-            .iter()
-            .position(Option::is_some)
-            .unwrap()
-    };
+    let first = |name: &str| column(&rows, name).iter().position(Option::is_some).unwrap();
     let expected = [
         ("rsi_14", 14),
         ("atr_14", 14),
@@ -134,9 +117,7 @@ fn first_defined_bar_of_each_indicator() {
     for (name, bar) in expected {
         assert_eq!(first(name), bar, "{name}");
     }
-    let first_cat = |f: fn(&IndicatorRow) -> Option<&'static str>| {
-        rows.iter().position(|r| f(r).is_some()).unwrap()
-    };
+    let first_cat = |f: fn(&IndicatorRow) -> Option<&'static str>| rows.iter().position(|r| f(r).is_some()).unwrap();
     assert_eq!(first_cat(|r| r.adx_strength), 27);
     assert_eq!(first_cat(|r| r.di_strength), 14);
     assert_eq!(first_cat(|r| r.trend_reversal), 34);
@@ -184,11 +165,7 @@ fn derived_columns_by_hand() {
     let var = logs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / 19.0;
     assert!(close(n.volatility_20d.unwrap(), var.sqrt(), 1e-12));
     let (upper, lower) = (n.bb_upper.unwrap(), n.bb_lower.unwrap());
-    assert!(close(
-        n.bb_pctb.unwrap(),
-        (c(i) - lower) / (upper - lower),
-        1e-15
-    ));
+    assert!(close(n.bb_pctb.unwrap(), (c(i) - lower) / (upper - lower), 1e-15));
     assert!(close(
         n.bb_width.unwrap(),
         (upper - lower) / n.bb_middle.unwrap(),
@@ -199,31 +176,15 @@ fn derived_columns_by_hand() {
         bars[i].volume / n.volume_sma_20.unwrap(),
         1e-15
     ));
-    assert!(close(
-        n.dist_52w_high.unwrap(),
-        c(i) / n.high_52w.unwrap() - 1.0,
-        1e-15
-    ));
-    assert!(close(
-        n.price_over_sma50.unwrap(),
-        c(i) / n.sma_50.unwrap(),
-        1e-15
-    ));
+    assert!(close(n.dist_52w_high.unwrap(), c(i) / n.high_52w.unwrap() - 1.0, 1e-15));
+    assert!(close(n.price_over_sma50.unwrap(), c(i) / n.sma_50.unwrap(), 1e-15));
     assert!(close(
         n.sma20_over_sma50.unwrap(),
         n.sma_20.unwrap() / n.sma_50.unwrap(),
         1e-15
     ));
-    assert!(close(
-        n.ta_stop_loss.unwrap(),
-        c(i) - 2.0 * n.atr_14.unwrap(),
-        1e-15
-    ));
-    assert!(close(
-        n.ta_take_profit.unwrap(),
-        c(i) + 3.0 * n.atr_14.unwrap(),
-        1e-15
-    ));
+    assert!(close(n.ta_stop_loss.unwrap(), c(i) - 2.0 * n.atr_14.unwrap(), 1e-15));
+    assert!(close(n.ta_take_profit.unwrap(), c(i) + 3.0 * n.atr_14.unwrap(), 1e-15));
 }
 
 #[test]
@@ -236,10 +197,7 @@ fn continuing_from_a_saved_state_equals_the_full_pass() {
         let saved = serde_json::to_string(&state).unwrap();
         let mut resumed: IndicatorState = serde_json::from_str(&saved).unwrap();
         rows.extend(bars[cut..].iter().map(|b| resumed.update(b)));
-        assert_eq!(
-            rows, full,
-            "cut at bar {cut}: continuation differs from the full pass"
-        );
+        assert_eq!(rows, full, "cut at bar {cut}: continuation differs from the full pass");
     }
 }
 

@@ -75,10 +75,7 @@ impl Dmi {
         let (plus_di, minus_di) = if is_zero(self.tr) {
             (0.0, 0.0)
         } else {
-            (
-                100.0 * (self.plus_dm / self.tr),
-                100.0 * (self.minus_dm / self.tr),
-            )
+            (100.0 * (self.plus_dm / self.tr), 100.0 * (self.minus_dm / self.tr))
         };
         let dx = (!is_zero(self.tr) && !is_zero(plus_di + minus_di))
             .then(|| 100.0 * ((minus_di - plus_di).abs() / (minus_di + plus_di)));

@@ -116,11 +116,7 @@ mod tests {
         assert_eq!(b.middle, 4.0);
         assert!((b.upper - (4.0 + 2.0 * 2f64.sqrt())).abs() < 1e-12);
         let mut flat = Bollinger::new(20, 2.0);
-        let last = (0..30)
-            .map(|_| flat.update(101.37))
-            .last()
-            .unwrap()
-            .unwrap();
+        let last = (0..30).map(|_| flat.update(101.37)).last().unwrap().unwrap();
         assert_eq!(last.upper - last.lower, 0.0);
     }
 }

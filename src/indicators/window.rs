@@ -48,10 +48,7 @@ impl Window {
 
     /// The value `back` steps before the newest (0 = newest).
     pub fn back(&self, back: usize) -> Option<f64> {
-        self.values
-            .len()
-            .checked_sub(back + 1)
-            .map(|i| self.values[i])
+        self.values.len().checked_sub(back + 1).map(|i| self.values[i])
     }
 
     pub fn iter(&self) -> impl Iterator<Item = f64> + '_ {

@@ -44,16 +44,8 @@ pub fn run(settings: &Settings, command: AdminCommand) -> anyhow::Result<()> {
         }
         AdminCommand::Promote { selector } => {
             let wl = watchlist()?;
-            let pointer = wl.promote_selector(
-                &writer,
-                &selector,
-                &format!("manual promotion of {selector}"),
-            )?;
-            tracing::info!(
-                "promoted {selector} for {}: {}",
-                wl.name(),
-                describe(&pointer)
-            );
+            let pointer = wl.promote_selector(&writer, &selector, &format!("manual promotion of {selector}"))?;
+            tracing::info!("promoted {selector} for {}: {}", wl.name(), describe(&pointer));
             Ok(())
         }
         AdminCommand::Rollback => {

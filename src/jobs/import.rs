@@ -64,11 +64,7 @@ pub async fn run(ctx: &Context, options: &ImportOptions) -> anyhow::Result<Impor
     result
 }
 
-async fn import(
-    ctx: &Context,
-    files: &[PathBuf],
-    started: Instant,
-) -> anyhow::Result<ImportSummary> {
+async fn import(ctx: &Context, files: &[PathBuf], started: Instant) -> anyhow::Result<ImportSummary> {
     let bar = crate::logging::progress_bar(files.len() as u64, "reading");
     let reads: Vec<FileRead> = files
         .par_iter()
@@ -123,8 +119,7 @@ async fn import(
         symbols.push(symbol);
     }
     let write_started = Instant::now();
-    summary.inserted =
-        db::candles::insert(&ctx.db, &to_insert, ctx.settings.import.batch_rows).await?;
+    summary.inserted = db::candles::insert(&ctx.db, &to_insert, ctx.settings.import.batch_rows).await?;
     let watchlist = ctx
         .settings
         .watchlist_explicit
@@ -199,9 +194,7 @@ fn write_report(ctx: &Context, offences: &[Offence], sources: &[String]) -> anyh
         .parameters(serde_json::json!({ "sources": sources, "max_daily_move": ctx.settings.import.max_daily_move }));
     let record = store.write(&ctx.writer(), spec, |w| {
         let mut csv = csv::Writer::from_writer(w);
-        csv.write_record([
-            "source", "line", "symbol", "date", "rule", "severity", "detail",
-        ])?;
+        csv.write_record(["source", "line", "symbol", "date", "rule", "severity", "detail"])?;
         for o in offences {
             csv.write_record([
                 o.source.as_str(),

@@ -60,7 +60,7 @@ enum Plan {
         candles: Vec<Candle>,
     },
     Continue {
-        state: IndicatorState,
+        state: Box<IndicatorState>,
         bars: i64,
         candles: Vec<Candle>,
     },
@@ -70,19 +70,10 @@ pub async fn run(ctx: &Context, options: &RunOptions) -> anyhow::Result<RunSumma
     let started = Instant::now();
     let store = ctx.watchlist_store()?;
     let _lock = store.lock_job(JOB)?;
-    db::job_runs::start(
-        &ctx.db,
-        &ctx.run_id,
-        JOB,
-        &ctx.settings.watchlist,
-        ctx.settings.as_of,
-    )
-    .await?;
+    db::job_runs::start(&ctx.db, &ctx.run_id, JOB, &ctx.settings.watchlist, ctx.settings.as_of).await?;
     let result = compute_all(ctx, options).await;
     let (status, message) = match &result {
-        Ok(s) if s.updated == 0 && s.skipped.is_empty() => {
-            (RunStatus::NothingToDo, summary_line(s, started))
-        }
+        Ok(s) if s.updated == 0 && s.skipped.is_empty() => (RunStatus::NothingToDo, summary_line(s, started)),
         Ok(s) => (RunStatus::Ok, summary_line(s, started)),
         Err(err) => (RunStatus::Failed, format!("{err:#}")),
     };
@@ -139,8 +130,7 @@ async fn compute_all(ctx: &Context, options: &RunOptions) -> anyhow::Result<RunS
         summary.compute += t.elapsed();
 
         let t = Instant::now();
-        summary.rows_written +=
-            db::ta_signals::write(&ctx.db, &updates, TA_VERSION, &utc_now_rfc3339()).await?;
+        summary.rows_written += db::ta_signals::write(&ctx.db, &updates, TA_VERSION, &utc_now_rfc3339()).await?;
         if let Some(out) = parquet.as_mut() {
             for update in &updates {
                 out.writer.write(&update.rows)?;
@@ -209,8 +199,7 @@ async fn plan(
     if new.is_empty() {
         return Ok(None);
     }
-    let backfilled =
-        db::ta_signals::candles_through(db, symbol, stored.last_date).await? != stored.bars;
+    let backfilled = db::ta_signals::candles_through(db, symbol, stored.last_date).await? != stored.bars;
     if has_split(&new) || backfilled {
         return Ok(Some(Plan::Full {
             candles: through(db::candles::for_symbol(db, symbol).await?),
@@ -218,14 +207,12 @@ async fn plan(
     }
     match serde_json::from_str::<IndicatorState>(&stored.state) {
         Ok(state) => Ok(Some(Plan::Continue {
-            state,
+            state: Box::new(state),
             bars: stored.bars,
             candles: new,
         })),
         Err(err) => {
-            tracing::warn!(
-                "{symbol}: saved indicator state unreadable ({err}); recomputing in full"
-            );
+            tracing::warn!("{symbol}: saved indicator state unreadable ({err}); recomputing in full");
             Ok(Some(Plan::Full {
                 candles: through(db::candles::for_symbol(db, symbol).await?),
             }))
@@ -237,16 +224,9 @@ async fn plan(
 fn compute_symbol(symbol: Symbol, plan: Plan) -> Result<SymbolUpdate, (String, String)> {
     let (mut state, bars_before, candles, replace) = match plan {
         Plan::Full { candles } => (IndicatorState::new(), 0, candles, true),
-        Plan::Continue {
-            state,
-            bars,
-            candles,
-        } => (state, bars, candles, false),
+        Plan::Continue { state, bars, candles } => (*state, bars, candles, false),
     };
-    if let Some((candle, (rule, detail))) = candles
-        .iter()
-        .find_map(|c| check_values(c).map(|bad| (c, bad)))
-    {
+    if let Some((candle, (rule, detail))) = candles.iter().find_map(|c| check_values(c).map(|bad| (c, bad))) {
         return Err((
             symbol.to_string(),
             format!("candle {} breaks {}: {detail}", candle.date, rule.as_str()),
@@ -293,10 +273,9 @@ struct ParquetOut {
 impl ParquetOut {
     fn create(path: &std::path::Path) -> anyhow::Result<ParquetOut> {
         let dir = crate::store::atomic::parent_or_dot(path);
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create folder {}", dir.display()))?;
-        let mut temp = TempFile::create(dir, "signals.parquet")
-            .with_context(|| format!("cannot write in {}", dir.display()))?;
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create folder {}", dir.display()))?;
+        let mut temp =
+            TempFile::create(dir, "signals.parquet").with_context(|| format!("cannot write in {}", dir.display()))?;
         let writer = SignalsWriter::new(temp.take_writer(), TA_VERSION)?;
         Ok(ParquetOut {
             writer,

@@ -74,16 +74,9 @@ impl TempFile {
     pub fn create(dir: &Path, hint: &str) -> io::Result<TempFile> {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         let unique = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let name = format!(
-            "{TEMP_PREFIX}{}-{}-{unique}-{hint}",
-            std::process::id(),
-            nanos()
-        );
+        let name = format!("{TEMP_PREFIX}{}-{}-{unique}-{hint}", std::process::id(), nanos());
         let path = dir.join(name);
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)?;
+        let file = OpenOptions::new().write(true).create_new(true).open(&path)?;
         let writer = HashingWriter::new(io::BufWriter::with_capacity(1 << 16, file));
         Ok(TempFile {
             path,
@@ -115,11 +108,7 @@ impl TempFile {
             .writer
             .take()
             .expect("finish called once, with the writer in place");
-        let HashingWriter {
-            inner,
-            hasher,
-            bytes,
-        } = writer;
+        let HashingWriter { inner, hasher, bytes } = writer;
         let file = inner.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
         failpoint("after_temp_write")?;
@@ -250,11 +239,7 @@ mod tests {
         assert_eq!(w.bytes, 3);
         write_bytes(&path, b"second").unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"second");
-        assert_eq!(
-            std::fs::read_dir(dir.path()).unwrap().count(),
-            1,
-            "no temp file left"
-        );
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temp file left");
     }
 
     #[test]
@@ -267,10 +252,6 @@ mod tests {
             assert!(write_bytes(&path, b"new").is_err());
         }
         assert_eq!(std::fs::read(&path).unwrap(), b"old");
-        assert_eq!(
-            std::fs::read_dir(dir.path()).unwrap().count(),
-            1,
-            "temp file removed"
-        );
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "temp file removed");
     }
 }

@@ -53,7 +53,7 @@ impl FileLock {
     pub fn write_holder(&mut self, since: &str) -> io::Result<()> {
         self.file.set_len(0)?;
         self.file.seek(SeekFrom::Start(0))?;
-        write!(self.file, "pid={} since={since}\n", std::process::id())?;
+        writeln!(self.file, "pid={} since={since}", std::process::id())?;
         self.file.flush()
     }
 

@@ -146,11 +146,7 @@ impl Manifest {
 /// Append one entry. The caller holds the manifest lock. A torn tail from
 /// an earlier crash is cut off first, so lines never run together.
 pub fn append(path: &Path, entry: &ManifestEntry) -> io::Result<()> {
-    let mut file = OpenOptions::new()
-        .read(true)
-        .append(true)
-        .create(true)
-        .open(path)?;
+    let mut file = OpenOptions::new().read(true).append(true).create(true).open(path)?;
     cut_torn_tail(&mut file)?;
     let mut line = serde_json::to_vec(entry).map_err(io::Error::other)?;
     line.push(b'\n');
@@ -173,11 +169,7 @@ fn cut_torn_tail(file: &mut File) -> io::Result<()> {
     let mut content = Vec::new();
     file.seek(SeekFrom::Start(0))?;
     file.read_to_end(&mut content)?;
-    let keep = content
-        .iter()
-        .rposition(|&b| b == b'\n')
-        .map(|i| i + 1)
-        .unwrap_or(0);
+    let keep = content.iter().rposition(|&b| b == b'\n').map(|i| i + 1).unwrap_or(0);
     tracing::warn!(
         bytes = len as usize - keep,
         "cutting a torn manifest line left by an interrupted write"

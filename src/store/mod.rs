@@ -27,9 +27,7 @@ use std::path::{Path, PathBuf};
 
 use self::atomic::{HashingWriter, TempFile};
 use self::lock::FileLock;
-pub use self::manifest::{
-    ArtifactRecord, ArtifactRef, Manifest, ManifestEntry, PointerChange, ProductionPointer,
-};
+pub use self::manifest::{ArtifactRecord, ArtifactRef, Manifest, ManifestEntry, PointerChange, ProductionPointer};
 pub use self::meta::{ArtifactMeta, InputRef, ParquetInfo};
 use crate::symbols::validate_watchlist;
 
@@ -39,12 +37,7 @@ const MANIFEST_LOCK: &str = ".locks/manifest.lock";
 const META_SUFFIX: &str = ".meta.json";
 
 /// The artifact kinds a production pointer names.
-pub const POINTER_KINDS: [&str; 4] = [
-    "model_online",
-    "model_batch",
-    "transformer_bundle",
-    "feature_config",
-];
+pub const POINTER_KINDS: [&str; 4] = ["model_online", "model_batch", "transformer_bundle", "feature_config"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -61,9 +54,7 @@ pub enum StoreError {
     AlreadyRunningUnknown { job: String, watchlist: String },
     #[error("no artifacts of run or version {0:?} to promote (see `artifacts list`)")]
     NothingToPromote(String),
-    #[error(
-        "version {selector} matches artifacts of several runs ({runs}); promote by run id instead"
-    )]
+    #[error("version {selector} matches artifacts of several runs ({runs}); promote by run id instead")]
     AmbiguousVersion { selector: String, runs: String },
     #[error("no earlier promotion to roll back to for {0}")]
     NothingToRollBack(String),
@@ -255,16 +246,9 @@ impl WatchlistStore {
 
     /// Write an artifact whose bytes `fill` produces; returns its record
     /// once committed. `fill` may return Parquet facts for the sidecar.
-    pub fn write<F>(
-        &self,
-        by: &Writer,
-        spec: NewArtifact,
-        fill: F,
-    ) -> anyhow::Result<ArtifactRecord>
+    pub fn write<F>(&self, by: &Writer, spec: NewArtifact, fill: F) -> anyhow::Result<ArtifactRecord>
     where
-        F: FnOnce(
-            &mut HashingWriter<io::BufWriter<std::fs::File>>,
-        ) -> anyhow::Result<Option<ParquetInfo>>,
+        F: FnOnce(&mut HashingWriter<io::BufWriter<std::fs::File>>) -> anyhow::Result<Option<ParquetInfo>>,
     {
         self.ensure_dir()?;
         let mut temp = TempFile::create(&self.dir, &spec.prefix).map_err(io_err(&self.dir))?;
@@ -297,8 +281,7 @@ impl WatchlistStore {
         let meta_name = format!("{name}{META_SUFFIX}");
         let meta_path = self.dir.join(&meta_name);
         let meta_bytes = serde_json::to_vec_pretty(&meta)?;
-        let meta_written =
-            atomic::write_bytes(&meta_path, &meta_bytes).map_err(io_err(&meta_path))?;
+        let meta_written = atomic::write_bytes(&meta_path, &meta_bytes).map_err(io_err(&meta_path))?;
 
         let record = ArtifactRecord {
             name,
@@ -314,19 +297,13 @@ impl WatchlistStore {
         };
         atomic::failpoint("before_manifest").map_err(io_err(&self.dir))?;
         let manifest_path = self.dir.join(MANIFEST);
-        manifest::append(&manifest_path, &ManifestEntry::Artifact(record.clone()))
-            .map_err(io_err(&manifest_path))?;
+        manifest::append(&manifest_path, &ManifestEntry::Artifact(record.clone())).map_err(io_err(&manifest_path))?;
         tracing::debug!(name = %record.name, bytes = record.bytes, "artifact committed");
         Ok(record)
     }
 
     /// Convenience: write a byte buffer.
-    pub fn write_bytes(
-        &self,
-        by: &Writer,
-        spec: NewArtifact,
-        bytes: &[u8],
-    ) -> anyhow::Result<ArtifactRecord> {
+    pub fn write_bytes(&self, by: &Writer, spec: NewArtifact, bytes: &[u8]) -> anyhow::Result<ArtifactRecord> {
         self.write(by, spec, |w| {
             w.write_all(bytes)?;
             Ok(None)
@@ -354,9 +331,7 @@ impl WatchlistStore {
         };
         let mut name = format!("{base}.{}", spec.extension);
         let mut n = 2;
-        while self.dir.join(&name).exists()
-            || self.dir.join(format!("{name}{META_SUFFIX}")).exists()
-        {
+        while self.dir.join(&name).exists() || self.dir.join(format!("{name}{META_SUFFIX}")).exists() {
             name = format!("{base}_{n}.{}", spec.extension);
             n += 1;
         }
@@ -409,12 +384,7 @@ impl WatchlistStore {
     }
 
     /// Promote the artifacts of a run id, or of a version (`v7` / `7`).
-    pub fn promote_selector(
-        &self,
-        by: &Writer,
-        selector: &str,
-        reason: &str,
-    ) -> Result<ProductionPointer, StoreError> {
+    pub fn promote_selector(&self, by: &Writer, selector: &str, reason: &str) -> Result<ProductionPointer, StoreError> {
         let manifest = self.manifest()?;
         let version = selector.trim_start_matches('v').parse::<u32>().ok();
         let pointer_kinds = |a: &&ArtifactRecord| POINTER_KINDS.contains(&a.kind.as_str());
@@ -423,22 +393,22 @@ impl WatchlistStore {
             .filter(pointer_kinds)
             .filter(|a| a.run_id == selector)
             .collect();
-        if chosen.is_empty() {
-            if let Some(v) = version {
-                chosen = manifest
-                    .artifacts()
-                    .filter(pointer_kinds)
-                    .filter(|a| a.version == v)
-                    .collect();
-                let mut runs: Vec<&str> = chosen.iter().map(|a| a.run_id.as_str()).collect();
-                runs.sort();
-                runs.dedup();
-                if runs.len() > 1 {
-                    return Err(StoreError::AmbiguousVersion {
-                        selector: selector.to_string(),
-                        runs: runs.join(", "),
-                    });
-                }
+        if chosen.is_empty()
+            && let Some(v) = version
+        {
+            chosen = manifest
+                .artifacts()
+                .filter(pointer_kinds)
+                .filter(|a| a.version == v)
+                .collect();
+            let mut runs: Vec<&str> = chosen.iter().map(|a| a.run_id.as_str()).collect();
+            runs.sort();
+            runs.dedup();
+            if runs.len() > 1 {
+                return Err(StoreError::AmbiguousVersion {
+                    selector: selector.to_string(),
+                    runs: runs.join(", "),
+                });
             }
         }
         // The newest artifact of each kind within the selection.
@@ -466,10 +436,7 @@ impl WatchlistStore {
         restored.since = crate::context::utc_now_rfc3339();
         restored.promoted_by_run = by.run_id.clone();
         restored.job = by.job.clone();
-        restored.reason = format!(
-            "rollback from {}",
-            history[history.len() - 1].promoted_by_run
-        );
+        restored.reason = format!("rollback from {}", history[history.len() - 1].promoted_by_run);
         self.commit_pointer(ManifestEntry::Rollback(PointerChange {
             pointer: restored.clone(),
         }))?;
@@ -490,8 +457,7 @@ impl WatchlistStore {
 
     fn write_pointer_file(&self, pointer: &ProductionPointer) -> Result<(), StoreError> {
         let path = self.dir.join(POINTER);
-        let bytes =
-            serde_json::to_vec_pretty(pointer).map_err(|e| io_err(&path)(io::Error::other(e)))?;
+        let bytes = serde_json::to_vec_pretty(pointer).map_err(|e| io_err(&path)(io::Error::other(e)))?;
         atomic::write_bytes(&path, &bytes).map_err(io_err(&path))?;
         Ok(())
     }

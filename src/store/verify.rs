@@ -6,9 +6,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use super::atomic::{TEMP_PREFIX, sha256_file};
-use super::{
-    ArtifactMeta, ArtifactRecord, MANIFEST, META_SUFFIX, POINTER, WatchlistStore, read_pointer_file,
-};
+use super::{ArtifactMeta, ArtifactRecord, MANIFEST, META_SUFFIX, POINTER, WatchlistStore, read_pointer_file};
 
 #[derive(Debug, Default)]
 pub struct VerifyReport {
@@ -88,9 +86,7 @@ impl WatchlistStore {
                 return;
             }
         };
-        if super::atomic::hex(&<sha2::Sha256 as sha2::Digest>::digest(&meta_bytes))
-            != record.meta_sha256
-        {
+        if super::atomic::hex(&<sha2::Sha256 as sha2::Digest>::digest(&meta_bytes)) != record.meta_sha256 {
             problems.push(format!(
                 "{wl}: sidecar {} changed (sha256 differs from the manifest)",
                 record.meta
@@ -105,21 +101,13 @@ impl WatchlistStore {
                     || meta.kind != record.kind
                     || meta.version != record.version
                 {
-                    problems.push(format!(
-                        "{wl}: sidecar {} disagrees with the manifest",
-                        record.meta
-                    ));
+                    problems.push(format!("{wl}: sidecar {} disagrees with the manifest", record.meta));
                 }
             }
         }
     }
 
-    fn check_pointer(
-        &self,
-        manifest: &super::Manifest,
-        committed: &BTreeSet<String>,
-        report: &mut VerifyReport,
-    ) {
+    fn check_pointer(&self, manifest: &super::Manifest, committed: &BTreeSet<String>, report: &mut VerifyReport) {
         let wl = self.name();
         let live = manifest.current_pointer();
         if let Some(live) = live {
@@ -147,11 +135,7 @@ impl WatchlistStore {
         }
     }
 
-    fn find_orphans(
-        &self,
-        committed: &BTreeSet<String>,
-        orphans: &mut Vec<String>,
-    ) -> anyhow::Result<()> {
+    fn find_orphans(&self, committed: &BTreeSet<String>, orphans: &mut Vec<String>) -> anyhow::Result<()> {
         let entries = match std::fs::read_dir(self.dir()) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),

@@ -27,27 +27,14 @@ impl Run {
 
     /// The lines a user reads on stderr for a failure: exactly one `error:` line.
     pub fn error_line(&self) -> &str {
-        let errors: Vec<&str> = self
-            .stderr
-            .lines()
-            .filter(|l| l.starts_with("error:"))
-            .collect();
-        assert_eq!(
-            errors.len(),
-            1,
-            "expected one error line, stderr:\n{}",
-            self.stderr
-        );
+        let errors: Vec<&str> = self.stderr.lines().filter(|l| l.starts_with("error:")).collect();
+        assert_eq!(errors.len(), 1, "expected one error line, stderr:\n{}", self.stderr);
         assert!(!self.stderr.contains("panicked"), "panic:\n{}", self.stderr);
         errors[0]
     }
 
     pub fn assert_ok(&self) -> &Run {
-        assert_eq!(
-            self.code, 0,
-            "stdout:\n{}\nstderr:\n{}",
-            self.stdout, self.stderr
-        );
+        assert_eq!(self.code, 0, "stdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
         self
     }
 }
@@ -75,10 +62,7 @@ pub fn bin(name: &str) -> &'static str {
 impl TestContext {
     pub fn new() -> TestContext {
         let dir = tempfile::tempdir().unwrap();
-        let database_url = format!(
-            "sqlite://{}?mode=rwc",
-            dir.path().join("swingml.db").display()
-        );
+        let database_url = format!("sqlite://{}?mode=rwc", dir.path().join("swingml.db").display());
         TestContext { dir, database_url }
     }
 
@@ -156,10 +140,7 @@ pub fn count_in(stderr: &str, label: &str) -> u64 {
 }
 
 /// The rows of the newest quarantine report of a watchlist: (rule, severity, symbol, date).
-pub fn quarantine_rows(
-    ctx: &TestContext,
-    watchlist: &str,
-) -> Vec<(String, String, String, String)> {
+pub fn quarantine_rows(ctx: &TestContext, watchlist: &str) -> Vec<(String, String, String, String)> {
     let dir = ctx.artifacts().join(watchlist);
     let mut reports: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap()
@@ -176,12 +157,7 @@ pub fn quarantine_rows(
         .records()
         .map(|r| {
             let r = r.unwrap();
-            (
-                r[4].to_string(),
-                r[5].to_string(),
-                r[2].to_string(),
-                r[3].to_string(),
-            )
+            (r[4].to_string(), r[5].to_string(), r[2].to_string(), r[3].to_string())
         })
         .collect()
 }

@@ -20,11 +20,7 @@ fn fixtures_import_with_right_counts_and_second_import_changes_nothing() {
     // 10 US × 756 days + 5 NSE × 249 sessions; the 45 intraday roll-ups
     // (3 symbols × 15 sessions) all give way to official daily candles.
     assert_eq!(count_in(&run.stderr, "inserted"), 7560 + 1245);
-    assert!(
-        run.stderr.contains("45 intraday roll-up(s) gave way"),
-        "{}",
-        run.stderr
-    );
+    assert!(run.stderr.contains("45 intraday roll-up(s) gave way"), "{}", run.stderr);
     assert_eq!(count_in(&run.stderr, "quarantined"), 0);
     // The NSE Saturday sessions (2024-01-20, 03-02, 05-18) × 5 symbols.
     assert_eq!(count_in(&run.stderr, "flagged"), 15);
@@ -44,10 +40,7 @@ fn fixtures_import_with_right_counts_and_second_import_changes_nothing() {
 #[test]
 fn intraday_file_alone_rolls_up_to_daily_candles() {
     let ctx = TestContext::new();
-    let run = ctx.import(
-        &[&fixture("nse_15min_3sym_2024-10-21_2024-11-08.csv")],
-        "intraday",
-    );
+    let run = ctx.import(&[&fixture("nse_15min_3sym_2024-10-21_2024-11-08.csv")], "intraday");
     run.assert_ok();
     assert_eq!(count_in(&run.stderr, "inserted"), 45);
     let db = ctx.db();
@@ -144,10 +137,7 @@ fn each_bad_value_gets_its_rule_and_good_rows_still_load() {
 #[test]
 fn a_row_conflicting_with_the_database_is_quarantined_and_the_stored_row_kept() {
     let ctx = TestContext::new();
-    let first = ctx.write(
-        "a.csv",
-        &format!("{HEADER}\nAAA,2024-01-02,10,11,9,10.5,100\n"),
-    );
+    let first = ctx.write("a.csv", &format!("{HEADER}\nAAA,2024-01-02,10,11,9,10.5,100\n"));
     ctx.import(&[&first], "w").assert_ok();
     let second = ctx.write(
         "b.csv",
@@ -177,20 +167,13 @@ fn missing_file_is_a_usage_error() {
     let ctx = TestContext::new();
     let run = ctx.import(&[&ctx.path("nope.csv")], "w");
     assert_eq!(run.code, 2);
-    assert!(
-        run.error_line().contains("input not found"),
-        "{}",
-        run.stderr
-    );
+    assert!(run.error_line().contains("input not found"), "{}", run.stderr);
 }
 
 #[test]
 fn garbled_or_incomplete_files_fail_with_one_line_and_store_nothing() {
     let ctx = TestContext::new();
-    let good = ctx.write(
-        "good.csv",
-        &format!("{HEADER}\nAAA,2024-01-02,10,11,9,10.5,100\n"),
-    );
+    let good = ctx.write("good.csv", &format!("{HEADER}\nAAA,2024-01-02,10,11,9,10.5,100\n"));
     ctx.import(&[&good], "w").assert_ok();
 
     let no_close = ctx.write(
@@ -199,10 +182,7 @@ fn garbled_or_incomplete_files_fail_with_one_line_and_store_nothing() {
     );
     let run = ctx.import(
         &[
-            &ctx.write(
-                "more.csv",
-                &format!("{HEADER}\nBBB,2024-01-02,10,11,9,10.5,100\n"),
-            ),
+            &ctx.write("more.csv", &format!("{HEADER}\nBBB,2024-01-02,10,11,9,10.5,100\n")),
             &no_close,
         ],
         "w",
@@ -294,10 +274,7 @@ fn parquet_input_is_read() {
 #[test]
 fn unreachable_database_fails_with_one_line_without_the_password() {
     let ctx = TestContext::with_database("mysql://bob:hunter2secret@127.0.0.1:9/swingml".into());
-    let good = ctx.write(
-        "good.csv",
-        &format!("{HEADER}\nAAA,2024-01-02,10,11,9,10.5,100\n"),
-    );
+    let good = ctx.write("good.csv", &format!("{HEADER}\nAAA,2024-01-02,10,11,9,10.5,100\n"));
     let run = ctx.import(&[&good], "w");
     assert_eq!(run.code, 1);
     let line = run.error_line();
@@ -316,10 +293,7 @@ fn unreachable_database_fails_with_one_line_without_the_password() {
 #[test]
 fn invalid_watchlist_and_date_flags_are_usage_errors() {
     let ctx = TestContext::new();
-    let good = ctx.write(
-        "good.csv",
-        &format!("{HEADER}\nAAA,2024-01-02,10,11,9,10.5,100\n"),
-    );
+    let good = ctx.write("good.csv", &format!("{HEADER}\nAAA,2024-01-02,10,11,9,10.5,100\n"));
     let run = ctx.import(&[&good], "../escape");
     assert_eq!(run.code, 2);
     assert!(run.error_line().contains("invalid watchlist name"));
@@ -338,10 +312,6 @@ fn binaries_not_built_yet_say_so_with_exit_2() {
     for name in ["bootstrap", "score", "monitor", "incremental-update"] {
         let run = ctx.run(name, &[]);
         assert_eq!(run.code, 2, "{name}");
-        assert!(
-            run.error_line().contains("not available yet"),
-            "{name}: {}",
-            run.stderr
-        );
+        assert!(run.error_line().contains("not available yet"), "{name}: {}", run.stderr);
     }
 }

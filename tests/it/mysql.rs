@@ -16,9 +16,7 @@ fn mysql_context() -> Option<TestContext> {
             eprintln!("SWINGML_SKIP_MYSQL=1: MariaDB test skipped");
             return None;
         }
-        Err(_) => panic!(
-            "SWINGML_TEST_MYSQL_URL is not set: run the tests with scripts/test.sh (starts MariaDB)"
-        ),
+        Err(_) => panic!("SWINGML_TEST_MYSQL_URL is not set: run the tests with scripts/test.sh (starts MariaDB)"),
     };
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let name = format!(
@@ -67,10 +65,7 @@ fn mysql_fixture_import_is_idempotent_and_quarantines_bad_rows() {
     assert_eq!(candles[0].date.to_string(), "2018-01-02");
     assert_eq!(candles[0].adj_close, Some(41.3780616595));
     assert_eq!(candles[0].volume, 25048048);
-    let split = candles
-        .iter()
-        .find(|c| c.date.to_string() == "2020-08-31")
-        .unwrap();
+    let split = candles.iter().find(|c| c.date.to_string() == "2020-08-31").unwrap();
     assert_eq!(split.split_coef, Some(4.0));
 }
 
@@ -78,15 +73,9 @@ fn mysql_fixture_import_is_idempotent_and_quarantines_bad_rows() {
 fn mysql_conflict_with_stored_row_keeps_the_stored_row() {
     let Some(ctx) = mysql_context() else { return };
     let header = "symbol,date,open,high,low,close,volume";
-    let a = ctx.write(
-        "a.csv",
-        &format!("{header}\nM&M.NS,2024-01-02,10,11,9,10.5,100\n"),
-    );
+    let a = ctx.write("a.csv", &format!("{header}\nM&M.NS,2024-01-02,10,11,9,10.5,100\n"));
     ctx.import(&[&a], "w").assert_ok();
-    let b = ctx.write(
-        "b.csv",
-        &format!("{header}\nM&M.NS,2024-01-02,10,11,9,10.9,100\n"),
-    );
+    let b = ctx.write("b.csv", &format!("{header}\nM&M.NS,2024-01-02,10,11,9,10.9,100\n"));
     let run = ctx.import(&[&b], "w");
     run.assert_ok();
     assert_eq!(quarantine_rows(&ctx, "w")[0].0, "conflicts_with_stored");
@@ -95,9 +84,7 @@ fn mysql_conflict_with_stored_row_keeps_the_stored_row() {
 #[test]
 fn mysql_wrong_password_is_one_line_without_the_password() {
     let Some(ctx) = mysql_context() else { return };
-    let wrong = ctx
-        .database_url
-        .replace("swingml-test-pw", "not-the-password-42");
+    let wrong = ctx.database_url.replace("swingml-test-pw", "not-the-password-42");
     let ctx = TestContext::with_database(wrong);
     let path = ctx.write(
         "a.csv",
@@ -116,8 +103,7 @@ fn mysql_indicators_match_the_sqlite_run() {
     let Some(ctx) = mysql_context() else { return };
     let lite = TestContext::new();
     for c in [&ctx, &lite] {
-        c.import(&[&fixture("nse_daily_5sym_2024.csv")], "nse")
-            .assert_ok();
+        c.import(&[&fixture("nse_daily_5sym_2024.csv")], "nse").assert_ok();
         let run = c.run("ta-signals", &["run", "--watchlist", "nse"]);
         run.assert_ok();
         assert!(run.stderr.contains("1245 rows written"), "{}", run.stderr);
@@ -127,8 +113,5 @@ fn mysql_indicators_match_the_sqlite_run() {
     let mysql_rows = block_on(swingml::db::ta_signals::for_symbol(&my, &symbol)).unwrap();
     let sqlite_rows = block_on(swingml::db::ta_signals::for_symbol(&sq, &symbol)).unwrap();
     assert_eq!(mysql_rows.len(), 249);
-    assert_eq!(
-        mysql_rows, sqlite_rows,
-        "DOUBLE and REAL hold the same f64 values"
-    );
+    assert_eq!(mysql_rows, sqlite_rows, "DOUBLE and REAL hold the same f64 values");
 }

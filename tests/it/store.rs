@@ -64,10 +64,7 @@ fn store_child() {
         return;
     };
     let dir = PathBuf::from(std::env::var(CHILD_DIR).unwrap());
-    let seed: u64 = std::env::var(CHILD_SEED)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1);
+    let seed: u64 = std::env::var(CHILD_SEED).ok().and_then(|s| s.parse().ok()).unwrap_or(1);
     let store = Store::new(&dir).watchlist("wl").unwrap();
     let me = writer(&format!("child-{}", std::process::id()));
     match mode.as_str() {
@@ -80,9 +77,7 @@ fn store_child() {
         "concurrent" => {
             for i in 0..25 {
                 let spec = NewArtifact::new("report", NameStyle::Versioned, "bin");
-                store
-                    .write_bytes(&me, spec, &payload(100 + i, i as u8))
-                    .unwrap();
+                store.write_bytes(&me, spec, &payload(100 + i, i as u8)).unwrap();
             }
         }
         "hold_lock" => {
@@ -118,12 +113,7 @@ fn write_models(store: &WatchlistStore, me: &Writer, rng: &mut Rng) {
 
 fn spawn_child(mode: &str, dir: &Path, seed: u64) -> Child {
     Command::new(std::env::current_exe().unwrap())
-        .args([
-            "store::store_child",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+        .args(["store::store_child", "--exact", "--nocapture", "--test-threads=1"])
         .env(CHILD_MODE, mode)
         .env(CHILD_DIR, dir)
         .env(CHILD_SEED, seed.to_string())
@@ -151,10 +141,7 @@ fn assert_consistent(store: &WatchlistStore) {
         }
         let bytes = std::fs::read(&path).unwrap();
         if name.ends_with(".bin") {
-            assert!(
-                payload_is_complete(&bytes),
-                "partial file under a final name: {name}"
-            );
+            assert!(payload_is_complete(&bytes), "partial file under a final name: {name}");
         } else if name.ends_with(".json") {
             serde_json::from_slice::<serde_json::Value>(&bytes)
                 .unwrap_or_else(|e| panic!("partial JSON under a final name {name}: {e}"));
@@ -208,10 +195,7 @@ fn sigkill_at_random_moments_never_leaves_an_inconsistent_store() {
         )
         .unwrap();
     assert!(store.verify().unwrap().is_ok());
-    assert_eq!(
-        std::fs::read(store.path_of(&record.name)).unwrap(),
-        payload(10, 1)
-    );
+    assert_eq!(std::fs::read(store.path_of(&record.name)).unwrap(), payload(10, 1));
 }
 
 #[test]
@@ -251,9 +235,7 @@ fn injected_failures_between_steps_keep_the_previous_state() {
 fn eight_concurrent_writers_never_interleave_manifest_lines() {
     let ctx = TestContext::new();
     let root = ctx.artifacts();
-    let children: Vec<Child> = (0..8)
-        .map(|i| spawn_child("concurrent", &root, i))
-        .collect();
+    let children: Vec<Child> = (0..8).map(|i| spawn_child("concurrent", &root, i)).collect();
     for mut child in children {
         assert!(child.wait().unwrap().success());
     }
@@ -263,12 +245,7 @@ fn eight_concurrent_writers_never_interleave_manifest_lines() {
     for line in text.lines() {
         serde_json::from_str::<serde_json::Value>(line).expect("every line is one JSON object");
     }
-    let mut versions: Vec<u32> = store
-        .manifest()
-        .unwrap()
-        .artifacts()
-        .map(|a| a.version)
-        .collect();
+    let mut versions: Vec<u32> = store.manifest().unwrap().artifacts().map(|a| a.version).collect();
     versions.sort();
     assert_eq!(
         versions,
@@ -343,11 +320,7 @@ fn verify_catches_truncation_changed_bytes_missing_files_and_sidecars() {
 
     let run = ctx.run("artifacts", &["--watchlist", "wl", "verify"]);
     assert_eq!(run.code, 1);
-    let problems: Vec<&str> = run
-        .stdout
-        .lines()
-        .filter(|l| l.starts_with("problem:"))
-        .collect();
+    let problems: Vec<&str> = run.stdout.lines().filter(|l| l.starts_with("problem:")).collect();
     assert_eq!(problems.len(), 4, "{}", run.stdout);
     assert!(
         problems[0].contains(&names[0]) && problems[0].contains("bytes"),
@@ -365,11 +338,7 @@ fn verify_catches_truncation_changed_bytes_missing_files_and_sidecars() {
         problems[3].contains("sidecar") && problems[3].contains("missing"),
         "{problems:?}"
     );
-    assert!(
-        run.stdout.contains("orphan: wl: orphan stray.bin"),
-        "{}",
-        run.stdout
-    );
+    assert!(run.stdout.contains("orphan: wl: orphan stray.bin"), "{}", run.stdout);
     assert!(run.error_line().contains("4 problem(s)"));
 }
 
@@ -381,11 +350,7 @@ fn promote_rollback_and_show_production_through_the_binary() {
         let me = writer(run);
         for kind in swingml::store::POINTER_KINDS {
             store
-                .write_bytes(
-                    &me,
-                    NewArtifact::new(kind, NameStyle::Versioned, "bin"),
-                    &payload(8, 1),
-                )
+                .write_bytes(&me, NewArtifact::new(kind, NameStyle::Versioned, "bin"), &payload(8, 1))
                 .unwrap();
         }
     };
@@ -412,12 +377,10 @@ fn promote_rollback_and_show_production_through_the_binary() {
     .unwrap();
     assert_eq!(shown["artifacts"]["model_online"]["version"], 2);
     let file: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(store.dir().join("production.json")).unwrap())
-            .unwrap();
+        serde_json::from_slice(&std::fs::read(store.dir().join("production.json")).unwrap()).unwrap();
     assert_eq!(file["artifacts"]["model_batch"]["version"], 2);
 
-    ctx.run("artifacts", &["--watchlist", "wl", "rollback"])
-        .assert_ok();
+    ctx.run("artifacts", &["--watchlist", "wl", "rollback"]).assert_ok();
     let live = store.production().unwrap().unwrap();
     assert!(live.artifacts.values().all(|r| r.version == 1), "{live:?}");
     let again = ctx.run("artifacts", &["--watchlist", "wl", "rollback"]);
@@ -427,10 +390,7 @@ fn promote_rollback_and_show_production_through_the_binary() {
     assert_eq!(missing.code, 2);
 
     let list = ctx
-        .run(
-            "artifacts",
-            &["--watchlist", "wl", "list", "--kind", "model_online"],
-        )
+        .run("artifacts", &["--watchlist", "wl", "list", "--kind", "model_online"])
         .assert_ok()
         .stdout
         .clone();
@@ -451,11 +411,7 @@ fn watchlist_names_that_could_escape_the_root_are_rejected() {
         );
         let run = ctx.run("artifacts", &["--watchlist", bad, "list"]);
         assert_eq!(run.code, 2, "{bad:?}");
-        assert!(
-            run.error_line().contains("invalid watchlist name"),
-            "{}",
-            run.stderr
-        );
+        assert!(run.error_line().contains("invalid watchlist name"), "{}", run.stderr);
     }
     assert!(!ctx.path("x").exists());
 }

@@ -47,12 +47,7 @@ fn assert_same_rows(a: &BTreeMap<String, Vec<SignalRow>>, b: &BTreeMap<String, V
         assert_eq!(rows_a.len(), rows_b.len(), "{symbol}: row count");
         for (ra, rb) in rows_a.iter().zip(rows_b) {
             assert_eq!(ra.date, rb.date);
-            assert_eq!(
-                ra.row.categoricals(),
-                rb.row.categoricals(),
-                "{symbol} {}",
-                ra.date
-            );
+            assert_eq!(ra.row.categoricals(), rb.row.categoricals(), "{symbol} {}", ra.date);
             for ((name, va), vb) in NUMERIC_COLUMNS
                 .iter()
                 .zip(ra.row.numeric.values())
@@ -80,8 +75,7 @@ fn incremental_equals_full(cut: &str, recomputed_in_full: usize) {
     let first = ctx.write("before.csv", &before);
     let rest = ctx.write("after.csv", &after);
     ctx.import(&[&first], "us").assert_ok();
-    ctx.run("ta-signals", &["run", "--watchlist", "us"])
-        .assert_ok();
+    ctx.run("ta-signals", &["run", "--watchlist", "us"]).assert_ok();
     ctx.import(&[&rest], "us").assert_ok();
     let run = ctx.run("ta-signals", &["run", "--watchlist", "us"]);
     run.assert_ok();
@@ -91,11 +85,7 @@ fn incremental_equals_full(cut: &str, recomputed_in_full: usize) {
     assert_eq!(incremental["AAPL"].len(), 756);
     let full = ctx.run("ta-signals", &["run", "--watchlist", "us", "--full"]);
     full.assert_ok();
-    assert!(
-        full.stderr.contains("10 updated (10 in full)"),
-        "{}",
-        full.stderr
-    );
+    assert!(full.stderr.contains("10 updated (10 in full)"), "{}", full.stderr);
     assert_same_rows(&incremental, &all_rows(&ctx));
 }
 
@@ -115,10 +105,8 @@ fn incremental_run_across_a_split_recomputes_that_symbol_and_still_equals_full()
 fn continuation_touches_only_new_dates_and_second_run_does_nothing() {
     let ctx = TestContext::new();
     let (before, after) = split_fixture("2020-12-02");
-    ctx.import(&[&ctx.write("b.csv", &before)], "us")
-        .assert_ok();
-    ctx.run("ta-signals", &["run", "--watchlist", "us"])
-        .assert_ok();
+    ctx.import(&[&ctx.write("b.csv", &before)], "us").assert_ok();
+    ctx.run("ta-signals", &["run", "--watchlist", "us"]).assert_ok();
     ctx.import(&[&ctx.write("a.csv", &after)], "us").assert_ok();
     let run = ctx.run("ta-signals", &["run", "--watchlist", "us"]);
     run.assert_ok();
@@ -130,9 +118,7 @@ fn continuation_touches_only_new_dates_and_second_run_does_nothing() {
     let again = ctx.run("ta-signals", &["run", "--watchlist", "us"]);
     again.assert_ok();
     assert!(
-        again
-            .stderr
-            .contains("0 updated (0 in full), 10 up to date"),
+        again.stderr.contains("0 updated (0 in full), 10 up to date"),
         "{}",
         again.stderr
     );
@@ -143,47 +129,30 @@ fn split_days_are_adjusted_not_crashes() {
     let ctx = TestContext::new();
     ctx.import(&[&fixture("us_daily_10sym_2018_2020.csv")], "us")
         .assert_ok();
-    ctx.run("ta-signals", &["run", "--watchlist", "us"])
-        .assert_ok();
+    ctx.run("ta-signals", &["run", "--watchlist", "us"]).assert_ok();
     let db = ctx.db();
     let aapl = block_on(swingml::db::ta_signals::for_symbol(
         &db,
         &Symbol::parse("AAPL").unwrap(),
     ))
     .unwrap();
-    let split_day = aapl
-        .iter()
-        .find(|r| r.date.to_string() == "2020-08-31")
-        .unwrap();
+    let split_day = aapl.iter().find(|r| r.date.to_string() == "2020-08-31").unwrap();
     // Raw close 499.23 → 129.04 (4:1); adjusted, the day is +3.4 %.
     let ret = split_day.row.numeric.ret_1d.unwrap();
-    assert!(
-        (ret - (129.04 / (499.23 / 4.0) - 1.0)).abs() < 1e-12,
-        "{ret}"
-    );
+    assert!((ret - (129.04 / (499.23 / 4.0) - 1.0)).abs() < 1e-12, "{ret}");
     // Before the split, prices are divided by 4: the 2018 SMA20 is ~43, not ~172.
-    let early = aapl
-        .iter()
-        .find(|r| r.date.to_string() == "2018-03-01")
-        .unwrap();
+    let early = aapl.iter().find(|r| r.date.to_string() == "2018-03-01").unwrap();
     assert!(early.row.numeric.sma_20.unwrap() < 50.0);
 }
 
 #[test]
 fn parquet_output_read_back_by_pyarrow() {
     let ctx = TestContext::new();
-    ctx.import(&[&fixture("nse_daily_5sym_2024.csv")], "nse")
-        .assert_ok();
+    ctx.import(&[&fixture("nse_daily_5sym_2024.csv")], "nse").assert_ok();
     let out = ctx.path("out/signals.parquet");
     ctx.run(
         "ta-signals",
-        &[
-            "run",
-            "--watchlist",
-            "nse",
-            "--parquet",
-            out.to_str().unwrap(),
-        ],
+        &["run", "--watchlist", "nse", "--parquet", out.to_str().unwrap()],
     )
     .assert_ok();
     let script = r#"
@@ -247,8 +216,7 @@ fn short_history_gives_nulls_and_bad_candles_skip_the_symbol() {
         text.push_str(&format!("SHORT,2024-01-{day:02},10,11,9,10.{day},100\n"));
     }
     ctx.import(&[&ctx.write("s.csv", &text)], "w").assert_ok();
-    ctx.import(&[&fixture("nse_daily_5sym_2024.csv")], "w")
-        .assert_ok();
+    ctx.import(&[&fixture("nse_daily_5sym_2024.csv")], "w").assert_ok();
     // A row written straight into the database, past the import rules.
     let db = ctx.db();
     block_on(async {
@@ -289,10 +257,8 @@ fn short_history_gives_nulls_and_bad_candles_skip_the_symbol() {
 #[test]
 fn a_new_ta_version_forces_a_full_recompute() {
     let ctx = TestContext::new();
-    ctx.import(&[&fixture("nse_daily_5sym_2024.csv")], "w")
-        .assert_ok();
-    ctx.run("ta-signals", &["run", "--watchlist", "w"])
-        .assert_ok();
+    ctx.import(&[&fixture("nse_daily_5sym_2024.csv")], "w").assert_ok();
+    ctx.run("ta-signals", &["run", "--watchlist", "w"]).assert_ok();
     let db = ctx.db();
     block_on(async {
         let swingml::db::Db::Sqlite(pool) = &db else {
