@@ -1,0 +1,270 @@
+//! `feature_config`: the feature list, its order and types, a hash of
+//! them, and the reference distribution for drift monitoring (10 quantile
+//! bins per numeric feature, category shares), from the training rows.
+//!
+//! The hash covers what a model depends on — names, order, types and the
+//! definitions' version — not the reference distribution, so every model
+//! trained by the same code has the same hash, and a model whose hash
+//! differs from what the running code produces is refused, naming the
+//! columns that differ.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::{CATEGORICAL_FEATURES, Features, NUMERIC_FEATURES};
+
+/// Bump when a feature's definition changes (not only its name).
+pub const FEATURE_DEFINITIONS_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Column {
+    pub name: String,
+    /// `numeric` or `categorical`.
+    pub kind: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NumericReference {
+    /// 11 edges: min, the 9 deciles, max.
+    pub edges: Vec<f64>,
+    /// Share of training rows in each of the 10 bins.
+    pub shares: Vec<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Reference {
+    pub rows: u64,
+    pub numeric: BTreeMap<String, NumericReference>,
+    pub categorical: BTreeMap<String, BTreeMap<String, f64>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeatureConfig {
+    pub definitions_version: u32,
+    pub columns: Vec<Column>,
+    pub hash: String,
+    pub reference: Reference,
+}
+
+/// A feature config that does not match the running code.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "feature config {stored_hash:.12} does not match this program's features {current_hash:.12}: {differences}; \
+     retrain with bootstrap"
+)]
+pub struct FeatureMismatch {
+    pub stored_hash: String,
+    pub current_hash: String,
+    pub differences: String,
+}
+
+/// The columns the running code produces.
+pub fn current_columns() -> Vec<Column> {
+    let numeric = NUMERIC_FEATURES.iter().map(|n| Column {
+        name: n.to_string(),
+        kind: "numeric".into(),
+    });
+    let categorical = CATEGORICAL_FEATURES.iter().map(|n| Column {
+        name: n.to_string(),
+        kind: "categorical".into(),
+    });
+    numeric.chain(categorical).collect()
+}
+
+pub fn hash_of(version: u32, columns: &[Column]) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(format!("swingml-features-v{version}\n"));
+    for c in columns {
+        hasher.update(format!("{}:{}\n", c.name, c.kind));
+    }
+    crate::store::atomic::hex(&hasher.finalize())
+}
+
+pub fn current_hash() -> String {
+    hash_of(FEATURE_DEFINITIONS_VERSION, &current_columns())
+}
+
+impl FeatureConfig {
+    /// The config of the running code, with the reference distribution of
+    /// `training` (rows with every feature defined).
+    pub fn from_training<'a>(training: impl Iterator<Item = &'a Features> + Clone) -> FeatureConfig {
+        FeatureConfig {
+            definitions_version: FEATURE_DEFINITIONS_VERSION,
+            columns: current_columns(),
+            hash: current_hash(),
+            reference: reference(training),
+        }
+    }
+
+    /// Refuse a config whose hash differs from the running code's, saying
+    /// which columns differ. The stored hash is recomputed too, so an
+    /// edited column list with a kept hash is caught.
+    pub fn check_compatible(&self) -> Result<(), FeatureMismatch> {
+        let current = current_columns();
+        let recomputed = hash_of(self.definitions_version, &self.columns);
+        if self.hash == current_hash() && recomputed == self.hash {
+            return Ok(());
+        }
+        Err(FeatureMismatch {
+            stored_hash: self.hash.clone(),
+            current_hash: current_hash(),
+            differences: describe_differences(self, &current, &recomputed),
+        })
+    }
+}
+
+fn describe_differences(stored: &FeatureConfig, current: &[Column], recomputed: &str) -> String {
+    let mut parts = Vec::new();
+    if recomputed != stored.hash {
+        parts.push("its hash does not match its own column list (edited file?)".to_string());
+    }
+    if stored.definitions_version != FEATURE_DEFINITIONS_VERSION {
+        parts.push(format!(
+            "definitions version {} (this program: {FEATURE_DEFINITIONS_VERSION})",
+            stored.definitions_version
+        ));
+    }
+    let missing: Vec<&str> = current
+        .iter()
+        .filter(|c| !stored.columns.contains(c))
+        .map(|c| c.name.as_str())
+        .collect();
+    let extra: Vec<&str> = stored
+        .columns
+        .iter()
+        .filter(|c| !current.contains(c))
+        .map(|c| c.name.as_str())
+        .collect();
+    if !missing.is_empty() {
+        parts.push(format!("missing {}", missing.join(", ")));
+    }
+    if !extra.is_empty() {
+        parts.push(format!("unknown {}", extra.join(", ")));
+    }
+    if missing.is_empty() && extra.is_empty() && stored.columns != current {
+        parts.push(format!("{} columns in another order", stored.columns.len()));
+    }
+    if parts.is_empty() {
+        parts.push("hash differs".to_string());
+    }
+    format!(
+        "expected {} columns, have {}; {}",
+        current.len(),
+        stored.columns.len(),
+        parts.join("; ")
+    )
+}
+
+fn reference<'a>(training: impl Iterator<Item = &'a Features> + Clone) -> Reference {
+    let mut out = Reference {
+        rows: training.clone().count() as u64,
+        ..Reference::default()
+    };
+    for (i, name) in NUMERIC_FEATURES.iter().enumerate() {
+        let mut values: Vec<f64> = training.clone().filter_map(|f| f.numeric[i]).collect();
+        values.sort_by(f64::total_cmp);
+        if values.is_empty() {
+            continue;
+        }
+        let edges: Vec<f64> = (0..=10).map(|q| values[(q * (values.len() - 1)) / 10]).collect();
+        let shares = bin_shares(values.iter().copied(), &edges);
+        out.numeric.insert(name.to_string(), NumericReference { edges, shares });
+    }
+    for (i, name) in CATEGORICAL_FEATURES.iter().enumerate() {
+        let mut counts: BTreeMap<String, f64> = BTreeMap::new();
+        let mut total = 0.0f64;
+        for f in training.clone() {
+            if let Some(v) = f.categorical[i] {
+                *counts.entry(v.to_string()).or_default() += 1.0;
+                total += 1.0;
+            }
+        }
+        counts.values_mut().for_each(|c| *c /= total.max(1.0));
+        out.categorical.insert(name.to_string(), counts);
+    }
+    out
+}
+
+/// The bin of a value: by the 9 inner edges, values equal to an edge go
+/// to the lower bin; outside the training range to the first / last bin.
+pub fn bin_of(value: f64, edges: &[f64]) -> usize {
+    let inner = &edges[1..edges.len() - 1];
+    inner.partition_point(|&e| e < value)
+}
+
+/// Share of `values` in each bin.
+pub fn bin_shares(values: impl Iterator<Item = f64>, edges: &[f64]) -> Vec<f64> {
+    let mut counts = vec![0.0; edges.len() - 1];
+    let mut total = 0.0;
+    for v in values {
+        counts[bin_of(v, edges)] += 1.0;
+        total += 1.0;
+    }
+    counts.iter().map(|c| c / f64::max(total, 1.0)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn features(x: f64, cat: &'static str) -> Features {
+        Features {
+            numeric: [Some(x); 17],
+            categorical: [Some(cat); 5],
+        }
+    }
+
+    #[test]
+    fn deciles_of_1_to_100_and_category_shares() {
+        let rows: Vec<Features> = (1..=100)
+            .map(|i| features(i as f64, if i <= 25 { "a" } else { "b" }))
+            .collect();
+        let config = FeatureConfig::from_training(rows.iter());
+        let rsi = &config.reference.numeric["rsi_14"];
+        assert_eq!(rsi.edges.len(), 11);
+        assert_eq!(rsi.edges[0], 1.0);
+        assert_eq!(rsi.edges[10], 100.0);
+        assert!((rsi.shares.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+        assert!(rsi.shares.iter().all(|s| (s - 0.1).abs() < 0.011), "{:?}", rsi.shares);
+        assert_eq!(config.reference.categorical["madi_trend"]["a"], 0.25);
+        config.check_compatible().unwrap();
+    }
+
+    #[test]
+    fn a_changed_column_list_is_refused_by_name() {
+        let rows = vec![features(1.0, "a")];
+        let mut config = FeatureConfig::from_training(rows.iter());
+        config.columns.retain(|c| c.name != "bb_width");
+        config.columns.push(Column {
+            name: "raw_close".into(),
+            kind: "numeric".into(),
+        });
+        config.hash = hash_of(config.definitions_version, &config.columns);
+        let err = config.check_compatible().unwrap_err().to_string();
+        assert!(err.contains("expected 22 columns, have 22"), "{err}");
+        assert!(
+            err.contains("missing bb_width") && err.contains("unknown raw_close"),
+            "{err}"
+        );
+
+        let mut tampered = FeatureConfig::from_training(rows.iter());
+        tampered.columns.pop();
+        let err = tampered.check_compatible().unwrap_err().to_string();
+        assert!(
+            err.contains("edited file") && err.contains("missing ta_recommendation"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn bins_by_inner_edges() {
+        let edges: Vec<f64> = (0..=10).map(|i| i as f64).collect();
+        assert_eq!(bin_of(-5.0, &edges), 0);
+        assert_eq!(bin_of(1.0, &edges), 0);
+        assert_eq!(bin_of(1.5, &edges), 1);
+        assert_eq!(bin_of(9.5, &edges), 9);
+        assert_eq!(bin_of(50.0, &edges), 9);
+    }
+}

@@ -1,0 +1,193 @@
+//! Model features: the scale-free view of a snapshot (no raw prices), and
+//! the snapshots themselves — (symbol, scan date) with its indicator row
+//! and, once its horizon is complete, its triple-barrier label.
+//!
+//! Snapshots are built from candles by the same code at training and at
+//! scoring time ([`snapshots`]), so the two can never compute a feature
+//! differently.
+
+pub mod config;
+pub mod transform;
+
+use chrono::NaiveDate;
+
+use crate::candles::Candle;
+use crate::candles::splits::adjust;
+use crate::indicators::{IndicatorRow, bars_from, compute};
+use crate::labels::{Barrier, Label, label_at};
+use crate::symbols::Symbol;
+
+/// Numeric features, in model order.
+pub const NUMERIC_FEATURES: [&str; 17] = [
+    "rsi_14",
+    "macd_hist_over_close",
+    "bb_pctb",
+    "bb_width",
+    "atr_over_close",
+    "adx_14",
+    "di_spread",
+    "volume_ratio_20",
+    "ret_1d",
+    "ret_5d",
+    "ret_20d",
+    "volatility_20d",
+    "dist_52w_high",
+    "dist_52w_low",
+    "price_over_ema20",
+    "price_over_sma50",
+    "sma20_over_sma50",
+];
+
+/// Categorical features, in model order.
+pub const CATEGORICAL_FEATURES: [&str; 5] = [
+    "adx_strength",
+    "di_strength",
+    "madi_trend",
+    "trend_reversal",
+    "ta_recommendation",
+];
+
+pub const N_NUMERIC: usize = NUMERIC_FEATURES.len();
+pub const N_CATEGORICAL: usize = CATEGORICAL_FEATURES.len();
+
+/// The features of one snapshot (`None` = not defined at that bar).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Features {
+    pub numeric: [Option<f64>; N_NUMERIC],
+    pub categorical: [Option<&'static str>; N_CATEGORICAL],
+}
+
+impl Features {
+    /// The scale-free features of an indicator row; `close` is the
+    /// split-adjusted close the row was computed on.
+    pub fn from_row(row: &IndicatorRow, close: f64) -> Features {
+        let n = &row.numeric;
+        let per_close = |x: Option<f64>| x.filter(|_| close != 0.0).map(|v| v / close);
+        Features {
+            numeric: [
+                n.rsi_14,
+                per_close(n.macd_hist),
+                n.bb_pctb,
+                n.bb_width,
+                per_close(n.atr_14),
+                n.adx_14,
+                n.plus_di_14.zip(n.minus_di_14).map(|(p, m)| p - m),
+                n.volume_ratio_20,
+                n.ret_1d,
+                n.ret_5d,
+                n.ret_20d,
+                n.volatility_20d,
+                n.dist_52w_high,
+                n.dist_52w_low,
+                n.price_over_ema20,
+                n.price_over_sma50,
+                n.sma20_over_sma50,
+            ],
+            categorical: row.categoricals(),
+        }
+    }
+
+    /// The first feature that is not defined, if any.
+    pub fn first_missing(&self) -> Option<&'static str> {
+        let numeric = self
+            .numeric
+            .iter()
+            .zip(NUMERIC_FEATURES)
+            .find(|(v, _)| v.is_none_or(|x| !x.is_finite()));
+        let categorical = self
+            .categorical
+            .iter()
+            .zip(CATEGORICAL_FEATURES)
+            .find(|(v, _)| v.is_none());
+        numeric.map(|(_, name)| name).or(categorical.map(|(_, name)| name))
+    }
+}
+
+/// A (symbol, scan date) with its features and, when labelable, its label.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub symbol: Symbol,
+    pub date: NaiveDate,
+    /// Close as stored (the entry price users see).
+    pub close: f64,
+    /// ATR(14) on the adjusted series, rescaled to stored prices.
+    pub atr: Option<f64>,
+    pub features: Features,
+    pub label: Option<Label>,
+    /// Date of the last bar of the label window.
+    pub window_end: Option<NaiveDate>,
+}
+
+/// Every snapshot of one symbol's candles (date order), labeled where the
+/// horizon is complete within `candles`.
+pub fn snapshots(candles: &[Candle], barrier: &Barrier) -> Vec<Snapshot> {
+    let adjusted = adjust(candles);
+    let rows = compute(&bars_from(&adjusted));
+    rows.iter()
+        .enumerate()
+        .map(|(t, row)| {
+            let close = adjusted.close[t];
+            let label = label_at(&adjusted.high, &adjusted.low, &adjusted.close, t, barrier);
+            // Adjusted and stored prices differ by the later splits' ratio.
+            let scale = candles[t].close / close;
+            Snapshot {
+                symbol: candles[t].symbol.clone(),
+                date: candles[t].date,
+                close: candles[t].close,
+                atr: row.numeric.atr_14.map(|a| a * scale),
+                features: Features::from_row(row, close),
+                label,
+                window_end: label.map(|_| candles[t + barrier.horizon].date),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn features_are_scale_free() {
+        let make = |scale: f64| -> Vec<Candle> {
+            (0..300)
+                .map(|i| {
+                    let c = scale * (100.0 + (i as f64 * 0.37).sin() * 5.0 + i as f64 * 0.05);
+                    Candle {
+                        symbol: Symbol::parse("X").unwrap(),
+                        date: NaiveDate::from_ymd_opt(2020, 1, 1).unwrap() + chrono::Days::new(i),
+                        open: c,
+                        high: c * 1.01,
+                        low: c * 0.99,
+                        close: c,
+                        adj_close: None,
+                        volume: 1000 + (i as i64 % 7) * 10,
+                        split_coef: None,
+                    }
+                })
+                .collect()
+        };
+        let barrier = Barrier {
+            horizon: 5,
+            target: 0.05,
+            stop: 0.04,
+        };
+        let a = snapshots(&make(1.0), &barrier);
+        let b = snapshots(&make(37.0), &barrier);
+        for (x, y) in a[260..].iter().zip(&b[260..]) {
+            for (i, (u, v)) in x.features.numeric.iter().zip(&y.features.numeric).enumerate() {
+                let (u, v) = (u.unwrap(), v.unwrap());
+                assert!(
+                    (u - v).abs() <= 1e-9 * u.abs().max(1.0),
+                    "{} differs: {u} vs {v}",
+                    NUMERIC_FEATURES[i]
+                );
+            }
+            assert_eq!(x.features.categorical, y.features.categorical);
+            assert_eq!(x.label.map(|l| l.label), y.label.map(|l| l.label));
+        }
+        assert!(a[260].features.first_missing().is_none());
+        assert_eq!(a[10].features.first_missing(), Some("rsi_14"));
+        assert!(a[299].label.is_none() && a[294].label.is_some());
+    }
+}

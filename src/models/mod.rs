@@ -1,0 +1,131 @@
+//! Models: the time splits, the online logistic model, the LightGBM batch
+//! model, their ensemble, and the metrics that judge them.
+
+pub mod batch;
+pub mod metrics;
+pub mod online;
+pub mod split;
+
+/// The ensemble: the mean of the two probabilities.
+pub fn ensemble(online: &[f64], batch: &[f64]) -> Vec<f64> {
+    online.iter().zip(batch).map(|(a, b)| 0.5 * (a + b)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::batch::{BatchModel, BatchParams, Matrix};
+    use super::metrics::auc;
+    use super::online::{OnlineModel, OnlineParams};
+
+    struct Rng(u64);
+    impl Rng {
+        fn uniform(&mut self) -> f64 {
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (self.0 >> 11) as f64 / (1u64 << 53) as f64
+        }
+    }
+
+    const WIDTH: usize = 5;
+
+    /// Rows of 5 uniform features; the label is a step function of feature 0.
+    fn known_answer(n: usize, rng: &mut Rng) -> (Vec<f64>, Vec<u8>) {
+        let flat: Vec<f64> = (0..n * WIDTH).map(|_| rng.uniform() * 2.0 - 1.0).collect();
+        let labels = flat.chunks(WIDTH).map(|r| u8::from(r[0] > 0.3)).collect();
+        (flat, labels)
+    }
+
+    fn shuffled(labels: &[u8], rng: &mut Rng) -> Vec<u8> {
+        let mut out = labels.to_vec();
+        for i in (1..out.len()).rev() {
+            let j = (rng.uniform() * (i + 1) as f64) as usize;
+            out.swap(i, j);
+        }
+        out
+    }
+
+    fn fit_both(train: (&[f64], &[u8]), valid: (&[f64], &[u8])) -> (Vec<f64>, Vec<f64>) {
+        let x = ndarray::ArrayView2::from_shape((train.1.len(), WIDTH), train.0).unwrap();
+        let names = (0..WIDTH).map(|i| format!("f{i}")).collect();
+        let online = OnlineModel::fit(x, train.1, names, "h".into(), &OnlineParams::default()).unwrap();
+        let params = BatchParams {
+            num_rounds: 100,
+            min_data_in_leaf: 20,
+            ..BatchParams::default()
+        };
+        let batch = BatchModel::train(
+            &Matrix {
+                flat: train.0,
+                labels: train.1,
+                width: WIDTH,
+            },
+            Some(&Matrix {
+                flat: valid.0,
+                labels: valid.1,
+                width: WIDTH,
+            }),
+            &params,
+            7,
+        )
+        .unwrap();
+        (online.predict(valid.0), batch.predict(valid.0).unwrap())
+    }
+
+    #[test]
+    fn both_models_learn_a_known_function_and_not_noise() {
+        let mut rng = Rng(11);
+        let (train_x, train_y) = known_answer(3000, &mut rng);
+        let (valid_x, valid_y) = known_answer(1500, &mut rng);
+        let (online, batch) = fit_both((&train_x, &train_y), (&valid_x, &valid_y));
+        let (a_online, a_batch) = (auc(&online, &valid_y).unwrap(), auc(&batch, &valid_y).unwrap());
+        assert!(
+            a_online > 0.95 && a_batch > 0.95,
+            "AUC online {a_online}, batch {a_batch}"
+        );
+
+        let noise_train = shuffled(&train_y, &mut rng);
+        let noise_valid = shuffled(&valid_y, &mut rng);
+        let (online, batch) = fit_both((&train_x, &noise_train), (&valid_x, &noise_valid));
+        for (name, scores) in [("online", online), ("batch", batch)] {
+            let a = auc(&scores, &noise_valid).unwrap();
+            assert!((a - 0.5).abs() < 0.05, "{name} AUC on shuffled labels {a}");
+        }
+    }
+
+    #[test]
+    fn lightgbm_is_deterministic_and_round_trips_its_text_format() {
+        let mut rng = Rng(3);
+        let (x, y) = known_answer(1000, &mut rng);
+        let params = BatchParams {
+            num_rounds: 30,
+            min_data_in_leaf: 20,
+            ..BatchParams::default()
+        };
+        let train = || {
+            BatchModel::train(
+                &Matrix {
+                    flat: &x,
+                    labels: &y,
+                    width: WIDTH,
+                },
+                None,
+                &params,
+                42,
+            )
+            .unwrap()
+        };
+        let (a, b) = (train(), train());
+        let text = a.to_text().unwrap();
+        assert_eq!(
+            text,
+            b.to_text().unwrap(),
+            "same seed and data give the same model text"
+        );
+        assert!(text.starts_with("tree\nversion=v4"), "{}", &text[..40]);
+        let loaded = BatchModel::from_text(&text).unwrap();
+        assert_eq!(loaded.predict(&x[..50]).unwrap(), a.predict(&x[..50]).unwrap());
+        assert_eq!(loaded.n_features(), WIDTH);
+    }
+}
