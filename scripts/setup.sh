@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install what swingml needs on Debian/Ubuntu: the C/C++ toolchain pieces
 # for the LightGBM build (cmake >= 3.28, libclang for bindgen), MariaDB for
-# the MySQL tests, and pyarrow for the independent Parquet checks.
+# the MySQL tests, and the independent readers the tests check outputs
+# with: pyarrow (Parquet) and Python's lightgbm (model files).
 # As root it installs; otherwise it prints the commands to run.
 set -euo pipefail
 
@@ -17,11 +18,11 @@ if command -v cmake >/dev/null 2>&1; then
   if [ "$(printf '%s\n3.28\n' "$version" | sort -V | head -n1)" = "3.28" ]; then need_cmake=0; fi
 fi
 need_pyarrow=1
-python3 -c 'import pyarrow' >/dev/null 2>&1 && need_pyarrow=0
+python3 -c 'import pyarrow, lightgbm' >/dev/null 2>&1 && need_pyarrow=0
 
 if [ "$(id -u)" -ne 0 ]; then
   if [ ${#missing[@]} -gt 0 ]; then echo "run: sudo apt-get install -y ${missing[*]}" >&2; fi
-  if [ $need_cmake = 1 ] || [ $need_pyarrow = 1 ]; then echo "run: pip install 'cmake>=3.28,<4' pyarrow" >&2; fi
+  if [ $need_cmake = 1 ] || [ $need_pyarrow = 1 ]; then echo "run: pip install 'cmake>=3.28,<4' pyarrow lightgbm" >&2; fi
   if [ ${#missing[@]} -gt 0 ] || [ $need_cmake = 1 ] || [ $need_pyarrow = 1 ]; then exit 1; fi
   exit 0
 fi
@@ -33,9 +34,9 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 pip_args=()
 [ $need_cmake = 1 ] && pip_args+=('cmake>=3.28,<4')
-[ $need_pyarrow = 1 ] && pip_args+=('pyarrow')
+[ $need_pyarrow = 1 ] && pip_args+=('pyarrow' 'lightgbm')
 if [ ${#pip_args[@]} -gt 0 ]; then
   python3 -m pip install -q --root-user-action=ignore "${pip_args[@]}" 2>/dev/null \
     || python3 -m pip install -q --break-system-packages "${pip_args[@]}"
 fi
-echo "setup: system packages, cmake and pyarrow are in place" >&2
+echo "setup: system packages, cmake, pyarrow and lightgbm are in place" >&2

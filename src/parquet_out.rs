@@ -97,3 +97,102 @@ fn to_batch(schema: &SchemaRef, rows: &[SignalRow], ta_version: i64) -> anyhow::
     columns.push(Arc::new(version.finish()));
     Ok(RecordBatch::try_new(schema.clone(), columns)?)
 }
+
+/// The labeled data set: symbol, date, close, every feature, the label
+/// and its exit, and which part of the time split the row fell in.
+pub fn write_labeled<W: Write + Send>(
+    sink: W,
+    rows: &[crate::features::Snapshot],
+    split: &crate::models::split::Split,
+) -> anyhow::Result<Option<ParquetInfo>> {
+    use crate::features::{CATEGORICAL_FEATURES, NUMERIC_FEATURES};
+    let mut part = vec!["purged"; rows.len()];
+    for &i in &split.train {
+        part[i] = "train";
+    }
+    for &i in &split.valid {
+        part[i] = "valid";
+    }
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date");
+    let day = |d: NaiveDate| (d - epoch).num_days() as i32;
+    let mut fields = vec![
+        Field::new("symbol", DataType::Utf8, false),
+        Field::new("date", DataType::Date32, false),
+        Field::new("close", DataType::Float64, false),
+    ];
+    fields.extend(NUMERIC_FEATURES.iter().map(|n| Field::new(*n, DataType::Float64, true)));
+    fields.extend(
+        CATEGORICAL_FEATURES
+            .iter()
+            .map(|n| Field::new(*n, DataType::Utf8, true)),
+    );
+    fields.extend([
+        Field::new("label", DataType::Int64, false),
+        Field::new("exit_reason", DataType::Utf8, false),
+        Field::new("bars_to_exit", DataType::Int64, false),
+        Field::new("realized_return", DataType::Float64, false),
+        Field::new("window_end", DataType::Date32, false),
+        Field::new("split", DataType::Utf8, false),
+    ]);
+    let schema: SchemaRef = Arc::new(Schema::new(fields));
+    let mut columns: Vec<ArrayRef> = vec![
+        Arc::new(arrow_array::StringArray::from_iter_values(
+            rows.iter().map(|r| r.symbol.as_str()),
+        )),
+        Arc::new(arrow_array::Date32Array::from_iter_values(
+            rows.iter().map(|r| day(r.date)),
+        )),
+        Arc::new(arrow_array::Float64Array::from_iter_values(
+            rows.iter().map(|r| r.close),
+        )),
+    ];
+    for i in 0..NUMERIC_FEATURES.len() {
+        columns.push(Arc::new(arrow_array::Float64Array::from_iter(
+            rows.iter().map(|r| r.features.numeric[i]),
+        )));
+    }
+    for i in 0..CATEGORICAL_FEATURES.len() {
+        columns.push(Arc::new(arrow_array::StringArray::from_iter(
+            rows.iter().map(|r| r.features.categorical[i]),
+        )));
+    }
+    let labels: Vec<crate::labels::Label> = rows.iter().map(|r| r.label.expect("labeled rows")).collect();
+    columns.push(Arc::new(arrow_array::Int64Array::from_iter_values(
+        labels.iter().map(|l| l.label as i64),
+    )));
+    columns.push(Arc::new(arrow_array::StringArray::from_iter_values(
+        labels.iter().map(|l| l.exit_reason.as_str()),
+    )));
+    columns.push(Arc::new(arrow_array::Int64Array::from_iter_values(
+        labels.iter().map(|l| l.bars_to_exit as i64),
+    )));
+    columns.push(Arc::new(arrow_array::Float64Array::from_iter_values(
+        labels.iter().map(|l| l.realized_return),
+    )));
+    columns.push(Arc::new(arrow_array::Date32Array::from_iter_values(
+        rows.iter()
+            .map(|r| day(r.window_end.expect("labeled rows have a window"))),
+    )));
+    columns.push(Arc::new(arrow_array::StringArray::from_iter_values(
+        part.iter().copied(),
+    )));
+    write_batch(sink, schema, columns, rows.len())
+}
+
+/// Write one record batch as a whole Parquet file; the sidecar facts.
+pub fn write_batch<W: Write + Send>(
+    sink: W,
+    schema: SchemaRef,
+    columns: Vec<ArrayRef>,
+    rows: usize,
+) -> anyhow::Result<Option<ParquetInfo>> {
+    let props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
+        .set_created_by(format!("swingml {}", crate::PROGRAM_VERSION))
+        .build();
+    let batch = RecordBatch::try_new(schema.clone(), columns)?;
+    let mut writer = ArrowWriter::try_new(sink, schema.clone(), Some(props))?;
+    writer.write(&batch)?;
+    writer.close()?;
+    Ok(Some(ParquetInfo::from_schema(&schema, rows as u64)))
+}

@@ -10,6 +10,8 @@ use serde::Deserialize;
 
 use crate::cli::{CommonArgs, LogFormat};
 use crate::error::UsageError;
+use crate::models::batch::BatchParams;
+use crate::models::online::OnlineParams;
 use crate::symbols::validate_watchlist;
 
 pub const DEFAULT_CONFIG_PATH: &str = "config/swingml.toml";
@@ -28,6 +30,34 @@ pub struct FileConfig {
     pub log_format: Option<LogFormat>,
     pub import: ImportConfig,
     pub ta: TaConfig,
+    pub bootstrap: BootstrapConfig,
+    pub online: OnlineParams,
+    pub batch: BatchParams,
+}
+
+/// `[bootstrap]`: data-set and evaluation settings of training.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BootstrapConfig {
+    /// Fewest symbols with usable rows to train on.
+    pub min_symbols: usize,
+    /// Fewest labeled rows (after dropping rows with undefined features).
+    pub min_rows: usize,
+    /// Share of the latest scan dates held out for validation.
+    pub valid_fraction: f64,
+    /// Expanding walk-forward folds reported besides the holdout.
+    pub folds: usize,
+}
+
+impl Default for BootstrapConfig {
+    fn default() -> Self {
+        BootstrapConfig {
+            min_symbols: 2,
+            min_rows: 200,
+            valid_fraction: 0.2,
+            folds: 4,
+        }
+    }
 }
 
 /// `[import]`: data-quality thresholds and batching of candle import.
@@ -84,12 +114,16 @@ pub struct Settings {
     pub verbosity: i8,
     pub import: ImportConfig,
     pub ta: TaConfig,
+    pub bootstrap: BootstrapConfig,
+    pub online: OnlineParams,
+    pub batch: BatchParams,
 }
 
 impl Settings {
     /// Merge flag > env > config file > default, and validate.
     pub fn resolve(args: &CommonArgs) -> anyhow::Result<Settings> {
         let file = load_file_config(args.config.as_deref())?;
+        validate_training(&file)?;
         // clap already merged the --database-url flag with DATABASE_URL.
         let database_url = args
             .database_url
@@ -117,6 +151,9 @@ impl Settings {
             verbosity: args.verbose as i8 - args.quiet as i8,
             import: file.import,
             ta: file.ta,
+            bootstrap: file.bootstrap,
+            online: file.online,
+            batch: file.batch,
         })
     }
 }
@@ -146,6 +183,26 @@ fn load_file_config(explicit: Option<&Path>) -> Result<FileConfig, UsageError> {
         // toml's message spans several lines (it quotes the source); keep one.
         message: err.message().to_string(),
     })
+}
+
+fn validate_training(file: &FileConfig) -> Result<(), UsageError> {
+    let invalid = |name: &'static str, message: String| UsageError::InvalidSetting { name, message };
+    file.online.check().map_err(|m| invalid("online", m))?;
+    file.batch.check().map_err(|m| invalid("batch", m))?;
+    let b = &file.bootstrap;
+    if !(b.valid_fraction > 0.0 && b.valid_fraction < 1.0) {
+        return Err(invalid(
+            "bootstrap.valid_fraction",
+            format!("must be in (0, 1), got {}", b.valid_fraction),
+        ));
+    }
+    if b.min_symbols == 0 || b.min_rows == 0 {
+        return Err(invalid(
+            "bootstrap.min_symbols",
+            "min_symbols and min_rows must be ≥ 1".into(),
+        ));
+    }
+    Ok(())
 }
 
 fn validate_import(import: &ImportConfig) -> Result<(), UsageError> {

@@ -1,21 +1,46 @@
-//! `score`: not available yet (the issue that builds it is open).
+//! `score`: rank today's candidates with the production models.
 
 use std::process::ExitCode;
 
 use clap::Parser;
-use swingml::cli::{CommonArgs, run_offline};
-use swingml::error::UsageError;
+use swingml::cli::{CommonArgs, run_job};
+use swingml::jobs::score::{self, OutputFormat, ScoreOptions};
 
+/// Score the as-of snapshot of every watchlist symbol with the production
+/// models, write predictions_<ts>.parquet to the artifact store and print the
+/// top-K. Symbols that cannot be scored (stale, undefined features, quality
+/// problems) are listed with the reason.
 #[derive(Debug, Parser)]
-#[command(name = "score", version, about = "swingml score (not available yet)")]
+#[command(name = "score", version, about, long_about = None)]
 struct Cli {
     #[command(flatten)]
     common: CommonArgs,
+    /// How many candidates to mark and print
+    #[arg(long, default_value_t = 10)]
+    top_k: usize,
+    /// Score only the first N symbols of the watchlist
+    #[arg(long, value_name = "N")]
+    limit: Option<usize>,
+    /// Only symbols listed in this country (e.g. US, IN)
+    #[arg(long, value_name = "CC")]
+    country: Option<String>,
+    /// Output on stdout
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    format: OutputFormat,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    run_offline(&cli.common, |_| {
-        Err(UsageError::NotAvailableYet("score is not available yet in this version of swingml").into())
+    let options = ScoreOptions {
+        top_k: cli.top_k,
+        limit: cli.limit,
+        country: cli.country,
+        format: cli.format,
+    };
+    run_job(score::JOB, &cli.common, |ctx| async move {
+        let report = score::run(&ctx, &options).await?;
+        print!("{}", score::render(&report, options.format)?);
+        ctx.db.close().await;
+        Ok(())
     })
 }

@@ -66,3 +66,15 @@ fn parse_symbols(raw: Vec<String>) -> Vec<Symbol> {
         })
         .collect()
 }
+
+/// Country of each member of a watchlist (`None` when unknown).
+pub async fn countries(db: &Db, watchlist: &str) -> anyhow::Result<Vec<(String, Option<String>)>> {
+    const SQL: &str = "SELECT w.symbol, s.country FROM watchlist_members w
+        LEFT JOIN symbols s ON s.symbol = w.symbol WHERE w.watchlist = ? ORDER BY w.symbol";
+    super::with_pool!(db, pool => {
+        let rows = sqlx::query(SQL).bind(watchlist).fetch_all(pool).await?;
+        rows.iter()
+            .map(|r| Ok((sqlx::Row::try_get::<String, _>(r, 0)?, sqlx::Row::try_get::<Option<String>, _>(r, 1)?)))
+            .collect()
+    })
+}

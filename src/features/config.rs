@@ -46,6 +46,9 @@ pub struct FeatureConfig {
     pub columns: Vec<Column>,
     pub hash: String,
     pub reference: Reference,
+    /// The label the models were trained to predict (not part of the hash).
+    #[serde(default)]
+    pub label: Option<crate::labels::Barrier>,
 }
 
 /// A feature config that does not match the running code.
@@ -95,6 +98,7 @@ impl FeatureConfig {
             columns: current_columns(),
             hash: current_hash(),
             reference: reference(training),
+            label: None,
         }
     }
 
@@ -234,7 +238,7 @@ mod tests {
 
     #[test]
     fn a_changed_column_list_is_refused_by_name() {
-        let rows = vec![features(1.0, "a")];
+        let rows = [features(1.0, "a")];
         let mut config = FeatureConfig::from_training(rows.iter());
         config.columns.retain(|c| c.name != "bb_width");
         config.columns.push(Column {

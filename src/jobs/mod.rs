@@ -3,5 +3,9 @@
 //! records itself in `job_runs`.
 
 pub mod artifacts;
+pub mod bootstrap;
+pub mod dataset;
 pub mod import;
+pub mod production;
+pub mod score;
 pub mod ta_run;

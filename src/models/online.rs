@@ -206,8 +206,9 @@ mod tests {
             b.swap(col, pivot);
             for row in col + 1..3 {
                 let f = a[row][col] / a[col][col];
-                for k in col..3 {
-                    a[row][k] -= f * a[col][k];
+                let pivot_row = a[col];
+                for (x, p) in a[row].iter_mut().zip(pivot_row).skip(col) {
+                    *x -= f * p;
                 }
                 b[row] -= f * b[col];
             }

@@ -17,6 +17,17 @@ pub enum ManifestEntry {
     Artifact(ArtifactRecord),
     Promotion(PointerChange),
     Rollback(PointerChange),
+    /// A promotion decision that did not move the pointer (kept for audit).
+    Decision(DecisionRecord),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DecisionRecord {
+    pub run_id: String,
+    pub job: String,
+    pub promoted: bool,
+    pub reason: String,
+    pub created_at: String,
 }
 
 /// A committed artifact.
@@ -132,7 +143,7 @@ impl Manifest {
                         *top = &change.pointer;
                     }
                 }
-                ManifestEntry::Artifact(_) => {}
+                ManifestEntry::Artifact(_) | ManifestEntry::Decision(_) => {}
             }
         }
         stack

@@ -27,7 +27,9 @@ use std::path::{Path, PathBuf};
 
 use self::atomic::{HashingWriter, TempFile};
 use self::lock::FileLock;
-pub use self::manifest::{ArtifactRecord, ArtifactRef, Manifest, ManifestEntry, PointerChange, ProductionPointer};
+pub use self::manifest::{
+    ArtifactRecord, ArtifactRef, DecisionRecord, Manifest, ManifestEntry, PointerChange, ProductionPointer,
+};
 pub use self::meta::{ArtifactMeta, InputRef, ParquetInfo};
 use crate::symbols::validate_watchlist;
 
@@ -423,6 +425,21 @@ impl WatchlistStore {
         self.promote(by, &records, reason)
     }
 
+    /// Record a promotion decision that left the pointer where it was.
+    pub fn record_decision(&self, by: &Writer, promoted: bool, reason: &str) -> Result<(), StoreError> {
+        self.ensure_dir()?;
+        let _guard = self.lock_manifest()?;
+        let entry = ManifestEntry::Decision(DecisionRecord {
+            run_id: by.run_id.clone(),
+            job: by.job.clone(),
+            promoted,
+            reason: reason.to_string(),
+            created_at: crate::context::utc_now_rfc3339(),
+        });
+        let path = self.dir.join(MANIFEST);
+        manifest::append(&path, &entry).map_err(io_err(&path))
+    }
+
     /// Move the pointer back to the promotion before the live one.
     pub fn rollback(&self, by: &Writer) -> Result<ProductionPointer, StoreError> {
         self.ensure_dir()?;
@@ -450,7 +467,9 @@ impl WatchlistStore {
         manifest::append(&manifest_path, &entry).map_err(io_err(&manifest_path))?;
         let pointer = match &entry {
             ManifestEntry::Promotion(c) | ManifestEntry::Rollback(c) => &c.pointer,
-            ManifestEntry::Artifact(_) => unreachable!("commit_pointer takes pointer changes"),
+            ManifestEntry::Artifact(_) | ManifestEntry::Decision(_) => {
+                unreachable!("commit_pointer takes pointer changes")
+            }
         };
         self.write_pointer_file(pointer)
     }

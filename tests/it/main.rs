@@ -1,8 +1,10 @@
 //! The one integration-test binary: each test gets its own temp folder,
 //! SQLite file and artifact root, and runs the real binaries.
 
+mod bootstrap;
 mod common;
 mod import;
 mod mysql;
+mod score;
 mod store;
 mod ta_run;

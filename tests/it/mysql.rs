@@ -115,3 +115,14 @@ fn mysql_indicators_match_the_sqlite_run() {
     assert_eq!(mysql_rows.len(), 249);
     assert_eq!(mysql_rows, sqlite_rows, "DOUBLE and REAL hold the same f64 values");
 }
+
+#[test]
+fn mysql_end_to_end_import_indicators_bootstrap_score() {
+    let Some(ctx) = mysql_context() else { return };
+    crate::score::trained(&ctx, "us");
+    let run = ctx.run("score", &["--watchlist", "us", "--top-k", "3"]);
+    run.assert_ok();
+    let files = crate::bootstrap::artifact(&ctx, "us", "predictions_");
+    let p = crate::score::read_predictions(&files[0]);
+    crate::score::assert_valid_predictions(&p, 3);
+}

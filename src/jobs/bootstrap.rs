@@ -1,0 +1,807 @@
+//! `bootstrap`: build the labeled data set of a watchlist, evaluate both
+//! models on a leakage-safe time split (and walk-forward folds), train the
+//! final models on everything labelable, write every artifact through the
+//! store, and promote the new models only when they earn it.
+
+use std::time::{Duration, Instant};
+
+use chrono::NaiveDate;
+use ndarray::ArrayView2;
+use serde::Serialize;
+
+use crate::context::Context;
+use crate::db::{self, job_runs::RunStatus};
+use crate::error::UsageError;
+use crate::features::config::FeatureConfig;
+use crate::features::transform::TransformerBundle;
+use crate::features::{Features, Snapshot};
+use crate::jobs::dataset::{Skipped, build_snapshots, load_candles, resolve_as_of, watchlist_symbols};
+use crate::jobs::production::ProductionModels;
+use crate::labels::Barrier;
+use crate::models::batch::{BatchModel, Matrix};
+use crate::models::ensemble;
+use crate::models::metrics::{Baselines, EvalSet, Evaluation, baselines, evaluate};
+use crate::models::online::OnlineModel;
+use crate::models::split::{Split, holdout, walk_forward};
+use crate::store::{ArtifactRecord, InputRef, NameStyle, NewArtifact, WatchlistStore};
+
+pub const JOB: &str = "bootstrap";
+
+/// The flags of a bootstrap run.
+#[derive(Debug, Clone, Serialize)]
+pub struct BootstrapOptions {
+    pub horizon: usize,
+    pub target: f64,
+    pub stop: f64,
+    pub train_years: f64,
+    pub max_symbols: Option<usize>,
+    pub seed: u64,
+    pub top_k: usize,
+    pub force: bool,
+}
+
+impl BootstrapOptions {
+    pub fn check(&self) -> Result<(), UsageError> {
+        let bad = |name: &'static str, message: String| Err(UsageError::InvalidSetting { name, message });
+        if self.horizon == 0 {
+            return bad("--horizon", "must be at least 1 trading day".into());
+        }
+        if !(self.target > 0.0 && self.target.is_finite()) {
+            return bad(
+                "--target",
+                format!("must be a positive fraction (0.05 = +5 %), got {}", self.target),
+            );
+        }
+        if !(self.stop > 0.0 && self.stop < 1.0) {
+            return bad(
+                "--stop",
+                format!("must be a fraction between 0 and 1 (0.04 = −4 %), got {}", self.stop),
+            );
+        }
+        if !(self.train_years > 0.0 && self.train_years.is_finite()) {
+            return bad("--train-years", format!("must be positive, got {}", self.train_years));
+        }
+        if self.top_k == 0 {
+            return bad("--top-k", "must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    pub fn barrier(&self) -> Barrier {
+        Barrier {
+            horizon: self.horizon,
+            target: self.target,
+            stop: self.stop,
+        }
+    }
+}
+
+/// Not enough data to train honestly.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainingDataError {
+    #[error(
+        "{found} symbol(s) with usable rows, fewer than the minimum {min} (bootstrap.min_symbols): \
+         {rows} labeled rows from {from}, {dropped} dropped for undefined features \
+         (the 52-week features need 252 bars of history){skipped}"
+    )]
+    TooFewSymbols {
+        found: usize,
+        min: usize,
+        rows: usize,
+        dropped: usize,
+        from: NaiveDate,
+        skipped: String,
+    },
+    #[error(
+        "{found} labeled rows with every feature defined, fewer than the minimum {min} (bootstrap.min_rows); \
+         {dropped} rows had undefined features (the 52-week features need 252 bars of history)"
+    )]
+    TooFewRows { found: usize, min: usize, dropped: usize },
+    #[error("all {rows} training labels are {label}: nothing to learn (check --target {target} and --stop {stop})")]
+    OneClass {
+        rows: usize,
+        label: u8,
+        target: f64,
+        stop: f64,
+    },
+    #[error("{0} scan dates are too few for a validation split with a {1}-day embargo")]
+    NoSplit(usize, usize),
+}
+
+/// Wall time of each stage.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Timings {
+    pub read: f64,
+    pub features_and_labels: f64,
+    pub split: f64,
+    pub online_fit: f64,
+    pub batch_fit: f64,
+    pub metrics: f64,
+    pub write: f64,
+}
+
+fn secs(d: Duration) -> f64 {
+    d.as_secs_f64()
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FoldReport {
+    pub fold: usize,
+    pub train_rows: usize,
+    pub valid_rows: usize,
+    pub first_valid_date: NaiveDate,
+    pub online: Evaluation,
+    pub batch: Evaluation,
+    pub ensemble: Evaluation,
+}
+
+/// What a bootstrap run found and decided.
+#[derive(Debug, Clone, Serialize)]
+pub struct BootstrapReport {
+    pub as_of: NaiveDate,
+    pub symbols: usize,
+    pub skipped: Vec<(String, String)>,
+    pub rows: usize,
+    pub dropped_undefined: usize,
+    pub train_rows: usize,
+    pub valid_rows: usize,
+    pub first_valid_date: NaiveDate,
+    pub online: Evaluation,
+    pub batch: Evaluation,
+    pub ensemble: Evaluation,
+    pub baselines: Baselines,
+    pub production_precision_at_k: Option<f64>,
+    pub folds: Vec<FoldReport>,
+    pub batch_rounds: u32,
+    pub promoted: bool,
+    pub decision: String,
+    pub artifacts: Vec<String>,
+    pub timings: Timings,
+}
+
+pub async fn run(ctx: &Context, options: &BootstrapOptions) -> anyhow::Result<BootstrapReport> {
+    options.check()?;
+    let store = ctx.watchlist_store()?;
+    let _lock = store.lock_job(JOB)?;
+    db::job_runs::start(&ctx.db, &ctx.run_id, JOB, &ctx.settings.watchlist, ctx.settings.as_of).await?;
+    let started = Instant::now();
+    let result = bootstrap(ctx, &store, options).await;
+    let (status, message) = match &result {
+        Ok(r) => (RunStatus::Ok, summary_line(r, started)),
+        Err(err) => (RunStatus::Failed, format!("{err:#}")),
+    };
+    db::job_runs::finish(&ctx.db, &ctx.run_id, status, &message).await?;
+    if result.is_ok() {
+        tracing::info!("{message}");
+    }
+    result
+}
+
+/// The labeled rows, sorted by (date, symbol), every feature defined.
+struct DataSet {
+    rows: Vec<Snapshot>,
+    dropped_undefined: usize,
+    symbols: usize,
+    candle_hash: String,
+    first_date: NaiveDate,
+}
+
+async fn bootstrap(
+    ctx: &Context,
+    store: &WatchlistStore,
+    options: &BootstrapOptions,
+) -> anyhow::Result<BootstrapReport> {
+    let mut timings = Timings::default();
+    let t = Instant::now();
+    let symbols = watchlist_symbols(ctx, options.max_symbols).await?;
+    let as_of = resolve_as_of(ctx).await?;
+    let candles = load_candles(ctx, &symbols, as_of).await?;
+    let candle_hash = hash_candles(&candles);
+    timings.read = secs(t.elapsed());
+
+    let t = Instant::now();
+    let (built, skipped) = build_snapshots(candles, &options.barrier(), ctx.settings.ta.min_bars);
+    for s in &skipped {
+        tracing::warn!("skipped {}: {}", s.symbol, s.reason);
+    }
+    let data = labeled_rows(built, as_of, options, candle_hash, &skipped, ctx)?;
+    timings.features_and_labels = secs(t.elapsed());
+
+    let t = Instant::now();
+    let dates: Vec<NaiveDate> = data.rows.iter().map(|r| r.date).collect();
+    let ends: Vec<NaiveDate> = data
+        .rows
+        .iter()
+        .map(|r| r.window_end.expect("labeled rows have a window"))
+        .collect();
+    let cfg = &ctx.settings.bootstrap;
+    let split = holdout(&dates, &ends, cfg.valid_fraction, options.horizon)
+        .ok_or(TrainingDataError::NoSplit(distinct(&dates), options.horizon))?;
+    let folds = walk_forward(&dates, &ends, cfg.folds, options.horizon);
+    timings.split = secs(t.elapsed());
+    check_classes(&data.rows, &split.train, options)?;
+
+    let fitted = fit_and_evaluate(ctx, &data.rows, &split, options, &mut timings)?;
+    let t = Instant::now();
+    let fold_reports = evaluate_folds(ctx, &data.rows, &folds, options)?;
+    timings.metrics += secs(t.elapsed());
+
+    // Final models: everything labelable, the round count early stopping found.
+    let all: Vec<usize> = (0..data.rows.len()).collect();
+    let final_models = fit_models(ctx, &data.rows, &all, None, options, Some(fitted.batch.rounds().max(1)))?;
+    timings.online_fit += final_models.online_secs;
+    timings.batch_fit += final_models.batch_secs;
+
+    let production = compare_with_production(store, &data.rows, &split, options.top_k);
+    let (promote, decision) = decide(&fitted, &production, options.force);
+
+    let t = Instant::now();
+    let mut report = BootstrapReport {
+        as_of,
+        symbols: data.symbols,
+        skipped: skipped.iter().map(|s| (s.symbol.clone(), s.reason.clone())).collect(),
+        rows: data.rows.len(),
+        dropped_undefined: data.dropped_undefined,
+        train_rows: split.train.len(),
+        valid_rows: split.valid.len(),
+        first_valid_date: split.first_valid_date,
+        online: fitted.online_eval,
+        batch: fitted.batch_eval,
+        ensemble: fitted.ensemble_eval,
+        baselines: fitted.baselines,
+        production_precision_at_k: production.clone().ok().flatten(),
+        folds: fold_reports,
+        batch_rounds: fitted.batch.rounds(),
+        promoted: promote,
+        decision,
+        artifacts: Vec::new(),
+        timings: Timings::default(),
+    };
+    let written = write_artifacts(ctx, store, options, &data, &split, &final_models, &report)?;
+    report.artifacts = written.iter().map(|r| r.name.clone()).collect();
+    if promote {
+        let models: Vec<&ArtifactRecord> = written
+            .iter()
+            .filter(|r| crate::store::POINTER_KINDS.contains(&r.kind.as_str()))
+            .collect();
+        store.promote(&ctx.writer(), &models, &report.decision)?;
+    } else {
+        store.record_decision(&ctx.writer(), false, &report.decision)?;
+    }
+    tracing::info!("promotion: {}", report.decision);
+    timings.write = secs(t.elapsed());
+    report.timings = timings;
+    Ok(report)
+}
+
+fn distinct(dates: &[NaiveDate]) -> usize {
+    let mut d = dates.to_vec();
+    d.sort();
+    d.dedup();
+    d.len()
+}
+
+/// SHA-256 over every candle used (lineage of the data set).
+fn hash_candles(candles: &[(crate::symbols::Symbol, Vec<crate::candles::Candle>)]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for (symbol, rows) in candles {
+        for c in rows {
+            h.update(format!(
+                "{symbol},{},{},{},{},{},{:?},{},{:?}\n",
+                c.date, c.open, c.high, c.low, c.close, c.adj_close, c.volume, c.split_coef
+            ));
+        }
+    }
+    crate::store::atomic::hex(&h.finalize())
+}
+
+fn labeled_rows(
+    built: Vec<(crate::symbols::Symbol, Vec<Snapshot>)>,
+    as_of: NaiveDate,
+    options: &BootstrapOptions,
+    candle_hash: String,
+    skipped: &[Skipped],
+    ctx: &Context,
+) -> anyhow::Result<DataSet> {
+    let first_date = as_of - chrono::Days::new((options.train_years * 365.25).round() as u64);
+    let mut rows = Vec::new();
+    let mut dropped = 0;
+    let mut symbols = 0;
+    for (_, snaps) in built {
+        let before = rows.len();
+        for s in snaps.into_iter().filter(|s| s.label.is_some() && s.date >= first_date) {
+            if s.features.first_missing().is_some() {
+                dropped += 1;
+            } else {
+                rows.push(s);
+            }
+        }
+        symbols += usize::from(rows.len() > before);
+    }
+    let cfg = &ctx.settings.bootstrap;
+    if symbols < cfg.min_symbols {
+        let skipped = if skipped.is_empty() {
+            String::new()
+        } else {
+            let list: Vec<String> = skipped.iter().map(|s| format!("{} ({})", s.symbol, s.reason)).collect();
+            format!("; skipped: {}", list.join(", "))
+        };
+        return Err(TrainingDataError::TooFewSymbols {
+            found: symbols,
+            min: cfg.min_symbols,
+            rows: rows.len(),
+            dropped,
+            from: first_date,
+            skipped,
+        }
+        .into());
+    }
+    if rows.len() < cfg.min_rows {
+        return Err(TrainingDataError::TooFewRows {
+            found: rows.len(),
+            min: cfg.min_rows,
+            dropped,
+        }
+        .into());
+    }
+    rows.sort_by(|a, b| (a.date, a.symbol.as_str()).cmp(&(b.date, b.symbol.as_str())));
+    tracing::info!(
+        "labeled data: {} rows of {symbols} symbols from {first_date} ({dropped} dropped: undefined features)",
+        rows.len()
+    );
+    Ok(DataSet {
+        rows,
+        dropped_undefined: dropped,
+        symbols,
+        candle_hash,
+        first_date,
+    })
+}
+
+fn check_classes(rows: &[Snapshot], train: &[usize], options: &BootstrapOptions) -> Result<(), TrainingDataError> {
+    let ones = train.iter().filter(|&&i| label(&rows[i]) == 1).count();
+    if ones == 0 || ones == train.len() {
+        return Err(TrainingDataError::OneClass {
+            rows: train.len(),
+            label: u8::from(ones > 0),
+            target: options.target,
+            stop: options.stop,
+        });
+    }
+    Ok(())
+}
+
+fn label(s: &Snapshot) -> u8 {
+    s.label.map(|l| l.label).unwrap_or(0)
+}
+
+/// Both models and their bundle, fitted on `train` rows.
+struct Models {
+    bundle: TransformerBundle,
+    online: OnlineModel,
+    batch: BatchModel,
+    online_secs: f64,
+    batch_secs: f64,
+}
+
+struct Matrices {
+    design: Vec<f64>,
+    raw: Vec<f64>,
+    labels: Vec<u8>,
+}
+
+fn matrices(bundle: &TransformerBundle, rows: &[Snapshot], idx: &[usize]) -> Matrices {
+    let mut m = Matrices {
+        design: Vec::new(),
+        raw: Vec::new(),
+        labels: Vec::with_capacity(idx.len()),
+    };
+    for &i in idx {
+        bundle.design_row(&rows[i].features, &mut m.design);
+        bundle.batch_row(&rows[i].features, &mut m.raw);
+        m.labels.push(label(&rows[i]));
+    }
+    m
+}
+
+fn fit_models(
+    ctx: &Context,
+    rows: &[Snapshot],
+    train: &[usize],
+    valid: Option<&[usize]>,
+    options: &BootstrapOptions,
+    rounds: Option<u32>,
+) -> anyhow::Result<Models> {
+    let features: Vec<&Features> = train.iter().map(|&i| &rows[i].features).collect();
+    let bundle = TransformerBundle::fit(&features);
+    let width = bundle.design_width();
+    let m = matrices(&bundle, rows, train);
+    let x = ArrayView2::from_shape((m.labels.len(), width), &m.design)?;
+    let t = Instant::now();
+    let online = OnlineModel::fit(
+        x,
+        &m.labels,
+        bundle.design_names(),
+        bundle.feature_hash.clone(),
+        &ctx.settings.online,
+    )?;
+    let online_secs = secs(t.elapsed());
+    let t = Instant::now();
+    let valid_m = valid.map(|v| matrices(&bundle, rows, v));
+    let train_matrix = Matrix {
+        flat: &m.raw,
+        labels: &m.labels,
+        width,
+    };
+    let valid_matrix = valid_m.as_ref().map(|v| Matrix {
+        flat: &v.raw,
+        labels: &v.labels,
+        width,
+    });
+    let params = &ctx.settings.batch;
+    let batch = match rounds {
+        Some(r) => BatchModel::train_rounds(&train_matrix, None, params, options.seed, r)?,
+        None => BatchModel::train(&train_matrix, valid_matrix.as_ref(), params, options.seed)?,
+    };
+    Ok(Models {
+        bundle,
+        online,
+        batch,
+        online_secs,
+        batch_secs: secs(t.elapsed()),
+    })
+}
+
+/// The holdout fit and its evaluation.
+struct Fitted {
+    batch: BatchModel,
+    online_eval: Evaluation,
+    batch_eval: Evaluation,
+    ensemble_eval: Evaluation,
+    baselines: Baselines,
+}
+
+fn eval_set(rows: &[Snapshot], idx: &[usize]) -> EvalSet {
+    let mut set = EvalSet::default();
+    let mut day = 0u32;
+    for (n, &i) in idx.iter().enumerate() {
+        if n > 0 && rows[i].date != rows[idx[n - 1]].date {
+            day += 1;
+        }
+        let l = rows[i].label.expect("labeled");
+        set.day.push(day);
+        set.label.push(l.label);
+        set.realized_return.push(l.realized_return);
+        set.rule_buy.push(rows[i].features.categorical[4] == Some("BUY"));
+    }
+    set
+}
+
+/// Online, batch and ensemble scores of `idx` rows under `models`.
+fn score_rows(models: &Models, rows: &[Snapshot], idx: &[usize]) -> anyhow::Result<(Vec<f64>, Vec<f64>, Vec<f64>)> {
+    let m = matrices(&models.bundle, rows, idx);
+    let online = models.online.predict(&m.design);
+    let batch = models.batch.predict(&m.raw)?;
+    let ens = ensemble(&online, &batch);
+    Ok((online, batch, ens))
+}
+
+fn fit_and_evaluate(
+    ctx: &Context,
+    rows: &[Snapshot],
+    split: &Split,
+    options: &BootstrapOptions,
+    timings: &mut Timings,
+) -> anyhow::Result<Fitted> {
+    let models = fit_models(ctx, rows, &split.train, Some(&split.valid), options, None)?;
+    timings.online_fit = models.online_secs;
+    timings.batch_fit = models.batch_secs;
+
+    let t = Instant::now();
+    let set = eval_set(rows, &split.valid);
+    let (online, batch, ens) = score_rows(&models, rows, &split.valid)?;
+    let k = options.top_k;
+    let fitted = Fitted {
+        online_eval: evaluate(&set, &online, k),
+        batch_eval: evaluate(&set, &batch, k),
+        ensemble_eval: evaluate(&set, &ens, k),
+        baselines: baselines(&set),
+        batch: models.batch,
+    };
+    timings.metrics = secs(t.elapsed());
+    Ok(fitted)
+}
+
+fn evaluate_folds(
+    ctx: &Context,
+    rows: &[Snapshot],
+    folds: &[Split],
+    options: &BootstrapOptions,
+) -> anyhow::Result<Vec<FoldReport>> {
+    let mut out = Vec::new();
+    for (k, fold) in folds.iter().enumerate() {
+        let ones = fold.train.iter().filter(|&&i| label(&rows[i]) == 1).count();
+        if ones == 0 || ones == fold.train.len() {
+            tracing::warn!(
+                "walk-forward fold {} skipped: one label class in its training rows",
+                k + 1
+            );
+            continue;
+        }
+        let models = fit_models(ctx, rows, &fold.train, Some(&fold.valid), options, None)?;
+        let set = eval_set(rows, &fold.valid);
+        let (online, batch, ens) = score_rows(&models, rows, &fold.valid)?;
+        out.push(FoldReport {
+            fold: k + 1,
+            train_rows: fold.train.len(),
+            valid_rows: fold.valid.len(),
+            first_valid_date: fold.first_valid_date,
+            online: evaluate(&set, &online, options.top_k),
+            batch: evaluate(&set, &batch, options.top_k),
+            ensemble: evaluate(&set, &ens, options.top_k),
+        });
+    }
+    Ok(out)
+}
+
+/// Precision@K of the live models on the same validation rows: `Ok(None)`
+/// when there are none, `Err` (with the reason) when they cannot be used.
+fn compare_with_production(
+    store: &WatchlistStore,
+    rows: &[Snapshot],
+    split: &Split,
+    k: usize,
+) -> Result<Option<f64>, String> {
+    let production = match ProductionModels::load(store) {
+        Ok(Some(p)) => p,
+        Ok(None) => return Ok(None),
+        Err(err) => return Err(format!("{err:#}")),
+    };
+    let features: Vec<&Features> = split.valid.iter().map(|&i| &rows[i].features).collect();
+    let (_, _, ens) = production.score(&features).map_err(|e| format!("{e:#}"))?;
+    Ok(Some(evaluate(&eval_set(rows, &split.valid), &ens, k).precision_at_k))
+}
+
+/// Promote when the ensemble's validation precision@K beats both baselines
+/// and is not worse than the live models' on the same rows.
+fn decide(fitted: &Fitted, production: &Result<Option<f64>, String>, force: bool) -> (bool, String) {
+    let p = fitted.ensemble_eval.precision_at_k;
+    let base = fitted.baselines.base_rate;
+    let rule = fitted.baselines.rule_buy_precision.unwrap_or(0.0);
+    let mut reasons = Vec::new();
+    let mut ok = true;
+    if p > base {
+        reasons.push(format!(
+            "precision@{} {p:.4} > base rate {base:.4}",
+            fitted.ensemble_eval.k
+        ));
+    } else {
+        ok = false;
+        reasons.push(format!(
+            "precision@{} {p:.4} does not beat the base rate {base:.4}",
+            fitted.ensemble_eval.k
+        ));
+    }
+    if p > rule {
+        reasons.push(format!("> rule BUY precision {rule:.4}"));
+    } else {
+        ok = false;
+        reasons.push(format!("does not beat the rule BUY precision {rule:.4}"));
+    }
+    match production {
+        Ok(Some(live)) if p >= *live => reasons.push(format!("≥ production {live:.4} on the same rows")),
+        Ok(Some(live)) => {
+            ok = false;
+            reasons.push(format!("worse than production {live:.4} on the same rows"));
+        }
+        Ok(None) => reasons.push("no production model yet".into()),
+        Err(why) => reasons.push(format!("production models unusable, not compared ({why})")),
+    }
+    let verdict = match (ok, force) {
+        (true, _) => "promoted",
+        (false, true) => "promoted by --force",
+        (false, false) => "not promoted",
+    };
+    (ok || force, format!("{verdict}: {}", reasons.join(", ")))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn write_artifacts(
+    ctx: &Context,
+    store: &WatchlistStore,
+    options: &BootstrapOptions,
+    data: &DataSet,
+    split: &Split,
+    models: &Models,
+    report: &BootstrapReport,
+) -> anyhow::Result<Vec<ArtifactRecord>> {
+    let by = ctx.writer();
+    let params = serde_json::json!({
+        "options": options,
+        "as_of": report.as_of,
+        "first_scan_date": data.first_date,
+        "online": ctx.settings.online,
+        "batch": ctx.settings.batch,
+        "bootstrap": {
+            "valid_fraction": ctx.settings.bootstrap.valid_fraction,
+            "folds": ctx.settings.bootstrap.folds,
+            "min_bars": ctx.settings.ta.min_bars,
+        },
+    });
+    let candles = InputRef {
+        name: format!("candles:{}:..{}", ctx.settings.watchlist, report.as_of),
+        sha256: data.candle_hash.clone(),
+    };
+    let years = format_years(options.train_years);
+    let labeled_spec = NewArtifact::new("labeled_data", NameStyle::Timestamped, "parquet")
+        .prefix(format!("labeled_data_{years}y_{}", report.as_of))
+        .parameters(params.clone())
+        .inputs(vec![candles.clone()]);
+    let labeled = store.write(&by, labeled_spec, |w| {
+        crate::parquet_out::write_labeled(w, &data.rows, split)
+    })?;
+    let lineage = vec![
+        candles,
+        InputRef {
+            name: labeled.name.clone(),
+            sha256: labeled.sha256.clone(),
+        },
+    ];
+    let spec = |kind: &str, ext: &str| {
+        NewArtifact::new(kind, NameStyle::Versioned, ext)
+            .parameters(params.clone())
+            .inputs(lineage.clone())
+    };
+    let features: Vec<&Features> = data.rows.iter().map(|r| &r.features).collect();
+    let feature_config = FeatureConfig {
+        label: Some(options.barrier()),
+        ..FeatureConfig::from_training(features.iter().copied())
+    };
+    let config = store.write_json(&by, spec("feature_config", "json"), &feature_config)?;
+    let bundle = store.write_json(&by, spec("transformer_bundle", "json"), &models.bundle)?;
+    let online = store.write_json(&by, spec("model_online", "json"), &models.online)?;
+    let batch = store.write_bytes(&by, spec("model_batch", "txt"), models.batch.to_text()?.as_bytes())?;
+
+    let importance: Vec<(String, f64)> = {
+        let mut pairs: Vec<(String, f64)> = models
+            .bundle
+            .design_names()
+            .into_iter()
+            .zip(models.batch.importance_gain()?)
+            .collect();
+        pairs.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        pairs
+    };
+    let folds_of = |pick: fn(&FoldReport) -> &Evaluation| -> Vec<serde_json::Value> {
+        report
+            .folds
+            .iter()
+            .map(|f| {
+                serde_json::json!({"fold": f.fold, "train_rows": f.train_rows, "valid_rows": f.valid_rows,
+                "first_valid_date": f.first_valid_date, "metrics": pick(f)})
+            })
+            .collect()
+    };
+    let common = serde_json::json!({
+        "run_id": ctx.run_id,
+        "as_of": report.as_of,
+        "rows": report.rows,
+        "train_rows": report.train_rows,
+        "valid_rows": report.valid_rows,
+        "first_valid_date": report.first_valid_date,
+        "dropped_undefined_features": report.dropped_undefined,
+        "baselines": report.baselines,
+        "decision": report.decision,
+        "promoted": report.promoted,
+    });
+    let mut online_metrics = common.clone();
+    online_metrics["holdout"] = serde_json::to_value(&report.online)?;
+    online_metrics["walk_forward"] = serde_json::json!(folds_of(|f| &f.online));
+    let mut batch_metrics = common;
+    batch_metrics["holdout"] = serde_json::to_value(&report.batch)?;
+    batch_metrics["ensemble"] = serde_json::to_value(&report.ensemble)?;
+    batch_metrics["production_precision_at_k"] = serde_json::json!(report.production_precision_at_k);
+    batch_metrics["rounds"] = serde_json::json!(report.batch_rounds);
+    batch_metrics["feature_importance_gain"] = serde_json::json!(importance);
+    batch_metrics["walk_forward"] = serde_json::json!(folds_of(|f| &f.batch));
+    batch_metrics["walk_forward_ensemble"] = serde_json::json!(folds_of(|f| &f.ensemble));
+    let metric_spec = |kind: &str| {
+        NewArtifact::new(kind, NameStyle::Timestamped, "json")
+            .parameters(params.clone())
+            .inputs(vec![
+                InputRef {
+                    name: online.name.clone(),
+                    sha256: online.sha256.clone(),
+                },
+                InputRef {
+                    name: batch.name.clone(),
+                    sha256: batch.sha256.clone(),
+                },
+            ])
+    };
+    let online_m = store.write_json(&by, metric_spec("online_train_metrics"), &online_metrics)?;
+    let batch_m = store.write_json(&by, metric_spec("batch_train_metrics"), &batch_metrics)?;
+    Ok(vec![labeled, config, bundle, online, batch, online_m, batch_m])
+}
+
+fn format_years(years: f64) -> String {
+    if years.fract() == 0.0 {
+        format!("{}", years as u64)
+    } else {
+        format!("{years}")
+    }
+}
+
+pub fn summary_line(r: &BootstrapReport, started: Instant) -> String {
+    format!(
+        "bootstrap: {} rows of {} symbols (train {}, validation {} from {}), ensemble AUC {} precision@{} {:.4}; {}; in {:.1} s",
+        r.rows,
+        r.symbols,
+        r.train_rows,
+        r.valid_rows,
+        r.first_valid_date,
+        r.ensemble
+            .auc
+            .map(|a| format!("{a:.4}"))
+            .unwrap_or_else(|| "n/a".into()),
+        r.ensemble.k,
+        r.ensemble.precision_at_k,
+        r.decision,
+        started.elapsed().as_secs_f64()
+    )
+}
+
+/// The metrics table printed to stdout.
+pub fn table(r: &BootstrapReport) -> String {
+    let mut out = String::new();
+    let opt = |x: Option<f64>| x.map(|v| format!("{v:.4}")).unwrap_or_else(|| "n/a".into());
+    out.push_str(&format!(
+        "validation: {} rows, {} dates from {} (train {} rows; {} walk-forward folds)\n",
+        r.valid_rows,
+        r.ensemble.dates,
+        r.first_valid_date,
+        r.train_rows,
+        r.folds.len()
+    ));
+    out.push_str(&format!(
+        "{:<10} {:>7} {:>7} {:>8} {:>8} {:>7} {:>7} {:>7} {:>8} {:>9}\n",
+        "model", "AUC", "F1@0.5", "bestF1", "logloss", "Brier", "P@K", "rankIC", "topK ret", "all ret"
+    ));
+    for (name, e) in [("online", &r.online), ("batch", &r.batch), ("ensemble", &r.ensemble)] {
+        out.push_str(&format!(
+            "{:<10} {:>7} {:>7.4} {:>8.4} {:>8.4} {:>7.4} {:>7.4} {:>7} {:>8.4} {:>9.4}\n",
+            name,
+            opt(e.auc),
+            e.f1_at_0_5,
+            e.best_f1,
+            e.log_loss,
+            e.brier,
+            e.precision_at_k,
+            opt(e.rank_ic),
+            e.top_k_mean_return,
+            e.universe_mean_return
+        ));
+    }
+    out.push_str(&format!(
+        "baselines: base rate {:.4}, rule BUY precision {} ({} rows)\n",
+        r.baselines.base_rate,
+        opt(r.baselines.rule_buy_precision),
+        r.baselines.rule_buy_rows
+    ));
+    for f in &r.folds {
+        out.push_str(&format!(
+            "fold {}: train {:>7} valid {:>6} from {}  AUC online {} batch {} ensemble {}  P@K {:.4}\n",
+            f.fold,
+            f.train_rows,
+            f.valid_rows,
+            f.first_valid_date,
+            opt(f.online.auc),
+            opt(f.batch.auc),
+            opt(f.ensemble.auc),
+            f.ensemble.precision_at_k
+        ));
+    }
+    out.push_str(&format!("{}\n", r.decision));
+    out
+}

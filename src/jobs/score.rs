@@ -1,0 +1,369 @@
+//! `score`: rank today's snapshots of a watchlist with the production
+//! models and write `predictions_<ts>.parquet`.
+//!
+//! Every member gets a row: scored ones with probabilities and a rank,
+//! the others with the reason they were not scored (no candle on the
+//! as-of date, undefined features, quality problems) and no made-up values.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow_array::{ArrayRef, BooleanArray, Date32Array, Float64Array, Int64Array, StringArray};
+use arrow_schema::{DataType, Field, Schema};
+use chrono::NaiveDate;
+use serde::Serialize;
+
+use crate::context::Context;
+use crate::db::{self, job_runs::RunStatus};
+use crate::features::{CATEGORICAL_FEATURES, Features, NUMERIC_FEATURES, Snapshot};
+use crate::jobs::dataset::{build_snapshots, load_candles, resolve_as_of};
+use crate::jobs::production::{NoProductionModel, ProductionModels};
+use crate::labels::Barrier;
+use crate::store::{InputRef, NameStyle, NewArtifact};
+use crate::symbols::Symbol;
+
+pub const JOB: &str = "score";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    Table,
+    Json,
+    Csv,
+}
+
+#[derive(Debug, Clone)]
+pub struct ScoreOptions {
+    pub top_k: usize,
+    pub limit: Option<usize>,
+    pub country: Option<String>,
+    pub format: OutputFormat,
+}
+
+/// One symbol's prediction (or why there is none).
+#[derive(Debug, Clone, Serialize)]
+pub struct Prediction {
+    pub symbol: String,
+    pub status: String,
+    pub p_online: Option<f64>,
+    pub p_batch: Option<f64>,
+    pub p_score: Option<f64>,
+    pub rank: Option<u32>,
+    pub in_top_k: bool,
+    pub entry_close: Option<f64>,
+    pub target_price: Option<f64>,
+    pub stop_price: Option<f64>,
+    pub atr_stop: Option<f64>,
+    pub ta_recommendation: Option<String>,
+    #[serde(skip)]
+    pub features: Option<Features>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ScoreReport {
+    pub as_of: NaiveDate,
+    pub predictions: Vec<Prediction>,
+    pub path: String,
+    pub top_k: usize,
+}
+
+pub async fn run(ctx: &Context, options: &ScoreOptions) -> anyhow::Result<ScoreReport> {
+    if options.top_k == 0 {
+        return Err(crate::error::UsageError::InvalidSetting {
+            name: "--top-k",
+            message: "must be at least 1".into(),
+        }
+        .into());
+    }
+    let store = ctx.watchlist_store()?;
+    let _lock = store.lock_job(JOB)?;
+    let models = ProductionModels::load(&store)?.ok_or_else(|| NoProductionModel(ctx.settings.watchlist.clone()))?;
+    db::job_runs::start(&ctx.db, &ctx.run_id, JOB, &ctx.settings.watchlist, ctx.settings.as_of).await?;
+    let started = Instant::now();
+    let result = score(ctx, &store, &models, options).await;
+    let (status, message) = match &result {
+        Ok(r) => (RunStatus::Ok, summary_line(r, started)),
+        Err(err) => (RunStatus::Failed, format!("{err:#}")),
+    };
+    db::job_runs::finish(&ctx.db, &ctx.run_id, status, &message).await?;
+    if result.is_ok() {
+        tracing::info!("{message}");
+    }
+    result
+}
+
+async fn score(
+    ctx: &Context,
+    store: &crate::store::WatchlistStore,
+    models: &ProductionModels,
+    options: &ScoreOptions,
+) -> anyhow::Result<ScoreReport> {
+    let (symbols, mut predictions) = select_symbols(ctx, options).await?;
+    let as_of = resolve_as_of(ctx).await?;
+    let barrier = models.feature_config.label.unwrap_or(Barrier {
+        horizon: 5,
+        target: 0.05,
+        stop: 0.04,
+    });
+    let candles = load_candles(ctx, &symbols, as_of).await?;
+    // Only the last bar is scored; the whole history feeds its indicators.
+    let (built, skipped) = build_snapshots(candles, &barrier, 1);
+    for s in skipped {
+        predictions.push(unscored(&s.symbol, format!("quality: {}", s.reason)));
+    }
+    let mut ready: Vec<Snapshot> = Vec::new();
+    for (symbol, snaps) in built {
+        match snaps.into_iter().last() {
+            Some(s) if s.date != as_of => predictions.push(unscored(
+                symbol.as_str(),
+                format!("stale: last candle {} (as of {as_of})", s.date),
+            )),
+            Some(s) => match s.features.first_missing() {
+                Some(feature) => predictions.push(unscored(symbol.as_str(), format!("undefined feature {feature}"))),
+                None => ready.push(s),
+            },
+            None => predictions.push(unscored(symbol.as_str(), format!("no candles up to {as_of}"))),
+        }
+    }
+    let features: Vec<&Features> = ready.iter().map(|s| &s.features).collect();
+    let (online, batch, ensemble) = models.score(&features)?;
+    let mut scored: Vec<Prediction> = ready
+        .iter()
+        .enumerate()
+        .map(|(i, s)| Prediction {
+            symbol: s.symbol.to_string(),
+            status: "scored".into(),
+            p_online: Some(online[i]),
+            p_batch: Some(batch[i]),
+            p_score: Some(ensemble[i]),
+            rank: None,
+            in_top_k: false,
+            entry_close: Some(s.close),
+            target_price: Some(s.close * (1.0 + barrier.target)),
+            stop_price: Some(s.close * (1.0 - barrier.stop)),
+            atr_stop: s.atr.map(|a| s.close - 2.0 * a),
+            ta_recommendation: s.features.categorical[4].map(str::to_string),
+            features: Some(s.features.clone()),
+        })
+        .collect();
+    scored.sort_by(|a, b| {
+        b.p_score
+            .unwrap_or(0.0)
+            .total_cmp(&a.p_score.unwrap_or(0.0))
+            .then(a.symbol.cmp(&b.symbol))
+    });
+    for (i, p) in scored.iter_mut().enumerate() {
+        p.rank = Some(i as u32 + 1);
+        p.in_top_k = i < options.top_k;
+    }
+    predictions.sort_by(|a, b| a.symbol.cmp(&b.symbol));
+    scored.extend(predictions);
+    for p in scored.iter().filter(|p| p.rank.is_none()) {
+        tracing::warn!("not scored {}: {}", p.symbol, p.status);
+    }
+    let path = write_predictions(ctx, store, models, as_of, &scored)?;
+    Ok(ScoreReport {
+        as_of,
+        predictions: scored,
+        path,
+        top_k: options.top_k,
+    })
+}
+
+fn unscored(symbol: &str, status: String) -> Prediction {
+    Prediction {
+        symbol: symbol.to_string(),
+        status,
+        p_online: None,
+        p_batch: None,
+        p_score: None,
+        rank: None,
+        in_top_k: false,
+        entry_close: None,
+        target_price: None,
+        stop_price: None,
+        atr_stop: None,
+        ta_recommendation: None,
+        features: None,
+    }
+}
+
+/// Watchlist members after `--country` and `--limit`, and rows for the
+/// members the country filter could not place.
+async fn select_symbols(ctx: &Context, options: &ScoreOptions) -> anyhow::Result<(Vec<Symbol>, Vec<Prediction>)> {
+    let name = &ctx.settings.watchlist;
+    let members = db::watchlists::countries(&ctx.db, name).await?;
+    if members.is_empty() {
+        anyhow::bail!(
+            "watchlist {name} has no symbols: import candles with `ta-signals import --watchlist {name} FILE`"
+        );
+    }
+    let mut symbols = Vec::new();
+    let mut unplaced = Vec::new();
+    for (raw, country) in members {
+        let Ok(symbol) = Symbol::parse(&raw) else { continue };
+        match (&options.country, country) {
+            (None, _) => symbols.push(symbol),
+            (Some(want), Some(c)) if c.eq_ignore_ascii_case(want) => symbols.push(symbol),
+            (Some(_), Some(_)) => {}
+            (Some(want), None) => unplaced.push(unscored(symbol.as_str(), format!("country unknown (filter {want})"))),
+        }
+    }
+    if let Some(limit) = options.limit {
+        symbols.truncate(limit);
+    }
+    Ok((symbols, unplaced))
+}
+
+fn write_predictions(
+    ctx: &Context,
+    store: &crate::store::WatchlistStore,
+    models: &ProductionModels,
+    as_of: NaiveDate,
+    rows: &[Prediction],
+) -> anyhow::Result<String> {
+    let version = |kind: &str| models.pointer.artifacts.get(kind).map(|r| r.version as i64);
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date");
+    let n = rows.len();
+    let float =
+        |f: &dyn Fn(&Prediction) -> Option<f64>| Arc::new(Float64Array::from_iter(rows.iter().map(f))) as ArrayRef;
+    let mut fields = vec![
+        Field::new("symbol", DataType::Utf8, false),
+        Field::new("as_of", DataType::Date32, false),
+        Field::new("run_id", DataType::Utf8, false),
+        Field::new("model_online_version", DataType::Int64, true),
+        Field::new("model_batch_version", DataType::Int64, true),
+        Field::new("p_online", DataType::Float64, true),
+        Field::new("p_batch", DataType::Float64, true),
+        Field::new("p_score", DataType::Float64, true),
+        Field::new("rank", DataType::Int64, true),
+        Field::new("in_top_k", DataType::Boolean, false),
+        Field::new("entry_close", DataType::Float64, true),
+        Field::new("target_price", DataType::Float64, true),
+        Field::new("stop_price", DataType::Float64, true),
+        Field::new("ta_stop_loss", DataType::Float64, true),
+        Field::new("ta_recommendation", DataType::Utf8, true),
+    ];
+    let mut columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|p| p.symbol.as_str()))),
+        Arc::new(Date32Array::from_iter_values(std::iter::repeat_n(
+            (as_of - epoch).num_days() as i32,
+            n,
+        ))),
+        Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
+            ctx.run_id.as_str(),
+            n,
+        ))),
+        Arc::new(Int64Array::from_iter(std::iter::repeat_n(version("model_online"), n))),
+        Arc::new(Int64Array::from_iter(std::iter::repeat_n(version("model_batch"), n))),
+        float(&|p| p.p_online),
+        float(&|p| p.p_batch),
+        float(&|p| p.p_score),
+        Arc::new(Int64Array::from_iter(rows.iter().map(|p| p.rank.map(i64::from)))),
+        Arc::new(BooleanArray::from_iter(rows.iter().map(|p| Some(p.in_top_k)))),
+        float(&|p| p.entry_close),
+        float(&|p| p.target_price),
+        float(&|p| p.stop_price),
+        float(&|p| p.atr_stop),
+        Arc::new(StringArray::from_iter(
+            rows.iter().map(|p| p.ta_recommendation.as_deref()),
+        )),
+    ];
+    for (i, name) in NUMERIC_FEATURES.iter().enumerate() {
+        fields.push(Field::new(*name, DataType::Float64, true));
+        columns.push(float(&|p| p.features.as_ref().and_then(|f| f.numeric[i])));
+    }
+    for (i, name) in CATEGORICAL_FEATURES
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| **n != "ta_recommendation")
+    {
+        fields.push(Field::new(*name, DataType::Utf8, true));
+        columns.push(Arc::new(StringArray::from_iter(
+            rows.iter().map(|p| p.features.as_ref().and_then(|f| f.categorical[i])),
+        )));
+    }
+    fields.push(Field::new("status", DataType::Utf8, false));
+    columns.push(Arc::new(StringArray::from_iter_values(
+        rows.iter().map(|p| p.status.as_str()),
+    )));
+    let schema = Arc::new(Schema::new(fields));
+    let inputs: Vec<InputRef> = models
+        .pointer
+        .artifacts
+        .values()
+        .map(|r| InputRef {
+            name: r.name.clone(),
+            sha256: r.sha256.clone(),
+        })
+        .collect();
+    let spec = NewArtifact::new("predictions", NameStyle::Timestamped, "parquet")
+        .parameters(serde_json::json!({ "as_of": as_of, "watchlist": ctx.settings.watchlist }))
+        .inputs(inputs);
+    let record = store.write(&ctx.writer(), spec, |w| {
+        crate::parquet_out::write_batch(w, schema, columns, n)
+    })?;
+    Ok(store.path_of(&record.name).display().to_string())
+}
+
+fn summary_line(r: &ScoreReport, started: Instant) -> String {
+    let scored = r.predictions.iter().filter(|p| p.rank.is_some()).count();
+    format!(
+        "score: {} symbol(s) as of {}: {scored} scored, {} not scored; top {} written to {} in {:.2} s",
+        r.predictions.len(),
+        r.as_of,
+        r.predictions.len() - scored,
+        r.top_k.min(scored),
+        r.path,
+        started.elapsed().as_secs_f64()
+    )
+}
+
+/// The top-K for stdout.
+pub fn render(r: &ScoreReport, format: OutputFormat) -> anyhow::Result<String> {
+    let top: Vec<&Prediction> = r.predictions.iter().filter(|p| p.in_top_k).collect();
+    Ok(match format {
+        OutputFormat::Json => serde_json::to_string_pretty(&top)? + "\n",
+        OutputFormat::Csv => {
+            let mut w = csv::Writer::from_writer(Vec::new());
+            for p in &top {
+                w.serialize(p)?;
+            }
+            String::from_utf8(w.into_inner()?)?
+        }
+        OutputFormat::Table => {
+            let mut out = format!(
+                "top {} of {} as of {}\n{:>4}  {:<14} {:>7} {:>7} {:>7} {:>10} {:>10} {:>10} {:>10}  {}\n",
+                top.len(),
+                r.predictions.iter().filter(|p| p.rank.is_some()).count(),
+                r.as_of,
+                "rank",
+                "symbol",
+                "p_score",
+                "online",
+                "batch",
+                "close",
+                "target",
+                "stop",
+                "atr_stop",
+                "ta"
+            );
+            let num = |x: Option<f64>| x.map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".into());
+            for p in top {
+                out.push_str(&format!(
+                    "{:>4}  {:<14} {:>7.4} {:>7.4} {:>7.4} {:>10} {:>10} {:>10} {:>10}  {}\n",
+                    p.rank.unwrap_or(0),
+                    p.symbol,
+                    p.p_score.unwrap_or(0.0),
+                    p.p_online.unwrap_or(0.0),
+                    p.p_batch.unwrap_or(0.0),
+                    num(p.entry_close),
+                    num(p.target_price),
+                    num(p.stop_price),
+                    num(p.atr_stop),
+                    p.ta_recommendation.as_deref().unwrap_or("-")
+                ));
+            }
+            out
+        }
+    })
+}

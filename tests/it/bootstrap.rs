@@ -1,0 +1,252 @@
+//! `bootstrap`: artifacts, promotion, determinism and bad input.
+
+use std::path::PathBuf;
+
+use crate::common::{TestContext, fixture};
+
+/// Bootstrap flags used by the tests: two years of the US fixture, K = 3
+/// (with 10 symbols, K = 10 would make precision@K the base rate).
+pub const TRAIN: [&str; 6] = ["--train-years", "2", "--top-k", "3", "--seed", "7"];
+
+pub fn with_us_candles() -> TestContext {
+    let ctx = TestContext::new();
+    ctx.import(&[&fixture("us_daily_10sym_2018_2020.csv")], "us")
+        .assert_ok();
+    ctx
+}
+
+pub fn artifact(ctx: &TestContext, watchlist: &str, prefix: &str) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(ctx.artifacts().join(watchlist))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_str().unwrap();
+            name.starts_with(prefix) && !name.ends_with(".meta.json")
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+fn python(script: &str, args: &[&std::path::Path]) -> serde_json::Value {
+    let output = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("python3");
+    assert!(
+        output.status.success(),
+        "python check failed (scripts/setup.sh installs pyarrow and lightgbm): {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+#[test]
+fn bootstrap_writes_every_artifact_with_lineage_and_promotes_with_force() {
+    let ctx = with_us_candles();
+    let mut args = vec!["--watchlist", "us", "--force"];
+    args.extend(TRAIN);
+    let run = ctx.run("bootstrap", &args);
+    run.assert_ok();
+    for line in [
+        "online ",
+        "batch ",
+        "ensemble ",
+        "baselines: base rate",
+        "fold 1:",
+        "fold 4:",
+    ] {
+        assert!(run.stdout.contains(line), "missing {line:?} in:\n{}", run.stdout);
+    }
+    assert!(run.stdout.contains("promoted"), "{}", run.stdout);
+    for prefix in [
+        "labeled_data_2y_2020-12-31_",
+        "model_online_v1_",
+        "model_batch_v1_",
+        "transformer_bundle_v1_",
+        "feature_config_v1_",
+        "online_train_metrics_",
+        "batch_train_metrics_",
+    ] {
+        assert_eq!(artifact(&ctx, "us", prefix).len(), 1, "{prefix}");
+    }
+    ctx.run("artifacts", &["--watchlist", "us", "verify"]).assert_ok();
+    let shown: serde_json::Value = serde_json::from_str(
+        &ctx.run("artifacts", &["--watchlist", "us", "show-production"])
+            .assert_ok()
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(shown["artifacts"].as_object().unwrap().len(), 4);
+
+    // Lineage: the model's sidecar names the labeled data and the candle range.
+    let model = &artifact(&ctx, "us", "model_online_v1_")[0];
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(format!("{}.meta.json", model.display())).unwrap()).unwrap();
+    let inputs: Vec<&str> = meta["inputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        inputs[0].starts_with("candles:us:..2020-12-31") && inputs[1].starts_with("labeled_data_"),
+        "{inputs:?}"
+    );
+    assert_eq!(meta["parameters"]["options"]["horizon"], 5);
+
+    // Metrics: every figure present, each AUC a probability.
+    let metrics: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&artifact(&ctx, "us", "batch_train_metrics_")[0]).unwrap()).unwrap();
+    for key in ["holdout", "ensemble"] {
+        let auc = metrics[key]["auc"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&auc), "{key} AUC {auc}");
+        assert_eq!(metrics[key]["calibration"].as_array().unwrap().len(), 10);
+        assert_eq!(metrics[key]["k"], 3);
+    }
+    assert_eq!(metrics["walk_forward"].as_array().unwrap().len(), 4);
+    let bundle: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&artifact(&ctx, "us", "transformer_bundle_v1_")[0]).unwrap()).unwrap();
+    let one_hot: usize = bundle["vocabulary"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v[1].as_array().unwrap().len())
+        .sum();
+    let width = 17 + one_hot;
+    assert_eq!(metrics["feature_importance_gain"].as_array().unwrap().len(), width);
+
+    // Independent readers: pyarrow for the labeled data, Python's LightGBM for the model.
+    let labeled = &artifact(&ctx, "us", "labeled_data_")[0];
+    let batch = &artifact(&ctx, "us", "model_batch_v1_")[0];
+    let v = python(
+        r#"
+import json, sys
+import lightgbm, pyarrow.parquet as pq
+t = pq.read_table(sys.argv[1])
+b = lightgbm.Booster(model_file=sys.argv[2])
+splits = t.column("split").to_pylist()
+print(json.dumps({"rows": t.num_rows, "names": t.schema.names, "labels": sorted(set(t.column("label").to_pylist())),
+  "splits": sorted(set(splits)), "features": b.num_feature(), "trees": b.num_trees()}))
+"#,
+        &[labeled, batch],
+    );
+    assert_eq!(v["rows"], meta_rows(labeled));
+    assert_eq!(v["labels"], serde_json::json!([0, 1]));
+    assert_eq!(v["splits"], serde_json::json!(["purged", "train", "valid"]));
+    let names = v["names"].as_array().unwrap();
+    for col in [
+        "symbol",
+        "date",
+        "rsi_14",
+        "ta_recommendation",
+        "label",
+        "exit_reason",
+        "bars_to_exit",
+        "realized_return",
+    ] {
+        assert!(names.iter().any(|n| n == col), "{col}");
+    }
+    assert_eq!(v["features"], width);
+    assert!(v["trees"].as_u64().unwrap() >= 1);
+}
+
+fn meta_rows(path: &std::path::Path) -> serde_json::Value {
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(format!("{}.meta.json", path.display())).unwrap()).unwrap();
+    meta["parquet"]["rows"].clone()
+}
+
+#[test]
+fn same_seed_and_data_give_byte_identical_models_and_promotion_compares_with_production() {
+    let ctx = with_us_candles();
+    for _ in 0..2 {
+        let mut args = vec!["--watchlist", "us", "--force"];
+        args.extend(TRAIN);
+        ctx.run("bootstrap", &args).assert_ok();
+    }
+    for kind in [
+        "model_online_v",
+        "model_batch_v",
+        "transformer_bundle_v",
+        "feature_config_v",
+    ] {
+        let files = artifact(&ctx, "us", kind);
+        assert_eq!(files.len(), 2, "{kind}");
+        assert_eq!(
+            std::fs::read(&files[0]).unwrap(),
+            std::fs::read(&files[1]).unwrap(),
+            "{kind} differs between runs"
+        );
+    }
+    // A third run without --force compares with the live models on the same rows.
+    let mut args = vec!["--watchlist", "us"];
+    args.extend(TRAIN);
+    let run = ctx.run("bootstrap", &args);
+    run.assert_ok();
+    assert!(run.stdout.contains("production"), "{}", run.stdout);
+    let manifest = std::fs::read_to_string(ctx.artifacts().join("us/manifest.jsonl")).unwrap();
+    let decisions = manifest
+        .lines()
+        .filter(|l| l.contains("\"entry\":\"promotion\"") || l.contains("\"entry\":\"decision\""))
+        .count();
+    assert_eq!(decisions, 3, "every run's decision is in the manifest");
+}
+
+#[test]
+fn bad_flags_are_usage_errors() {
+    let ctx = with_us_candles();
+    for (arg, says) in [
+        ("--target=0", "--target"),
+        ("--target=-0.1", "--target"),
+        ("--stop=1", "--stop"),
+        ("--horizon=0", "--horizon"),
+        ("--train-years=0", "--train-years"),
+    ] {
+        let run = ctx.run("bootstrap", &["--watchlist", "us", arg]);
+        assert_eq!(run.code, 2, "{arg}: {}", run.stderr);
+        assert!(run.error_line().contains(says), "{}", run.stderr);
+    }
+}
+
+#[test]
+fn too_little_data_is_refused_with_the_minimum() {
+    let ctx = with_us_candles();
+    let run = ctx.run("bootstrap", &["--watchlist", "nothing-here"]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.error_line().contains("watchlist nothing-here has no symbols"),
+        "{}",
+        run.stderr
+    );
+
+    let run = ctx.run(
+        "bootstrap",
+        &["--watchlist", "us", "--max-symbols", "1", "--train-years", "2"],
+    );
+    assert_eq!(run.code, 1);
+    assert!(
+        run.error_line()
+            .contains("fewer than the minimum 2 (bootstrap.min_symbols)"),
+        "{}",
+        run.stderr
+    );
+
+    // A target no stock reaches in 5 days: every label is 0.
+    let run = ctx.run(
+        "bootstrap",
+        &["--watchlist", "us", "--train-years", "2", "--target", "5"],
+    );
+    assert_eq!(run.code, 1);
+    assert!(
+        run.error_line().contains("training labels are 0: nothing to learn"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        crate::bootstrap::artifact(&ctx, "us", "model_").is_empty(),
+        "nothing written on refusal"
+    );
+}
