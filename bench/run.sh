@@ -22,12 +22,13 @@ common=(--artifacts "$work/artifacts" --watchlist sp500)
 # step NAME ROWS CMD...: run CMD under /usr/bin/time, print one result line.
 step() {
   local name=$1 rows=$2; shift 2
-  /usr/bin/time -v -o "$work/time.txt" "$@" 2>"$work/log.txt" || { cat "$work/log.txt" >&2; exit 1; }
+  /usr/bin/time -v -o "$work/time.txt" "$@" 2>"$work/log.txt" >"$work/out.txt" || { cat "$work/log.txt" >&2; exit 1; }
   local wall rss
   wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {print $2}' "$work/time.txt" | awk -F: '{ if (NF==3) print $1*3600+$2*60+$3; else print $1*60+$2 }')
   rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$work/time.txt")
   printf '%-34s %9.2f s %12.0f rows/s %8.1f MB peak RSS\n' "$name" "$wall" "$(echo "$rows / $wall" | bc -l)" "$(echo "$rss / 1024" | bc -l)"
-  grep -h "INFO" "$work/log.txt" | grep -E "import:|ta-signals run:" | sed 's/^.*INFO /    /' || true
+  grep -h "INFO" "$work/log.txt" | grep -E "import:|ta-signals run:|bootstrap:|bootstrap timings:|score:" | sed 's/^.*INFO /    /' || true
+  [ -s "$work/out.txt" ] && sed 's/^/    | /' "$work/out.txt" && : >"$work/out.txt" || true
 }
 
 rows=$(gzip -dc "$data" | tail -n +2 | wc -l)
@@ -55,3 +56,7 @@ PY
 symbols=$(($(wc -l < "$work/next_day.csv") - 1))
 step "import one more day" "$symbols" "$bin/ta-signals" "${common[@]}" import "$work/next_day.csv"
 step "ta-signals run (one-day increment)" "$symbols" "$bin/ta-signals" "${common[@]}" run
+
+# Training: ten years of every symbol (rows/s counts labeled snapshots).
+step "bootstrap --train-years 10" "$rows" "$bin/bootstrap" "${common[@]}" --train-years 10 --top-k 10 --force
+step "score (all symbols, last date)" "$symbols" "$bin/score" "${common[@]}" --top-k 10

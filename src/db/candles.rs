@@ -149,6 +149,26 @@ where
     })
 }
 
+/// The last stored candle of `symbol` on or before `date`.
+pub async fn last_through(db: &Db, symbol: &crate::symbols::Symbol, date: NaiveDate) -> anyhow::Result<Option<Candle>> {
+    const SQL: &str = "SELECT date, open, high, low, close, adj_close, volume, split_coef
+        FROM candles WHERE symbol = ? AND date <= ? ORDER BY date DESC LIMIT 1";
+    with_pool!(db, pool => {
+        let row = sqlx::query(SQL).bind(symbol.as_str()).bind(date).fetch_optional(pool).await?;
+        row.map(|r| candle_from_row(symbol, &r)).transpose()
+    })
+}
+
+/// Product of the split ratios recorded after `date`: stored prices of
+/// `date` divided by it are the split-adjusted prices indicators use.
+pub async fn split_factor_after(db: &Db, symbol: &crate::symbols::Symbol, date: NaiveDate) -> anyhow::Result<f64> {
+    const SQL: &str = "SELECT split_coef FROM candles WHERE symbol = ? AND date > ? AND split_coef IS NOT NULL";
+    let ratios: Vec<f64> = with_pool!(db, pool => {
+        sqlx::query_scalar(SQL).bind(symbol.as_str()).bind(date).fetch_all(pool).await
+    })?;
+    Ok(ratios.into_iter().filter(|r| r.is_finite() && *r > 0.0).product())
+}
+
 /// Number of stored candles (all symbols).
 pub async fn count(db: &Db) -> anyhow::Result<i64> {
     Ok(with_pool!(db, pool => {

@@ -176,40 +176,59 @@ pub async fn candles_through(db: &Db, symbol: &Symbol, date: NaiveDate) -> anyho
     })?)
 }
 
+/// Decode a row selected as `date, <numeric…>, <categorical…>, ta_version`.
+macro_rules! decode_row {
+    ($r:expr, $symbol:expr) => {{
+        let n = NUMERIC_COLUMNS.len();
+        let numeric: Vec<Option<f64>> = (0..n).map(|i| $r.try_get(i + 1)).collect::<Result<_, _>>()?;
+        let mut cats = [None; 5];
+        for (i, cat) in cats.iter_mut().enumerate() {
+            let text: Option<String> = $r.try_get(1 + n + i)?;
+            *cat = text.and_then(|t| signals::intern(&t));
+        }
+        let version: i64 = $r.try_get(1 + n + 5)?;
+        let row = SignalRow {
+            symbol: $symbol.clone(),
+            date: $r.try_get(0)?,
+            row: IndicatorRow {
+                numeric: Numeric::from_values(&numeric),
+                adx_strength: cats[0],
+                di_strength: cats[1],
+                madi_trend: cats[2],
+                trend_reversal: cats[3],
+                ta_recommendation: cats[4],
+            },
+        };
+        anyhow::Ok((row, version))
+    }};
+}
+
+/// `SELECT date, <every indicator column>, ta_version FROM ta_signals WHERE symbol = ?` + `tail`.
+fn select_sql(tail: &str) -> String {
+    let cols = all_columns();
+    format!(
+        "SELECT {}, ta_version FROM ta_signals WHERE symbol = ?{tail}",
+        cols[1..cols.len() - 2].join(", ")
+    )
+}
+
 /// Every stored row of `symbol`, in date order.
 pub async fn for_symbol(db: &Db, symbol: &Symbol) -> anyhow::Result<Vec<SignalRow>> {
     static SQL: OnceLock<String> = OnceLock::new();
-    let sql = SQL.get_or_init(|| {
-        let cols = all_columns();
-        format!(
-            "SELECT {} FROM ta_signals WHERE symbol = ? ORDER BY date",
-            cols[1..cols.len() - 2].join(", ")
-        )
-    });
-    let n = NUMERIC_COLUMNS.len();
+    let sql = SQL.get_or_init(|| select_sql(" ORDER BY date"));
     with_pool!(db, pool => {
         let rows = sqlx::query(sql.as_str()).bind(symbol.as_str()).fetch_all(pool).await?;
-        rows.iter()
-            .map(|r| {
-                let numeric: Vec<Option<f64>> = (0..n).map(|i| r.try_get(i + 1)).collect::<Result<_, _>>()?;
-                let cat = |i: usize| -> anyhow::Result<Option<&'static str>> {
-                    let text: Option<String> = r.try_get(1 + n + i)?;
-                    Ok(text.and_then(|t| signals::intern(&t)))
-                };
-                Ok(SignalRow {
-                    symbol: symbol.clone(),
-                    date: r.try_get(0)?,
-                    row: IndicatorRow {
-                        numeric: Numeric::from_values(&numeric),
-                        adx_strength: cat(0)?,
-                        di_strength: cat(1)?,
-                        madi_trend: cat(2)?,
-                        trend_reversal: cat(3)?,
-                        ta_recommendation: cat(4)?,
-                    },
-                })
-            })
-            .collect()
+        rows.iter().map(|r| decode_row!(r, symbol).map(|(row, _)| row)).collect()
+    })
+}
+
+/// The stored row of `symbol` on `date` with its `ta_version`.
+pub async fn at(db: &Db, symbol: &Symbol, date: NaiveDate) -> anyhow::Result<Option<(SignalRow, i64)>> {
+    static SQL: OnceLock<String> = OnceLock::new();
+    let sql = SQL.get_or_init(|| select_sql(" AND date = ?"));
+    with_pool!(db, pool => {
+        let row = sqlx::query(sql.as_str()).bind(symbol.as_str()).bind(date).fetch_optional(pool).await?;
+        row.map(|r| decode_row!(r, symbol)).transpose()
     })
 }
 

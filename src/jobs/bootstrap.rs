@@ -171,7 +171,19 @@ pub async fn run(ctx: &Context, options: &BootstrapOptions) -> anyhow::Result<Bo
         Err(err) => (RunStatus::Failed, format!("{err:#}")),
     };
     db::job_runs::finish(&ctx.db, &ctx.run_id, status, &message).await?;
-    if result.is_ok() {
+    if let Ok(r) = &result {
+        let t = &r.timings;
+        tracing::info!(
+            "bootstrap timings: read {:.2} s, features+labels {:.2} s, split {:.2} s, online fit {:.2} s, \
+             batch fit {:.2} s, metrics {:.2} s, write {:.2} s",
+            t.read,
+            t.features_and_labels,
+            t.split,
+            t.online_fit,
+            t.batch_fit,
+            t.metrics,
+            t.write
+        );
         tracing::info!("{message}");
     }
     result

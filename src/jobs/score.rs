@@ -3,7 +3,9 @@
 //!
 //! Every member gets a row: scored ones with probabilities and a rank,
 //! the others with the reason they were not scored (no candle on the
-//! as-of date, undefined features, quality problems) and no made-up values.
+//! as-of date, undefined features, quality problems, indicators not yet
+//! computed) and no made-up values. The indicators come from `ta_signals`
+//! (the 08:00 job), so scoring reads two rows per symbol.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -13,10 +15,13 @@ use arrow_schema::{DataType, Field, Schema};
 use chrono::NaiveDate;
 use serde::Serialize;
 
+use crate::candles::quality::check_values;
 use crate::context::Context;
+use crate::db::Db;
 use crate::db::{self, job_runs::RunStatus};
-use crate::features::{CATEGORICAL_FEATURES, Features, NUMERIC_FEATURES, Snapshot};
-use crate::jobs::dataset::{build_snapshots, load_candles, resolve_as_of};
+use crate::features::{CATEGORICAL_FEATURES, Features, NUMERIC_FEATURES};
+use crate::indicators::TA_VERSION;
+use crate::jobs::dataset::resolve_as_of;
 use crate::jobs::production::{NoProductionModel, ProductionModels};
 use crate::labels::Barrier;
 use crate::store::{InputRef, NameStyle, NewArtifact};
@@ -104,24 +109,11 @@ async fn score(
         target: 0.05,
         stop: 0.04,
     });
-    let candles = load_candles(ctx, &symbols, as_of).await?;
-    // Only the last bar is scored; the whole history feeds its indicators.
-    let (built, skipped) = build_snapshots(candles, &barrier, 1);
-    for s in skipped {
-        predictions.push(unscored(&s.symbol, format!("quality: {}", s.reason)));
-    }
-    let mut ready: Vec<Snapshot> = Vec::new();
-    for (symbol, snaps) in built {
-        match snaps.into_iter().last() {
-            Some(s) if s.date != as_of => predictions.push(unscored(
-                symbol.as_str(),
-                format!("stale: last candle {} (as of {as_of})", s.date),
-            )),
-            Some(s) => match s.features.first_missing() {
-                Some(feature) => predictions.push(unscored(symbol.as_str(), format!("undefined feature {feature}"))),
-                None => ready.push(s),
-            },
-            None => predictions.push(unscored(symbol.as_str(), format!("no candles up to {as_of}"))),
+    let mut ready: Vec<Ready> = Vec::new();
+    for symbol in &symbols {
+        match as_of_snapshot(&ctx.db, symbol, as_of).await? {
+            Ok(snapshot) => ready.push(snapshot),
+            Err(reason) => predictions.push(unscored(symbol.as_str(), reason)),
         }
     }
     let features: Vec<&Features> = ready.iter().map(|s| &s.features).collect();
@@ -185,6 +177,54 @@ fn unscored(symbol: &str, status: String) -> Prediction {
         ta_recommendation: None,
         features: None,
     }
+}
+
+/// A symbol ready to score on the as-of date.
+struct Ready {
+    symbol: Symbol,
+    /// Stored close of the as-of date (the entry price).
+    close: f64,
+    /// ATR(14) in the units of `close`.
+    atr: Option<f64>,
+    features: Features,
+}
+
+/// The as-of snapshot from what the 08:00 `ta-signals run` stored (the
+/// same numbers `bootstrap` computes from candles: incremental equals
+/// full), or the reason it cannot be scored.
+async fn as_of_snapshot(db: &Db, symbol: &Symbol, as_of: NaiveDate) -> anyhow::Result<Result<Ready, String>> {
+    let Some(candle) = db::candles::last_through(db, symbol, as_of).await? else {
+        return Ok(Err(format!("no candles up to {as_of}")));
+    };
+    if candle.date != as_of {
+        return Ok(Err(format!("stale: last candle {} (as of {as_of})", candle.date)));
+    }
+    if let Some((rule, detail)) = check_values(&candle) {
+        return Ok(Err(format!(
+            "quality: candle {as_of} breaks {}: {detail}",
+            rule.as_str()
+        )));
+    }
+    let Some((stored, version)) = db::ta_signals::at(db, symbol, as_of).await? else {
+        return Ok(Err(format!("no indicators for {as_of}: run `ta-signals run` first")));
+    };
+    if version != TA_VERSION {
+        return Ok(Err(format!(
+            "indicators of ta_version {version} (this program: {TA_VERSION}): run `ta-signals run`"
+        )));
+    }
+    // Indicators are in split-adjusted units; the features are ratios.
+    let factor = db::candles::split_factor_after(db, symbol, as_of).await?;
+    let features = Features::from_row(&stored.row, candle.close / factor);
+    if let Some(feature) = features.first_missing() {
+        return Ok(Err(format!("undefined feature {feature}")));
+    }
+    Ok(Ok(Ready {
+        symbol: symbol.clone(),
+        close: candle.close,
+        atr: stored.row.numeric.atr_14.map(|a| a * factor),
+        features,
+    }))
 }
 
 /// Watchlist members after `--country` and `--limit`, and rows for the

@@ -91,6 +91,26 @@ fn end_to_end_on_sqlite_and_scoring_twice_gives_the_same_probabilities() {
     for col in ["symbol", "p_online", "p_batch", "p_score", "rank"] {
         assert_eq!(first[col], second[col], "{col} differs between two runs");
     }
+    // Train/serve consistency: the features scored (from ta_signals) are
+    // the features bootstrap computes from candles for the same date.
+    let db = ctx.db();
+    for (i, symbol) in first["symbol"].as_array().unwrap().iter().enumerate() {
+        let symbol = swingml::symbols::Symbol::parse(symbol.as_str().unwrap()).unwrap();
+        let candles = crate::common::block_on(swingml::db::candles::for_symbol(&db, &symbol)).unwrap();
+        let barrier = swingml::labels::Barrier {
+            horizon: 5,
+            target: 0.05,
+            stop: 0.04,
+        };
+        let last = swingml::features::snapshots(&candles, &barrier).pop().unwrap();
+        for (j, name) in swingml::features::NUMERIC_FEATURES.iter().enumerate() {
+            let (got, want) = (first[*name][i].as_f64().unwrap(), last.features.numeric[j].unwrap());
+            assert!(
+                (got - want).abs() <= 1e-9 * want.abs().max(1e-9),
+                "{symbol} {name}: scored {got}, bootstrap {want}"
+            );
+        }
+    }
     ctx.run("artifacts", &["--watchlist", "us", "verify"]).assert_ok();
 
     let json = ctx.run("score", &["--watchlist", "us", "--top-k", "2", "--format", "json"]);
@@ -111,6 +131,7 @@ fn a_symbol_without_the_last_candle_is_reported_not_scored() {
         .map(|l| format!("{l}\n"))
         .collect();
     ctx.import(&[&ctx.write("us.csv", &trimmed)], "us").assert_ok();
+    ctx.run("ta-signals", &["run", "--watchlist", "us"]).assert_ok();
     let mut args = vec!["--watchlist", "us", "--force"];
     args.extend(TRAIN);
     ctx.run("bootstrap", &args).assert_ok();
@@ -145,6 +166,14 @@ fn no_production_model_corrupt_model_and_tampered_feature_config_are_refused() {
     let mut args = vec!["--watchlist", "us", "--force"];
     args.extend(TRAIN);
     ctx.run("bootstrap", &args).assert_ok();
+    let run = ctx.run("score", &["--watchlist", "us"]);
+    run.assert_ok();
+    assert!(
+        run.stderr
+            .contains("not scored AAPL: no indicators for 2020-12-31: run `ta-signals run` first"),
+        "{}",
+        run.stderr
+    );
 
     // A changed byte in the live LightGBM model.
     let model = &artifact(&ctx, "us", "model_batch_v1_")[0];
