@@ -181,17 +181,7 @@ mod tests {
     use super::*;
 
     fn candle(day: u32, close: f64) -> Candle {
-        Candle {
-            symbol: Symbol::parse("X").unwrap(),
-            date: NaiveDate::from_ymd_opt(2024, 1, day).unwrap(),
-            open: close,
-            high: close,
-            low: close,
-            close,
-            adj_close: None,
-            volume: 1,
-            split_coef: None,
-        }
+        crate::candles::test_bar(day, close)
     }
 
     fn tagged(source: usize, line: u64, c: Candle) -> Tagged {

@@ -38,3 +38,19 @@ impl Candle {
             && self.split_coef.unwrap_or(1.0) == other.split_coef.unwrap_or(1.0)
     }
 }
+
+/// A flat bar of symbol X on 2024-01-`day` (unit tests).
+#[cfg(test)]
+pub(crate) fn test_bar(day: u32, close: f64) -> Candle {
+    Candle {
+        symbol: Symbol::parse("X").expect("valid symbol"),
+        date: NaiveDate::from_ymd_opt(2024, 1, day).expect("valid day"),
+        open: close,
+        high: close,
+        low: close,
+        close,
+        adj_close: None,
+        volume: 1,
+        split_coef: None,
+    }
+}

@@ -183,21 +183,9 @@ pub fn suspected_splits(series: &[Candle], max_move: f64) -> Vec<(usize, String)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::symbols::Symbol;
-    use chrono::NaiveDate;
 
     fn bar(day: u32, close: f64) -> Candle {
-        Candle {
-            symbol: Symbol::parse("X").unwrap(),
-            date: NaiveDate::from_ymd_opt(2024, 1, day).unwrap(),
-            open: close,
-            high: close,
-            low: close,
-            close,
-            adj_close: None,
-            volume: 10,
-            split_coef: None,
-        }
+        crate::candles::test_bar(day, close)
     }
 
     #[test]

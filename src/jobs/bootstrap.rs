@@ -117,6 +117,8 @@ pub struct Timings {
     pub online_fit: f64,
     pub batch_fit: f64,
     pub metrics: f64,
+    /// The walk-forward folds (fits and metrics of each).
+    pub walk_forward: f64,
     pub write: f64,
 }
 
@@ -175,13 +177,14 @@ pub async fn run(ctx: &Context, options: &BootstrapOptions) -> anyhow::Result<Bo
         let t = &r.timings;
         tracing::info!(
             "bootstrap timings: read {:.2} s, features+labels {:.2} s, split {:.2} s, online fit {:.2} s, \
-             batch fit {:.2} s, metrics {:.2} s, write {:.2} s",
+             batch fit {:.2} s, metrics {:.2} s, walk-forward folds {:.2} s, write {:.2} s",
             t.read,
             t.features_and_labels,
             t.split,
             t.online_fit,
             t.batch_fit,
             t.metrics,
+            t.walk_forward,
             t.write
         );
         tracing::info!("{message}");
@@ -212,11 +215,12 @@ async fn bootstrap(
     timings.read = secs(t.elapsed());
 
     let t = Instant::now();
-    let (built, skipped) = build_snapshots(candles, &options.barrier(), ctx.settings.ta.min_bars);
+    let first_date = as_of - chrono::Days::new((options.train_years * 365.25).round() as u64);
+    let (built, skipped) = build_snapshots(candles, &options.barrier(), ctx.settings.ta.min_bars, first_date);
     for s in &skipped {
         tracing::warn!("skipped {}: {}", s.symbol, s.reason);
     }
-    let data = labeled_rows(built, as_of, options, candle_hash, &skipped, ctx)?;
+    let data = labeled_rows(built, first_date, candle_hash, &skipped, ctx)?;
     timings.features_and_labels = secs(t.elapsed());
 
     let t = Instant::now();
@@ -236,7 +240,7 @@ async fn bootstrap(
     let fitted = fit_and_evaluate(ctx, &data.rows, &split, options, &mut timings)?;
     let t = Instant::now();
     let fold_reports = evaluate_folds(ctx, &data.rows, &folds, options)?;
-    timings.metrics += secs(t.elapsed());
+    timings.walk_forward = secs(t.elapsed());
 
     // Final models: everything labelable, the round count early stopping found.
     let all: Vec<usize> = (0..data.rows.len()).collect();
@@ -310,14 +314,14 @@ fn hash_candles(candles: &[(crate::symbols::Symbol, Vec<crate::candles::Candle>)
 
 fn labeled_rows(
     built: Vec<(crate::symbols::Symbol, Vec<Snapshot>)>,
-    as_of: NaiveDate,
-    options: &BootstrapOptions,
+    first_date: NaiveDate,
     candle_hash: String,
     skipped: &[Skipped],
     ctx: &Context,
 ) -> anyhow::Result<DataSet> {
-    let first_date = as_of - chrono::Days::new((options.train_years * 365.25).round() as u64);
-    let mut rows = Vec::new();
+    // Exact capacity: doubling a vector of a million snapshots would hold
+    // two copies at the moment it grows.
+    let mut rows = Vec::with_capacity(built.iter().map(|(_, s)| s.len()).sum());
     let mut dropped = 0;
     let mut symbols = 0;
     for (_, snaps) in built {
@@ -397,24 +401,20 @@ struct Models {
     batch_secs: f64,
 }
 
-struct Matrices {
-    design: Vec<f64>,
-    raw: Vec<f64>,
-    labels: Vec<u8>,
-}
-
-fn matrices(bundle: &TransformerBundle, rows: &[Snapshot], idx: &[usize]) -> Matrices {
-    let mut m = Matrices {
-        design: Vec::new(),
-        raw: Vec::new(),
-        labels: Vec::with_capacity(idx.len()),
-    };
+/// Row-major matrix of `idx` rows — the online model's design (`scaled`)
+/// or the batch model's raw columns — and the labels.
+fn matrix(bundle: &TransformerBundle, rows: &[Snapshot], idx: &[usize], scaled: bool) -> (Vec<f64>, Vec<u8>) {
+    let mut flat = Vec::with_capacity(idx.len() * bundle.design_width());
+    let mut labels = Vec::with_capacity(idx.len());
     for &i in idx {
-        bundle.design_row(&rows[i].features, &mut m.design);
-        bundle.batch_row(&rows[i].features, &mut m.raw);
-        m.labels.push(label(&rows[i]));
+        if scaled {
+            bundle.design_row(&rows[i].features, &mut flat);
+        } else {
+            bundle.batch_row(&rows[i].features, &mut flat);
+        }
+        labels.push(label(&rows[i]));
     }
-    m
+    (flat, labels)
 }
 
 fn fit_models(
@@ -427,41 +427,39 @@ fn fit_models(
 ) -> anyhow::Result<Models> {
     let features: Vec<&Features> = train.iter().map(|&i| &rows[i].features).collect();
     let bundle = TransformerBundle::fit(&features);
+    drop(features);
     let width = bundle.design_width();
-    let m = matrices(&bundle, rows, train);
-    let x = ArrayView2::from_shape((m.labels.len(), width), &m.design)?;
+    // One matrix at a time: the design matrix is dropped before the raw one
+    // is built, so the peak holds one copy of the rows.
     let t = Instant::now();
-    let online = OnlineModel::fit(
-        x,
-        &m.labels,
-        bundle.design_names(),
-        bundle.feature_hash.clone(),
-        &ctx.settings.online,
-    )?;
+    let online = {
+        let (design, labels) = matrix(&bundle, rows, train, true);
+        let x = ArrayView2::from_shape((labels.len(), width), &design)?;
+        let names = bundle.design_names();
+        OnlineModel::fit(x, &labels, names, bundle.feature_hash.clone(), &ctx.settings.online)?
+    };
     let online_secs = secs(t.elapsed());
     let t = Instant::now();
-    let valid_m = valid.map(|v| matrices(&bundle, rows, v));
+    let (raw, labels) = matrix(&bundle, rows, train, false);
+    let valid_m = valid.map(|v| matrix(&bundle, rows, v, false));
     let train_matrix = Matrix {
-        flat: &m.raw,
-        labels: &m.labels,
+        flat: &raw,
+        labels: &labels,
         width,
     };
-    let valid_matrix = valid_m.as_ref().map(|v| Matrix {
-        flat: &v.raw,
-        labels: &v.labels,
-        width,
-    });
+    let valid_matrix = valid_m.as_ref().map(|(flat, labels)| Matrix { flat, labels, width });
     let params = &ctx.settings.batch;
     let batch = match rounds {
         Some(r) => BatchModel::train_rounds(&train_matrix, None, params, options.seed, r)?,
         None => BatchModel::train(&train_matrix, valid_matrix.as_ref(), params, options.seed)?,
     };
+    let batch_secs = secs(t.elapsed());
     Ok(Models {
         bundle,
         online,
         batch,
         online_secs,
-        batch_secs: secs(t.elapsed()),
+        batch_secs,
     })
 }
 
@@ -492,9 +490,8 @@ fn eval_set(rows: &[Snapshot], idx: &[usize]) -> EvalSet {
 
 /// Online, batch and ensemble scores of `idx` rows under `models`.
 fn score_rows(models: &Models, rows: &[Snapshot], idx: &[usize]) -> anyhow::Result<(Vec<f64>, Vec<f64>, Vec<f64>)> {
-    let m = matrices(&models.bundle, rows, idx);
-    let online = models.online.predict(&m.design);
-    let batch = models.batch.predict(&m.raw)?;
+    let online = models.online.predict(&matrix(&models.bundle, rows, idx, true).0);
+    let batch = models.batch.predict(&matrix(&models.bundle, rows, idx, false).0)?;
     let ens = ensemble(&online, &batch);
     Ok((online, batch, ens))
 }

@@ -60,12 +60,14 @@ pub async fn load_candles(
     Ok(out)
 }
 
-/// Snapshots of each symbol (in parallel); symbols whose candles break a
-/// quality rule or are fewer than `min_bars` are skipped with the reason.
+/// Snapshots of each symbol from `keep_from` on (in parallel; the whole
+/// history feeds the indicators); symbols whose candles break a quality
+/// rule or are fewer than `min_bars` are skipped with the reason.
 pub fn build_snapshots(
     candles: Vec<(Symbol, Vec<Candle>)>,
     barrier: &Barrier,
     min_bars: usize,
+    keep_from: NaiveDate,
 ) -> (Vec<(Symbol, Vec<Snapshot>)>, Vec<Skipped>) {
     let results: Vec<Result<(Symbol, Vec<Snapshot>), Skipped>> = candles
         .into_par_iter()
@@ -83,7 +85,9 @@ pub fn build_snapshots(
                     candles.len()
                 )));
             }
-            Ok((symbol.clone(), snapshots(&candles, barrier)))
+            let mut snaps = snapshots(&candles, barrier);
+            snaps.retain(|s| s.date >= keep_from);
+            Ok((symbol.clone(), snaps))
         })
         .collect();
     let mut built = Vec::new();
