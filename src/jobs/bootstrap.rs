@@ -248,7 +248,7 @@ async fn bootstrap(
     timings.online_fit += final_models.online_secs;
     timings.batch_fit += final_models.batch_secs;
 
-    let production = compare_with_production(store, &data.rows, &split, options.top_k);
+    let production = compare_with_production(store, &data.rows, &split, &fitted.valid_scores, options.top_k);
     let (promote, decision) = decide(&fitted, &production, options.force);
 
     let t = Instant::now();
@@ -265,7 +265,7 @@ async fn bootstrap(
         batch: fitted.batch_eval,
         ensemble: fitted.ensemble_eval,
         baselines: fitted.baselines,
-        production_precision_at_k: production.clone().ok().flatten(),
+        production_precision_at_k: production.production_precision(),
         folds: fold_reports,
         batch_rounds: fitted.batch.rounds(),
         promoted: promote,
@@ -466,6 +466,8 @@ fn fit_models(
 /// The holdout fit and its evaluation.
 struct Fitted {
     batch: BatchModel,
+    /// Ensemble scores of the validation rows (in `split.valid` order).
+    valid_scores: Vec<f64>,
     online_eval: Evaluation,
     batch_eval: Evaluation,
     ensemble_eval: Evaluation,
@@ -517,6 +519,7 @@ fn fit_and_evaluate(
         ensemble_eval: evaluate(&set, &ens, k),
         baselines: baselines(&set),
         batch: models.batch,
+        valid_scores: ens,
     };
     timings.metrics = secs(t.elapsed());
     Ok(fitted)
@@ -554,43 +557,88 @@ fn evaluate_folds(
     Ok(out)
 }
 
-/// Precision@K of the live models on the same validation rows: `Ok(None)`
-/// when there are none, `Err` (with the reason) when they cannot be used.
+/// How the live models compare with the candidate.
+#[derive(Debug, Clone)]
+enum ProductionComparison {
+    NoProduction,
+    Unusable(String),
+    /// The live models were trained on every validation row: comparing on
+    /// rows they learned from would favour them unfairly.
+    SawValidation(NaiveDate),
+    /// Precision@K of both on the validation rows after the live models'
+    /// training data.
+    Compared { from: NaiveDate, rows: usize, candidate: f64, production: f64 },
+}
+
+impl ProductionComparison {
+    fn production_precision(&self) -> Option<f64> {
+        match self {
+            ProductionComparison::Compared { production, .. } => Some(*production),
+            _ => None,
+        }
+    }
+}
+
+/// Score the validation rows the live models never trained on (scan
+/// dates after their `as_of`) with both, and compare precision@K there.
 fn compare_with_production(
     store: &WatchlistStore,
     rows: &[Snapshot],
     split: &Split,
+    candidate_scores: &[f64],
     k: usize,
-) -> Result<Option<f64>, String> {
+) -> ProductionComparison {
     let production = match ProductionModels::load(store) {
         Ok(Some(p)) => p,
-        Ok(None) => return Ok(None),
-        Err(err) => return Err(format!("{err:#}")),
+        Ok(None) => return ProductionComparison::NoProduction,
+        Err(err) => return ProductionComparison::Unusable(format!("{err:#}")),
     };
-    let features: Vec<&Features> = split.valid.iter().map(|&i| &rows[i].features).collect();
-    let (_, _, ens) = production.score(&features).map_err(|e| format!("{e:#}"))?;
-    Ok(Some(evaluate(&eval_set(rows, &split.valid), &ens, k).precision_at_k))
+    let Some(trained_through) = production_as_of(store, &production) else {
+        return ProductionComparison::Unusable("its training as-of date is not recorded".into());
+    };
+    let unseen: Vec<usize> = (0..split.valid.len()).filter(|&j| rows[split.valid[j]].date > trained_through).collect();
+    if unseen.is_empty() {
+        return ProductionComparison::SawValidation(trained_through);
+    }
+    let idx: Vec<usize> = unseen.iter().map(|&j| split.valid[j]).collect();
+    let features: Vec<&Features> = idx.iter().map(|&i| &rows[i].features).collect();
+    let live = match production.score(&features) {
+        Ok((_, _, ens)) => ens,
+        Err(err) => return ProductionComparison::Unusable(format!("{err:#}")),
+    };
+    let set = eval_set(rows, &idx);
+    let candidate: Vec<f64> = unseen.iter().map(|&j| candidate_scores[j]).collect();
+    ProductionComparison::Compared {
+        from: rows[idx[0]].date,
+        rows: idx.len(),
+        candidate: evaluate(&set, &candidate, k).precision_at_k,
+        production: evaluate(&set, &live, k).precision_at_k,
+    }
+}
+
+/// The `as_of` the live online model was trained with (its sidecar).
+fn production_as_of(store: &WatchlistStore, production: &ProductionModels) -> Option<NaiveDate> {
+    let name = &production.pointer.artifacts.get("model_online")?.name;
+    let record = store.list(Some("model_online")).ok()?.into_iter().find(|r| &r.name == name)?;
+    let meta = store.meta(&record).ok()?;
+    meta.parameters.get("as_of")?.as_str()?.parse().ok()
 }
 
 /// Promote when the ensemble's validation precision@K beats both baselines
-/// and is not worse than the live models' on the same rows.
-fn decide(fitted: &Fitted, production: &Result<Option<f64>, String>, force: bool) -> (bool, String) {
+/// and is not worse than the live models' on the validation rows they have
+/// not seen.
+fn decide(fitted: &Fitted, production: &ProductionComparison, force: bool) -> (bool, String) {
     let p = fitted.ensemble_eval.precision_at_k;
+    let k = fitted.ensemble_eval.k;
     let base = fitted.baselines.base_rate;
     let rule = fitted.baselines.rule_buy_precision.unwrap_or(0.0);
     let mut reasons = Vec::new();
     let mut ok = true;
     if p > base {
-        reasons.push(format!(
-            "precision@{} {p:.4} > base rate {base:.4}",
-            fitted.ensemble_eval.k
-        ));
+        reasons.push(format!("precision@{k} {p:.4} > base rate {base:.4}"));
     } else {
         ok = false;
-        reasons.push(format!(
-            "precision@{} {p:.4} does not beat the base rate {base:.4}",
-            fitted.ensemble_eval.k
-        ));
+        reasons.push(format!("precision@{k} {p:.4} does not beat the base rate {base:.4}"));
     }
     if p > rule {
         reasons.push(format!("> rule BUY precision {rule:.4}"));
@@ -599,13 +647,18 @@ fn decide(fitted: &Fitted, production: &Result<Option<f64>, String>, force: bool
         reasons.push(format!("does not beat the rule BUY precision {rule:.4}"));
     }
     match production {
-        Ok(Some(live)) if p >= *live => reasons.push(format!("≥ production {live:.4} on the same rows")),
-        Ok(Some(live)) => {
-            ok = false;
-            reasons.push(format!("worse than production {live:.4} on the same rows"));
+        ProductionComparison::NoProduction => reasons.push("no production model yet".into()),
+        ProductionComparison::Unusable(why) => reasons.push(format!("production models unusable, not compared ({why})")),
+        ProductionComparison::SawValidation(through) => reasons.push(format!(
+            "production trained through {through} covers the whole validation window, not compared"
+        )),
+        ProductionComparison::Compared { from, rows, candidate, production } => {
+            let verdict = if candidate >= production { "≥" } else { "<" };
+            ok &= candidate >= production;
+            reasons.push(format!(
+                "on the {rows} validation rows from {from} production never saw: {candidate:.4} {verdict} production {production:.4}"
+            ));
         }
-        Ok(None) => reasons.push("no production model yet".into()),
-        Err(why) => reasons.push(format!("production models unusable, not compared ({why})")),
     }
     let verdict = match (ok, force) {
         (true, _) => "promoted",

@@ -181,12 +181,13 @@ fn same_seed_and_data_give_byte_identical_models_and_promotion_compares_with_pro
             "{kind} differs between runs"
         );
     }
-    // A third run without --force compares with the live models on the same rows.
+    // A third run without --force: the live models were trained on the
+    // whole validation window, so they are not compared on it.
     let mut args = vec!["--watchlist", "us"];
     args.extend(TRAIN);
     let run = ctx.run("bootstrap", &args);
     run.assert_ok();
-    assert!(run.stdout.contains("production"), "{}", run.stdout);
+    assert!(run.stdout.contains("production trained through 2020-12-31 covers the whole validation window"), "{}", run.stdout);
     let manifest = std::fs::read_to_string(ctx.artifacts().join("us/manifest.jsonl")).unwrap();
     let decisions = manifest
         .lines()
@@ -249,4 +250,28 @@ fn too_little_data_is_refused_with_the_minimum() {
         crate::bootstrap::artifact(&ctx, "us", "model_").is_empty(),
         "nothing written on refusal"
     );
+}
+
+#[test]
+fn promotion_compares_with_production_only_on_rows_it_never_trained_on() {
+    let ctx = with_us_candles();
+    // Live models trained through 2020-06-30 ...
+    let mut args = vec!["--watchlist", "us", "--force", "--as-of", "2020-06-30"];
+    args.extend(TRAIN);
+    ctx.run("bootstrap", &args).assert_ok();
+    // ... compared on the validation rows after that date (from 2020-08-04).
+    let mut args = vec!["--watchlist", "us"];
+    args.extend(TRAIN);
+    let run = ctx.run("bootstrap", &args);
+    run.assert_ok();
+    assert!(
+        run.stdout.contains("on the 1000 validation rows from 2020-08-04 production never saw"),
+        "{}",
+        run.stdout
+    );
+    // Retraining on the same data: the live models saw every validation row.
+    let run = ctx.run("bootstrap", &args);
+    run.assert_ok();
+    let last = run.stdout.lines().last().unwrap();
+    assert!(last.contains("covers the whole validation window, not compared") || last.contains("never saw"), "{last}");
 }
