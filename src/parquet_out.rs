@@ -135,48 +135,80 @@ pub fn write_labeled<W: Write + Send>(
         Field::new("split", DataType::Utf8, false),
     ]);
     let schema: SchemaRef = Arc::new(Schema::new(fields));
-    let mut columns: Vec<ArrayRef> = vec![
-        Arc::new(arrow_array::StringArray::from_iter_values(
-            rows.iter().map(|r| r.symbol.as_str()),
-        )),
-        Arc::new(arrow_array::Date32Array::from_iter_values(
-            rows.iter().map(|r| day(r.date)),
-        )),
-        Arc::new(arrow_array::Float64Array::from_iter_values(
-            rows.iter().map(|r| r.close),
-        )),
-    ];
-    for i in 0..NUMERIC_FEATURES.len() {
-        columns.push(Arc::new(arrow_array::Float64Array::from_iter(
-            rows.iter().map(|r| r.features.numeric[i]),
-        )));
+    // In slices of rows: the columns of a million rows at once would
+    // double the job's peak memory.
+    let batches = rows
+        .chunks(BATCH_ROWS)
+        .zip(part.chunks(BATCH_ROWS))
+        .map(|(rows, part)| {
+            let labels: Vec<crate::labels::Label> = rows.iter().map(|r| r.label.expect("labeled rows")).collect();
+            let mut columns: Vec<ArrayRef> = vec![
+                Arc::new(arrow_array::StringArray::from_iter_values(
+                    rows.iter().map(|r| r.symbol.as_str()),
+                )),
+                Arc::new(arrow_array::Date32Array::from_iter_values(
+                    rows.iter().map(|r| day(r.date)),
+                )),
+                Arc::new(arrow_array::Float64Array::from_iter_values(
+                    rows.iter().map(|r| r.close),
+                )),
+            ];
+            for i in 0..NUMERIC_FEATURES.len() {
+                columns.push(Arc::new(arrow_array::Float64Array::from_iter(
+                    rows.iter().map(|r| r.features.numeric[i]),
+                )));
+            }
+            for i in 0..CATEGORICAL_FEATURES.len() {
+                columns.push(Arc::new(arrow_array::StringArray::from_iter(
+                    rows.iter().map(|r| r.features.categorical[i]),
+                )));
+            }
+            columns.push(Arc::new(arrow_array::Int64Array::from_iter_values(
+                labels.iter().map(|l| l.label as i64),
+            )));
+            columns.push(Arc::new(arrow_array::StringArray::from_iter_values(
+                labels.iter().map(|l| l.exit_reason.as_str()),
+            )));
+            columns.push(Arc::new(arrow_array::Int64Array::from_iter_values(
+                labels.iter().map(|l| l.bars_to_exit as i64),
+            )));
+            columns.push(Arc::new(arrow_array::Float64Array::from_iter_values(
+                labels.iter().map(|l| l.realized_return),
+            )));
+            columns.push(Arc::new(arrow_array::Date32Array::from_iter_values(
+                rows.iter()
+                    .map(|r| day(r.window_end.expect("labeled rows have a window"))),
+            )));
+            columns.push(Arc::new(arrow_array::StringArray::from_iter_values(
+                part.iter().copied(),
+            )));
+            columns
+        });
+    write_batches(sink, schema, batches, rows.len())
+}
+
+/// Rows per record batch and row group of the files written here.
+const BATCH_ROWS: usize = 65_536;
+
+/// Write record batches (given as their columns) as one Parquet file; the
+/// sidecar facts.
+pub fn write_batches<W: Write + Send>(
+    sink: W,
+    schema: SchemaRef,
+    batches: impl Iterator<Item = Vec<ArrayRef>>,
+    rows: usize,
+) -> anyhow::Result<Option<ParquetInfo>> {
+    let props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
+        .set_max_row_group_row_count(Some(BATCH_ROWS))
+        .set_created_by(format!("swingml {}", crate::PROGRAM_VERSION))
+        .build();
+    let mut writer = ArrowWriter::try_new(sink, schema.clone(), Some(props))?;
+    for columns in batches {
+        writer.write(&RecordBatch::try_new(schema.clone(), columns)?)?;
     }
-    for i in 0..CATEGORICAL_FEATURES.len() {
-        columns.push(Arc::new(arrow_array::StringArray::from_iter(
-            rows.iter().map(|r| r.features.categorical[i]),
-        )));
-    }
-    let labels: Vec<crate::labels::Label> = rows.iter().map(|r| r.label.expect("labeled rows")).collect();
-    columns.push(Arc::new(arrow_array::Int64Array::from_iter_values(
-        labels.iter().map(|l| l.label as i64),
-    )));
-    columns.push(Arc::new(arrow_array::StringArray::from_iter_values(
-        labels.iter().map(|l| l.exit_reason.as_str()),
-    )));
-    columns.push(Arc::new(arrow_array::Int64Array::from_iter_values(
-        labels.iter().map(|l| l.bars_to_exit as i64),
-    )));
-    columns.push(Arc::new(arrow_array::Float64Array::from_iter_values(
-        labels.iter().map(|l| l.realized_return),
-    )));
-    columns.push(Arc::new(arrow_array::Date32Array::from_iter_values(
-        rows.iter()
-            .map(|r| day(r.window_end.expect("labeled rows have a window"))),
-    )));
-    columns.push(Arc::new(arrow_array::StringArray::from_iter_values(
-        part.iter().copied(),
-    )));
-    write_batch(sink, schema, columns, rows.len())
+    writer.close()?;
+    Ok(Some(ParquetInfo::from_schema(&schema, rows as u64)))
 }
 
 /// Write one record batch as a whole Parquet file; the sidecar facts.
@@ -186,13 +218,5 @@ pub fn write_batch<W: Write + Send>(
     columns: Vec<ArrayRef>,
     rows: usize,
 ) -> anyhow::Result<Option<ParquetInfo>> {
-    let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
-        .set_created_by(format!("swingml {}", crate::PROGRAM_VERSION))
-        .build();
-    let batch = RecordBatch::try_new(schema.clone(), columns)?;
-    let mut writer = ArrowWriter::try_new(sink, schema.clone(), Some(props))?;
-    writer.write(&batch)?;
-    writer.close()?;
-    Ok(Some(ParquetInfo::from_schema(&schema, rows as u64)))
+    write_batches(sink, schema, std::iter::once(columns), rows)
 }

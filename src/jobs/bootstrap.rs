@@ -567,7 +567,12 @@ enum ProductionComparison {
     SawValidation(NaiveDate),
     /// Precision@K of both on the validation rows after the live models'
     /// training data.
-    Compared { from: NaiveDate, rows: usize, candidate: f64, production: f64 },
+    Compared {
+        from: NaiveDate,
+        rows: usize,
+        candidate: f64,
+        production: f64,
+    },
 }
 
 impl ProductionComparison {
@@ -596,7 +601,9 @@ fn compare_with_production(
     let Some(trained_through) = production_as_of(store, &production) else {
         return ProductionComparison::Unusable("its training as-of date is not recorded".into());
     };
-    let unseen: Vec<usize> = (0..split.valid.len()).filter(|&j| rows[split.valid[j]].date > trained_through).collect();
+    let unseen: Vec<usize> = (0..split.valid.len())
+        .filter(|&j| rows[split.valid[j]].date > trained_through)
+        .collect();
     if unseen.is_empty() {
         return ProductionComparison::SawValidation(trained_through);
     }
@@ -619,7 +626,11 @@ fn compare_with_production(
 /// The `as_of` the live online model was trained with (its sidecar).
 fn production_as_of(store: &WatchlistStore, production: &ProductionModels) -> Option<NaiveDate> {
     let name = &production.pointer.artifacts.get("model_online")?.name;
-    let record = store.list(Some("model_online")).ok()?.into_iter().find(|r| &r.name == name)?;
+    let record = store
+        .list(Some("model_online"))
+        .ok()?
+        .into_iter()
+        .find(|r| &r.name == name)?;
     let meta = store.meta(&record).ok()?;
     meta.parameters.get("as_of")?.as_str()?.parse().ok()
 }
@@ -648,11 +659,18 @@ fn decide(fitted: &Fitted, production: &ProductionComparison, force: bool) -> (b
     }
     match production {
         ProductionComparison::NoProduction => reasons.push("no production model yet".into()),
-        ProductionComparison::Unusable(why) => reasons.push(format!("production models unusable, not compared ({why})")),
+        ProductionComparison::Unusable(why) => {
+            reasons.push(format!("production models unusable, not compared ({why})"))
+        }
         ProductionComparison::SawValidation(through) => reasons.push(format!(
             "production trained through {through} covers the whole validation window, not compared"
         )),
-        ProductionComparison::Compared { from, rows, candidate, production } => {
+        ProductionComparison::Compared {
+            from,
+            rows,
+            candidate,
+            production,
+        } => {
             let verdict = if candidate >= production { "≥" } else { "<" };
             ok &= candidate >= production;
             reasons.push(format!(

@@ -187,7 +187,12 @@ fn same_seed_and_data_give_byte_identical_models_and_promotion_compares_with_pro
     args.extend(TRAIN);
     let run = ctx.run("bootstrap", &args);
     run.assert_ok();
-    assert!(run.stdout.contains("production trained through 2020-12-31 covers the whole validation window"), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("production trained through 2020-12-31 covers the whole validation window"),
+        "{}",
+        run.stdout
+    );
     let manifest = std::fs::read_to_string(ctx.artifacts().join("us/manifest.jsonl")).unwrap();
     let decisions = manifest
         .lines()
@@ -235,6 +240,16 @@ fn too_little_data_is_refused_with_the_minimum() {
         run.stderr
     );
 
+    // Two weeks of scan dates: fewer labeled rows than bootstrap.min_rows.
+    let run = ctx.run("bootstrap", &["--watchlist", "us", "--train-years", "0.04"]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.error_line()
+            .contains("fewer than the minimum 200 (bootstrap.min_rows)"),
+        "{}",
+        run.stderr
+    );
+
     // A target no stock reaches in 5 days: every label is 0.
     let run = ctx.run(
         "bootstrap",
@@ -265,7 +280,8 @@ fn promotion_compares_with_production_only_on_rows_it_never_trained_on() {
     let run = ctx.run("bootstrap", &args);
     run.assert_ok();
     assert!(
-        run.stdout.contains("on the 1000 validation rows from 2020-08-04 production never saw"),
+        run.stdout
+            .contains("on the 1000 validation rows from 2020-08-04 production never saw"),
         "{}",
         run.stdout
     );
@@ -273,5 +289,8 @@ fn promotion_compares_with_production_only_on_rows_it_never_trained_on() {
     let run = ctx.run("bootstrap", &args);
     run.assert_ok();
     let last = run.stdout.lines().last().unwrap();
-    assert!(last.contains("covers the whole validation window, not compared") || last.contains("never saw"), "{last}");
+    assert!(
+        last.contains("covers the whole validation window, not compared") || last.contains("never saw"),
+        "{last}"
+    );
 }
