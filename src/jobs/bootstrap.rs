@@ -221,6 +221,7 @@ async fn bootstrap(
         tracing::warn!("skipped {}: {}", s.symbol, s.reason);
     }
     let data = labeled_rows(built, first_date, candle_hash, &skipped, ctx)?;
+    release_free_memory();
     timings.features_and_labels = secs(t.elapsed());
 
     let t = Instant::now();
@@ -288,6 +289,17 @@ async fn bootstrap(
     timings.write = secs(t.elapsed());
     report.timings = timings;
     Ok(report)
+}
+
+/// Hand memory freed by the candle and indicator stages back to the OS:
+/// glibc keeps freed heap pages mapped, which would otherwise stay in the
+/// process's resident size through the long training stages.
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns unused heap pages; no pointers change.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 fn distinct(dates: &[NaiveDate]) -> usize {
@@ -454,6 +466,8 @@ fn fit_models(
         None => BatchModel::train(&train_matrix, valid_matrix.as_ref(), params, options.seed)?,
     };
     let batch_secs = secs(t.elapsed());
+    drop((raw, labels, valid_m));
+    release_free_memory();
     Ok(Models {
         bundle,
         online,

@@ -11,7 +11,7 @@
 //! | `l2` | 1e-4 | weight decay per row | ≥ 0 |
 //! | `max_iterations` | 200 | L-BFGS iterations | ≥ 1 |
 //! | `gradient_tolerance` | 1e-5 | L-BFGS stop, on the mean (per-row) gradient | > 0 |
-//! | `max_fit_rows` | 100 000 | rows the batch fit uses at most (every k-th row, deterministic) | ≥ 1 |
+//! | `max_fit_rows` | 50 000 | rows the batch fit uses at most (every k-th row, deterministic) | ≥ 1 |
 //! | `learning_rate` | 0.01 | SGD step of `partial_fit` | > 0 |
 //! | `epochs` | 1 | SGD passes over new rows | ≥ 1 |
 
@@ -43,7 +43,7 @@ impl Default for OnlineParams {
             gradient_tolerance: 1e-5,
             learning_rate: 0.01,
             epochs: 1,
-            max_fit_rows: 100_000,
+            max_fit_rows: 50_000,
         }
     }
 }
@@ -96,7 +96,9 @@ impl OnlineModel {
     ) -> anyhow::Result<OnlineModel> {
         // Every k-th row when there are more than max_fit_rows.
         let step = y.len().div_ceil(params.max_fit_rows).max(1);
-        let x = x.slice(ndarray::s![..;step, ..]);
+        // Owned, so the rows are contiguous: a strided view sends ndarray's
+        // products down a slow generic path.
+        let x = x.slice(ndarray::s![..;step, ..]).to_owned();
         let y: Vec<u8> = y.iter().step_by(step).copied().collect();
         let targets: Array1<bool> = y.iter().map(|&l| l == 1).collect();
         let dataset = DatasetBase::new(x, targets);
