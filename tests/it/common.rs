@@ -115,11 +115,18 @@ impl TestContext {
     }
 }
 
+/// One runtime for the whole test binary: a database pool must be used on
+/// the runtime that created it (MySQL pools keep tasks on it).
 pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
+    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("test runtime")
+        })
         .block_on(future)
 }
 
