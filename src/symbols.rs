@@ -32,13 +32,14 @@ impl Symbol {
         &self.0
     }
 
-    /// Exchange facts implied by a Yahoo-style suffix, where there is one.
-    pub fn listing(&self) -> Option<Listing> {
-        let suffix = self.0.rsplit_once('.').map(|(_, s)| s)?;
-        match suffix {
-            "NS" => Some(Listing::INDIA_NSE),
-            "BO" => Some(Listing::INDIA_BSE),
-            _ => None,
+    /// Exchange facts implied by the Yahoo-style suffix: `.NS` / `.BO` are
+    /// Indian listings; a symbol without an exchange suffix (`AAPL`,
+    /// `BRK.B` — a share class) is a US listing, as on Yahoo.
+    pub fn listing(&self) -> Listing {
+        match self.0.rsplit_once('.').map(|(_, s)| s) {
+            Some("NS") => Listing::INDIA_NSE,
+            Some("BO") => Listing::INDIA_BSE,
+            _ => Listing::US,
         }
     }
 }
@@ -59,6 +60,13 @@ pub struct Listing {
 }
 
 impl Listing {
+    /// Exchange left open: NYSE and Nasdaq share the calendar and zone.
+    pub const US: Listing = Listing {
+        exchange: "US",
+        country: "US",
+        currency: "USD",
+        timezone: "America/New_York",
+    };
     pub const INDIA_NSE: Listing = Listing {
         exchange: "NSE",
         country: "IN",
@@ -154,7 +162,9 @@ mod tests {
 
     #[test]
     fn listing_from_suffix() {
-        assert_eq!(Symbol::parse("INFY.NS").unwrap().listing(), Some(Listing::INDIA_NSE));
-        assert_eq!(Symbol::parse("BRK.B").unwrap().listing(), None);
+        assert_eq!(Symbol::parse("INFY.NS").unwrap().listing(), Listing::INDIA_NSE);
+        assert_eq!(Symbol::parse("RELIANCE.BO").unwrap().listing(), Listing::INDIA_BSE);
+        assert_eq!(Symbol::parse("BRK.B").unwrap().listing(), Listing::US);
+        assert_eq!(Symbol::parse("AAPL").unwrap().listing(), Listing::US);
     }
 }

@@ -24,10 +24,10 @@ pub async fn register(db: &Db, symbols: &[Symbol], watchlist: Option<&str>) -> a
             let listing = symbol.listing();
             sqlx::query(upsert)
                 .bind(symbol.as_str())
-                .bind(listing.map(|l| l.exchange))
-                .bind(listing.map(|l| l.country))
-                .bind(listing.map(|l| l.currency))
-                .bind(listing.map(|l| l.timezone))
+                .bind(listing.exchange)
+                .bind(listing.country)
+                .bind(listing.currency)
+                .bind(listing.timezone)
                 .execute(&mut *tx)
                 .await?;
             if let Some(watchlist) = watchlist {

@@ -119,6 +119,17 @@ fn end_to_end_on_sqlite_and_scoring_twice_gives_the_same_probabilities() {
     assert_eq!(top[0]["rank"], 1);
     let csv = ctx.run("score", &["--watchlist", "us", "--top-k", "2", "--format", "csv"]);
     assert_eq!(csv.assert_ok().stdout.lines().count(), 3);
+
+    // --limit and --country narrow the universe.
+    ctx.run("score", &["--watchlist", "us", "--top-k", "2", "--limit", "4"])
+        .assert_ok();
+    let limited = read_predictions(artifact(&ctx, "us", "predictions_").last().unwrap());
+    assert_eq!(limited["symbol"].as_array().unwrap().len(), 4);
+    assert_valid_predictions(&limited, 2);
+    let us = ctx.run("score", &["--watchlist", "us", "--country", "US", "--top-k", "2"]);
+    assert!(us.assert_ok().stdout.starts_with("top 2 of 10"), "{}", us.stdout);
+    let india = ctx.run("score", &["--watchlist", "us", "--country", "IN"]);
+    assert!(india.assert_ok().stdout.starts_with("top 0 of 0"), "{}", india.stdout);
 }
 
 #[test]
