@@ -8,6 +8,14 @@ use crate::common::{TestContext, fixture};
 /// (with 10 symbols, K = 10 would make precision@K the base rate).
 pub const TRAIN: [&str; 6] = ["--train-years", "2", "--top-k", "3", "--seed", "7"];
 
+/// `bootstrap --watchlist WATCHLIST <TRAIN flags> <extra>`.
+pub fn bootstrap(ctx: &TestContext, watchlist: &str, extra: &[&str]) -> crate::common::Run {
+    let mut args = vec!["--watchlist", watchlist];
+    args.extend(TRAIN);
+    args.extend(extra);
+    ctx.run("bootstrap", &args)
+}
+
 pub fn with_us_candles() -> TestContext {
     let ctx = TestContext::new();
     ctx.import(&[&fixture("us_daily_10sym_2018_2020.csv")], "us")
@@ -46,9 +54,7 @@ fn python(script: &str, args: &[&std::path::Path]) -> serde_json::Value {
 #[test]
 fn bootstrap_writes_every_artifact_with_lineage_and_promotes_with_force() {
     let ctx = with_us_candles();
-    let mut args = vec!["--watchlist", "us", "--force"];
-    args.extend(TRAIN);
-    let run = ctx.run("bootstrap", &args);
+    let run = bootstrap(&ctx, "us", &["--force"]);
     run.assert_ok();
     for line in [
         "online ",
@@ -163,9 +169,7 @@ fn meta_rows(path: &std::path::Path) -> serde_json::Value {
 fn same_seed_and_data_give_byte_identical_models_and_promotion_compares_with_production() {
     let ctx = with_us_candles();
     for _ in 0..2 {
-        let mut args = vec!["--watchlist", "us", "--force"];
-        args.extend(TRAIN);
-        ctx.run("bootstrap", &args).assert_ok();
+        bootstrap(&ctx, "us", &["--force"]).assert_ok();
     }
     for kind in [
         "model_online_v",
@@ -183,9 +187,7 @@ fn same_seed_and_data_give_byte_identical_models_and_promotion_compares_with_pro
     }
     // A third run without --force: the live models were trained on the
     // whole validation window, so they are not compared on it.
-    let mut args = vec!["--watchlist", "us"];
-    args.extend(TRAIN);
-    let run = ctx.run("bootstrap", &args);
+    let run = bootstrap(&ctx, "us", &[]);
     run.assert_ok();
     assert!(
         run.stdout
@@ -271,13 +273,9 @@ fn too_little_data_is_refused_with_the_minimum() {
 fn promotion_compares_with_production_only_on_rows_it_never_trained_on() {
     let ctx = with_us_candles();
     // Live models trained through 2020-06-30 ...
-    let mut args = vec!["--watchlist", "us", "--force", "--as-of", "2020-06-30"];
-    args.extend(TRAIN);
-    ctx.run("bootstrap", &args).assert_ok();
+    bootstrap(&ctx, "us", &["--force", "--as-of", "2020-06-30"]).assert_ok();
     // ... compared on the validation rows after that date (from 2020-08-04).
-    let mut args = vec!["--watchlist", "us"];
-    args.extend(TRAIN);
-    let run = ctx.run("bootstrap", &args);
+    let run = bootstrap(&ctx, "us", &[]);
     run.assert_ok();
     assert!(
         run.stdout
@@ -286,7 +284,7 @@ fn promotion_compares_with_production_only_on_rows_it_never_trained_on() {
         run.stdout
     );
     // Retraining on the same data: the live models saw every validation row.
-    let run = ctx.run("bootstrap", &args);
+    let run = bootstrap(&ctx, "us", &[]);
     run.assert_ok();
     let last = run.stdout.lines().last().unwrap();
     assert!(

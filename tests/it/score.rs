@@ -1,7 +1,7 @@
 //! `score` and the end-to-end slice: import → ta-signals run → bootstrap →
 //! score, on SQLite (here) and MariaDB (in mysql.rs).
 
-use crate::bootstrap::{TRAIN, artifact};
+use crate::bootstrap::{artifact, bootstrap};
 use crate::common::{TestContext, fixture};
 
 /// import → ta-signals run → bootstrap --force, every step exit 0.
@@ -9,9 +9,7 @@ pub fn trained(ctx: &TestContext, watchlist: &str) {
     ctx.import(&[&fixture("us_daily_10sym_2018_2020.csv")], watchlist)
         .assert_ok();
     ctx.run("ta-signals", &["run", "--watchlist", watchlist]).assert_ok();
-    let mut args = vec!["--watchlist", watchlist, "--force"];
-    args.extend(TRAIN);
-    ctx.run("bootstrap", &args).assert_ok();
+    bootstrap(ctx, watchlist, &["--force"]).assert_ok();
 }
 
 /// The predictions file as an independent reader (pyarrow) sees it.
@@ -143,9 +141,7 @@ fn a_symbol_without_the_last_candle_is_reported_not_scored() {
         .collect();
     ctx.import(&[&ctx.write("us.csv", &trimmed)], "us").assert_ok();
     ctx.run("ta-signals", &["run", "--watchlist", "us"]).assert_ok();
-    let mut args = vec!["--watchlist", "us", "--force"];
-    args.extend(TRAIN);
-    ctx.run("bootstrap", &args).assert_ok();
+    bootstrap(&ctx, "us", &["--force"]).assert_ok();
     let run = ctx.run("score", &["--watchlist", "us", "--top-k", "3"]);
     run.assert_ok();
     assert!(
@@ -174,9 +170,7 @@ fn no_production_model_corrupt_model_and_tampered_feature_config_are_refused() {
         run.stderr
     );
 
-    let mut args = vec!["--watchlist", "us", "--force"];
-    args.extend(TRAIN);
-    ctx.run("bootstrap", &args).assert_ok();
+    bootstrap(&ctx, "us", &["--force"]).assert_ok();
     let run = ctx.run("score", &["--watchlist", "us"]);
     run.assert_ok();
     assert!(
