@@ -155,12 +155,12 @@ pub fn write_labeled<W: Write + Send>(
             ];
             for i in 0..NUMERIC_FEATURES.len() {
                 columns.push(Arc::new(arrow_array::Float64Array::from_iter(
-                    rows.iter().map(|r| r.features.numeric[i]),
+                    rows.iter().map(|r| r.features.numeric(i)),
                 )));
             }
             for i in 0..CATEGORICAL_FEATURES.len() {
                 columns.push(Arc::new(arrow_array::StringArray::from_iter(
-                    rows.iter().map(|r| r.features.categorical[i]),
+                    rows.iter().map(|r| r.features.categorical(i)),
                 )));
             }
             columns.push(Arc::new(arrow_array::Int64Array::from_iter_values(

@@ -167,7 +167,7 @@ fn reference<'a>(training: impl Iterator<Item = &'a Features> + Clone) -> Refere
         ..Reference::default()
     };
     for (i, name) in NUMERIC_FEATURES.iter().enumerate() {
-        let mut values: Vec<f64> = training.clone().filter_map(|f| f.numeric[i]).collect();
+        let mut values: Vec<f64> = training.clone().filter_map(|f| f.numeric(i)).collect();
         values.sort_by(f64::total_cmp);
         if values.is_empty() {
             continue;
@@ -180,7 +180,7 @@ fn reference<'a>(training: impl Iterator<Item = &'a Features> + Clone) -> Refere
         let mut counts: BTreeMap<String, f64> = BTreeMap::new();
         let mut total = 0.0f64;
         for f in training.clone() {
-            if let Some(v) = f.categorical[i] {
+            if let Some(v) = f.categorical(i) {
                 *counts.entry(v.to_string()).or_default() += 1.0;
                 total += 1.0;
             }
@@ -214,16 +214,13 @@ mod tests {
     use super::*;
 
     fn features(x: f64, cat: &'static str) -> Features {
-        Features {
-            numeric: [Some(x); 17],
-            categorical: [Some(cat); 5],
-        }
+        Features::new([Some(x); 17], [Some(cat); 5])
     }
 
     #[test]
     fn deciles_of_1_to_100_and_category_shares() {
         let rows: Vec<Features> = (1..=100)
-            .map(|i| features(i as f64, if i <= 25 { "a" } else { "b" }))
+            .map(|i| features(i as f64, if i <= 25 { "up" } else { "down" }))
             .collect();
         let config = FeatureConfig::from_training(rows.iter());
         let rsi = &config.reference.numeric["rsi_14"];
@@ -232,13 +229,13 @@ mod tests {
         assert_eq!(rsi.edges[10], 100.0);
         assert!((rsi.shares.iter().sum::<f64>() - 1.0).abs() < 1e-12);
         assert!(rsi.shares.iter().all(|s| (s - 0.1).abs() < 0.011), "{:?}", rsi.shares);
-        assert_eq!(config.reference.categorical["madi_trend"]["a"], 0.25);
+        assert_eq!(config.reference.categorical["madi_trend"]["up"], 0.25);
         config.check_compatible().unwrap();
     }
 
     #[test]
     fn a_changed_column_list_is_refused_by_name() {
-        let rows = [features(1.0, "a")];
+        let rows = [features(1.0, "up")];
         let mut config = FeatureConfig::from_training(rows.iter());
         config.columns.retain(|c| c.name != "bb_width");
         config.columns.push(Column {

@@ -13,7 +13,7 @@ use chrono::NaiveDate;
 
 use crate::candles::Candle;
 use crate::candles::splits::adjust;
-use crate::indicators::{IndicatorRow, bars_from, compute};
+use crate::indicators::{IndicatorRow, bars_from, compute, signals};
 use crate::labels::{Barrier, Label, label_at};
 use crate::symbols::Symbol;
 
@@ -50,21 +50,42 @@ pub const CATEGORICAL_FEATURES: [&str; 5] = [
 pub const N_NUMERIC: usize = NUMERIC_FEATURES.len();
 pub const N_CATEGORICAL: usize = CATEGORICAL_FEATURES.len();
 
-/// The features of one snapshot (`None` = not defined at that bar).
+/// The features of one snapshot. Stored compactly — a million snapshots
+/// are held at once in training: numerics as `f64` with NaN for "not
+/// defined at that bar", categories as one-byte codes. Read them through
+/// [`Features::numeric`] and [`Features::categorical`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Features {
-    pub numeric: [Option<f64>; N_NUMERIC],
-    pub categorical: [Option<&'static str>; N_CATEGORICAL],
+    numeric: [f64; N_NUMERIC],
+    categorical: [u8; N_CATEGORICAL],
 }
 
 impl Features {
+    pub fn new(numeric: [Option<f64>; N_NUMERIC], categorical: [Option<&'static str>; N_CATEGORICAL]) -> Features {
+        Features {
+            // A non-finite value is as undefined as a missing one.
+            numeric: numeric.map(|v| v.filter(|x| x.is_finite()).unwrap_or(f64::NAN)),
+            categorical: categorical.map(signals::code),
+        }
+    }
+
+    /// Numeric feature `i` (in [`NUMERIC_FEATURES`] order), `None` if undefined.
+    pub fn numeric(&self, i: usize) -> Option<f64> {
+        Some(self.numeric[i]).filter(|x| !x.is_nan())
+    }
+
+    /// Categorical feature `i` (in [`CATEGORICAL_FEATURES`] order).
+    pub fn categorical(&self, i: usize) -> Option<&'static str> {
+        signals::label_of(self.categorical[i])
+    }
+
     /// The scale-free features of an indicator row; `close` is the
     /// split-adjusted close the row was computed on.
     pub fn from_row(row: &IndicatorRow, close: f64) -> Features {
         let n = &row.numeric;
         let per_close = |x: Option<f64>| x.filter(|_| close != 0.0).map(|v| v / close);
-        Features {
-            numeric: [
+        Features::new(
+            [
                 n.rsi_14,
                 per_close(n.macd_hist),
                 n.bb_pctb,
@@ -83,23 +104,19 @@ impl Features {
                 n.price_over_sma50,
                 n.sma20_over_sma50,
             ],
-            categorical: row.categoricals(),
-        }
+            row.categoricals(),
+        )
     }
 
     /// The first feature that is not defined, if any.
     pub fn first_missing(&self) -> Option<&'static str> {
-        let numeric = self
-            .numeric
-            .iter()
-            .zip(NUMERIC_FEATURES)
-            .find(|(v, _)| v.is_none_or(|x| !x.is_finite()));
-        let categorical = self
-            .categorical
-            .iter()
-            .zip(CATEGORICAL_FEATURES)
-            .find(|(v, _)| v.is_none());
-        numeric.map(|(_, name)| name).or(categorical.map(|(_, name)| name))
+        let numeric = (0..N_NUMERIC)
+            .find(|&i| self.numeric(i).is_none())
+            .map(|i| NUMERIC_FEATURES[i]);
+        let categorical = (0..N_CATEGORICAL)
+            .find(|&i| self.categorical(i).is_none())
+            .map(|i| CATEGORICAL_FEATURES[i]);
+        numeric.or(categorical)
     }
 }
 
@@ -175,13 +192,9 @@ mod tests {
         let a = snapshots(&make(1.0), &barrier);
         let b = snapshots(&make(37.0), &barrier);
         for (x, y) in a[260..].iter().zip(&b[260..]) {
-            for (i, (u, v)) in x.features.numeric.iter().zip(&y.features.numeric).enumerate() {
-                let (u, v) = (u.unwrap(), v.unwrap());
-                assert!(
-                    (u - v).abs() <= 1e-9 * u.abs().max(1.0),
-                    "{} differs: {u} vs {v}",
-                    NUMERIC_FEATURES[i]
-                );
+            for (i, name) in NUMERIC_FEATURES.iter().enumerate() {
+                let (u, v) = (x.features.numeric(i).unwrap(), y.features.numeric(i).unwrap());
+                assert!((u - v).abs() <= 1e-9 * u.abs().max(1.0), "{name} differs: {u} vs {v}");
             }
             assert_eq!(x.features.categorical, y.features.categorical);
             assert_eq!(x.label.map(|l| l.label), y.label.map(|l| l.label));

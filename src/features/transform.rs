@@ -28,7 +28,7 @@ impl TransformerBundle {
         let mut means = vec![0.0; N_NUMERIC];
         let mut stds = vec![0.0; N_NUMERIC];
         for i in 0..N_NUMERIC {
-            let values = training.iter().filter_map(|f| f.numeric[i]);
+            let values = training.iter().filter_map(|f| f.numeric(i));
             means[i] = values.clone().sum::<f64>() / n;
             let var = values.map(|x| (x - means[i]).powi(2)).sum::<f64>() / n;
             // A constant feature would divide by zero; it carries no signal.
@@ -40,7 +40,7 @@ impl TransformerBundle {
             .map(|(i, name)| {
                 let mut cats: Vec<String> = training
                     .iter()
-                    .filter_map(|f| f.categorical[i])
+                    .filter_map(|f| f.categorical(i))
                     .map(str::to_string)
                     .collect();
                 cats.sort();
@@ -75,7 +75,7 @@ impl TransformerBundle {
     /// with missing features before they get here.
     pub fn design_row(&self, f: &Features, out: &mut Vec<f64>) {
         for i in 0..N_NUMERIC {
-            out.push(f.numeric[i].map(|x| (x - self.means[i]) / self.stds[i]).unwrap_or(0.0));
+            out.push(f.numeric(i).map(|x| (x - self.means[i]) / self.stds[i]).unwrap_or(0.0));
         }
         self.one_hot(f, out);
     }
@@ -83,13 +83,13 @@ impl TransformerBundle {
     /// Raw numerics (NaN = missing, which LightGBM handles) and one-hot
     /// categoricals, appended to `out`; same columns as the design row.
     pub fn batch_row(&self, f: &Features, out: &mut Vec<f64>) {
-        out.extend(f.numeric.iter().map(|v| v.unwrap_or(f64::NAN)));
+        out.extend((0..N_NUMERIC).map(|i| f.numeric(i).unwrap_or(f64::NAN)));
         self.one_hot(f, out);
     }
 
     fn one_hot(&self, f: &Features, out: &mut Vec<f64>) {
         for (i, (_, cats)) in self.vocabulary.iter().enumerate() {
-            let hit = f.categorical[i].and_then(|v| cats.iter().position(|c| c == v));
+            let hit = f.categorical(i).and_then(|v| cats.iter().position(|c| c == v));
             out.extend((0..cats.len()).map(|j| if Some(j) == hit { 1.0 } else { 0.0 }));
         }
     }
@@ -100,10 +100,7 @@ mod tests {
     use super::*;
 
     fn f(x: f64, cat: &'static str) -> Features {
-        Features {
-            numeric: [Some(x); 17],
-            categorical: [Some(cat); 5],
-        }
+        Features::new([Some(x); 17], [Some(cat); 5])
     }
 
     #[test]

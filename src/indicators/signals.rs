@@ -108,26 +108,41 @@ pub fn recommendation(score: i32) -> &'static str {
     }
 }
 
+/// Every label the signals produce; a label's position is its compact code.
+pub const LABELS: [&str; 14] = [
+    "weak",
+    "moderate",
+    "strong",
+    "very_strong",
+    "bullish",
+    "bearish",
+    "neutral",
+    "up",
+    "down",
+    "sideways",
+    "none",
+    "BUY",
+    "SELL",
+    "HOLD",
+];
+
 /// The static label for a stored one (labels come back from the database
 /// as text); `None` for anything this version does not produce.
 pub fn intern(label: &str) -> Option<&'static str> {
-    const LABELS: [&str; 14] = [
-        "weak",
-        "moderate",
-        "strong",
-        "very_strong",
-        "bullish",
-        "bearish",
-        "neutral",
-        "up",
-        "down",
-        "sideways",
-        "none",
-        "BUY",
-        "SELL",
-        "HOLD",
-    ];
     LABELS.iter().copied().find(|l| *l == label)
+}
+
+/// A label as a one-byte code: 0 = none, k = `LABELS[k − 1]`.
+pub fn code(label: Option<&str>) -> u8 {
+    label
+        .and_then(|l| LABELS.iter().position(|x| *x == l))
+        .map(|i| i as u8 + 1)
+        .unwrap_or(0)
+}
+
+/// The label of a code from [`code`].
+pub fn label_of(code: u8) -> Option<&'static str> {
+    code.checked_sub(1).and_then(|i| LABELS.get(i as usize).copied())
 }
 
 #[cfg(test)]

@@ -499,7 +499,7 @@ fn eval_set(rows: &[Snapshot], idx: &[usize]) -> EvalSet {
         set.day.push(day);
         set.label.push(l.label);
         set.realized_return.push(l.realized_return);
-        set.rule_buy.push(rows[i].features.categorical[4] == Some("BUY"));
+        set.rule_buy.push(rows[i].features.categorical(4) == Some("BUY"));
     }
     set
 }

@@ -133,7 +133,7 @@ async fn score(
             target_price: Some(s.close * (1.0 + barrier.target)),
             stop_price: Some(s.close * (1.0 - barrier.stop)),
             atr_stop: s.atr.map(|a| s.close - 2.0 * a),
-            ta_recommendation: s.features.categorical[4].map(str::to_string),
+            ta_recommendation: s.features.categorical(4).map(str::to_string),
             features: Some(s.features.clone()),
         })
         .collect();
@@ -310,7 +310,7 @@ fn write_predictions(
     ];
     for (i, name) in NUMERIC_FEATURES.iter().enumerate() {
         fields.push(Field::new(*name, DataType::Float64, true));
-        columns.push(float(&|p| p.features.as_ref().and_then(|f| f.numeric[i])));
+        columns.push(float(&|p| p.features.as_ref().and_then(|f| f.numeric(i))));
     }
     for (i, name) in CATEGORICAL_FEATURES
         .iter()
@@ -319,7 +319,7 @@ fn write_predictions(
     {
         fields.push(Field::new(*name, DataType::Utf8, true));
         columns.push(Arc::new(StringArray::from_iter(
-            rows.iter().map(|p| p.features.as_ref().and_then(|f| f.categorical[i])),
+            rows.iter().map(|p| p.features.as_ref().and_then(|f| f.categorical(i))),
         )));
     }
     fields.push(Field::new("status", DataType::Utf8, false));

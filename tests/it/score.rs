@@ -102,7 +102,7 @@ fn end_to_end_on_sqlite_and_scoring_twice_gives_the_same_probabilities() {
         };
         let last = swingml::features::snapshots(&candles, &barrier).pop().unwrap();
         for (j, name) in swingml::features::NUMERIC_FEATURES.iter().enumerate() {
-            let (got, want) = (first[*name][i].as_f64().unwrap(), last.features.numeric[j].unwrap());
+            let (got, want) = (first[*name][i].as_f64().unwrap(), last.features.numeric(j).unwrap());
             assert!(
                 (got - want).abs() <= 1e-9 * want.abs().max(1e-9),
                 "{symbol} {name}: scored {got}, bootstrap {want}"
