@@ -10,7 +10,7 @@ use ndarray::ArrayView2;
 use serde::Serialize;
 
 use crate::context::Context;
-use crate::db::{self, job_runs::RunStatus};
+use crate::db::job_runs::RunStatus;
 use crate::error::UsageError;
 use crate::features::config::FeatureConfig;
 use crate::features::transform::TransformerBundle;
@@ -165,31 +165,9 @@ pub async fn run(ctx: &Context, options: &BootstrapOptions) -> anyhow::Result<Bo
     options.check()?;
     let store = ctx.watchlist_store()?;
     let _lock = store.lock_job(JOB)?;
-    db::job_runs::start(&ctx.db, &ctx.run_id, JOB, &ctx.settings.watchlist, ctx.settings.as_of).await?;
     let started = Instant::now();
-    let result = bootstrap(ctx, &store, options).await;
-    let (status, message) = match &result {
-        Ok(r) => (RunStatus::Ok, summary_line(r, started)),
-        Err(err) => (RunStatus::Failed, format!("{err:#}")),
-    };
-    db::job_runs::finish(&ctx.db, &ctx.run_id, status, &message).await?;
-    if let Ok(r) = &result {
-        let t = &r.timings;
-        tracing::info!(
-            "bootstrap timings: read {:.2} s, features+labels {:.2} s, split {:.2} s, online fit {:.2} s, \
-             batch fit {:.2} s, metrics {:.2} s, walk-forward folds {:.2} s, write {:.2} s",
-            t.read,
-            t.features_and_labels,
-            t.split,
-            t.online_fit,
-            t.batch_fit,
-            t.metrics,
-            t.walk_forward,
-            t.write
-        );
-        tracing::info!("{message}");
-    }
-    result
+    let work = bootstrap(ctx, &store, options);
+    super::audited(ctx, JOB, work, |r| (RunStatus::Ok, summary_line(r, started))).await
 }
 
 /// The labeled rows, sorted by (date, symbol), every feature defined.
@@ -287,6 +265,7 @@ async fn bootstrap(
     }
     tracing::info!("promotion: {}", report.decision);
     timings.write = secs(t.elapsed());
+    log_timings(&timings);
     report.timings = timings;
     Ok(report)
 }
@@ -300,6 +279,21 @@ fn release_free_memory() {
     unsafe {
         libc::malloc_trim(0);
     }
+}
+
+fn log_timings(t: &Timings) {
+    tracing::info!(
+        "bootstrap timings: read {:.2} s, features+labels {:.2} s, split {:.2} s, online fit {:.2} s, \
+         batch fit {:.2} s, metrics {:.2} s, walk-forward folds {:.2} s, write {:.2} s",
+        t.read,
+        t.features_and_labels,
+        t.split,
+        t.online_fit,
+        t.batch_fit,
+        t.metrics,
+        t.walk_forward,
+        t.write
+    );
 }
 
 fn distinct(dates: &[NaiveDate]) -> usize {

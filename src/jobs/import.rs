@@ -51,17 +51,8 @@ pub async fn run(ctx: &Context, options: &ImportOptions) -> anyhow::Result<Impor
     let files = resolve_files(&options.paths)?;
     let store = ctx.watchlist_store()?;
     let _lock = store.lock_job(JOB)?;
-    db::job_runs::start(&ctx.db, &ctx.run_id, JOB, &ctx.settings.watchlist, None).await?;
-    let result = import(ctx, &files, started).await;
-    let (status, message) = match &result {
-        Ok(summary) => (RunStatus::Ok, summary_line(summary, started)),
-        Err(err) => (RunStatus::Failed, format!("{err:#}")),
-    };
-    db::job_runs::finish(&ctx.db, &ctx.run_id, status, &message).await?;
-    if result.is_ok() {
-        tracing::info!("{message}");
-    }
-    result
+    let work = import(ctx, &files, started);
+    super::audited(ctx, JOB, work, |s| (RunStatus::Ok, summary_line(s, started))).await
 }
 
 async fn import(ctx: &Context, files: &[PathBuf], started: Instant) -> anyhow::Result<ImportSummary> {

@@ -1,6 +1,32 @@
 //! One module per binary's job. A job takes a [`crate::context::Context`]
 //! and the job's own options, does the work, logs one summary line and
-//! records itself in `job_runs`.
+//! records itself in `job_runs` (through [`audited`]).
+
+use std::future::Future;
+
+use crate::context::Context;
+use crate::db::job_runs::{self, RunStatus};
+
+/// Run `work` as one audited run: a `job_runs` row before it, its status
+/// and one-line summary after it (the summary is also the run's last log
+/// line). A failure is recorded with its message and returned.
+pub async fn audited<T, W, S>(ctx: &Context, job: &str, work: W, summarize: S) -> anyhow::Result<T>
+where
+    W: Future<Output = anyhow::Result<T>>,
+    S: FnOnce(&T) -> (RunStatus, String),
+{
+    job_runs::start(&ctx.db, &ctx.run_id, job, &ctx.settings.watchlist, ctx.settings.as_of).await?;
+    let result = work.await;
+    let (status, message) = match &result {
+        Ok(value) => summarize(value),
+        Err(err) => (RunStatus::Failed, format!("{err:#}")),
+    };
+    job_runs::finish(&ctx.db, &ctx.run_id, status, &message).await?;
+    if result.is_ok() {
+        tracing::info!("{message}");
+    }
+    result
+}
 
 pub mod artifacts;
 pub mod bootstrap;

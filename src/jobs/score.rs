@@ -82,18 +82,9 @@ pub async fn run(ctx: &Context, options: &ScoreOptions) -> anyhow::Result<ScoreR
     let store = ctx.watchlist_store()?;
     let _lock = store.lock_job(JOB)?;
     let models = ProductionModels::load(&store)?.ok_or_else(|| NoProductionModel(ctx.settings.watchlist.clone()))?;
-    db::job_runs::start(&ctx.db, &ctx.run_id, JOB, &ctx.settings.watchlist, ctx.settings.as_of).await?;
     let started = Instant::now();
-    let result = score(ctx, &store, &models, options).await;
-    let (status, message) = match &result {
-        Ok(r) => (RunStatus::Ok, summary_line(r, started)),
-        Err(err) => (RunStatus::Failed, format!("{err:#}")),
-    };
-    db::job_runs::finish(&ctx.db, &ctx.run_id, status, &message).await?;
-    if result.is_ok() {
-        tracing::info!("{message}");
-    }
-    result
+    let work = score(ctx, &store, &models, options);
+    super::audited(ctx, JOB, work, |r| (RunStatus::Ok, summary_line(r, started))).await
 }
 
 async fn score(

@@ -70,18 +70,15 @@ pub async fn run(ctx: &Context, options: &RunOptions) -> anyhow::Result<RunSumma
     let started = Instant::now();
     let store = ctx.watchlist_store()?;
     let _lock = store.lock_job(JOB)?;
-    db::job_runs::start(&ctx.db, &ctx.run_id, JOB, &ctx.settings.watchlist, ctx.settings.as_of).await?;
-    let result = compute_all(ctx, options).await;
-    let (status, message) = match &result {
-        Ok(s) if s.updated == 0 && s.skipped.is_empty() => (RunStatus::NothingToDo, summary_line(s, started)),
-        Ok(s) => (RunStatus::Ok, summary_line(s, started)),
-        Err(err) => (RunStatus::Failed, format!("{err:#}")),
-    };
-    db::job_runs::finish(&ctx.db, &ctx.run_id, status, &message).await?;
-    if result.is_ok() {
-        tracing::info!("{message}");
-    }
-    result
+    super::audited(ctx, JOB, compute_all(ctx, options), |s| {
+        let status = if s.updated == 0 && s.skipped.is_empty() {
+            RunStatus::NothingToDo
+        } else {
+            RunStatus::Ok
+        };
+        (status, summary_line(s, started))
+    })
+    .await
 }
 
 async fn compute_all(ctx: &Context, options: &RunOptions) -> anyhow::Result<RunSummary> {

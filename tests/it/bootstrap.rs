@@ -223,46 +223,24 @@ fn bad_flags_are_usage_errors() {
 fn too_little_data_is_refused_with_the_minimum() {
     let ctx = with_us_candles();
     let run = ctx.run("bootstrap", &["--watchlist", "nothing-here"]);
-    assert_eq!(run.code, 1);
-    assert!(
-        run.error_line().contains("watchlist nothing-here has no symbols"),
-        "{}",
-        run.stderr
-    );
+    run.assert_error(1, "watchlist nothing-here has no symbols");
 
     let run = ctx.run(
         "bootstrap",
         &["--watchlist", "us", "--max-symbols", "1", "--train-years", "2"],
     );
-    assert_eq!(run.code, 1);
-    assert!(
-        run.error_line()
-            .contains("fewer than the minimum 2 (bootstrap.min_symbols)"),
-        "{}",
-        run.stderr
-    );
+    run.assert_error(1, "fewer than the minimum 2 (bootstrap.min_symbols)");
 
     // Two weeks of scan dates: fewer labeled rows than bootstrap.min_rows.
     let run = ctx.run("bootstrap", &["--watchlist", "us", "--train-years", "0.04"]);
-    assert_eq!(run.code, 1);
-    assert!(
-        run.error_line()
-            .contains("fewer than the minimum 200 (bootstrap.min_rows)"),
-        "{}",
-        run.stderr
-    );
+    run.assert_error(1, "fewer than the minimum 200 (bootstrap.min_rows)");
 
     // A target no stock reaches in 5 days: every label is 0.
     let run = ctx.run(
         "bootstrap",
         &["--watchlist", "us", "--train-years", "2", "--target", "5"],
     );
-    assert_eq!(run.code, 1);
-    assert!(
-        run.error_line().contains("training labels are 0: nothing to learn"),
-        "{}",
-        run.stderr
-    );
+    run.assert_error(1, "training labels are 0: nothing to learn");
     assert!(
         crate::bootstrap::artifact(&ctx, "us", "model_").is_empty(),
         "nothing written on refusal"

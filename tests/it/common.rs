@@ -33,6 +33,14 @@ impl Run {
         errors[0]
     }
 
+    /// The run failed with `code` and its one error line says `text`.
+    #[track_caller]
+    pub fn assert_error(&self, code: i32, text: &str) {
+        assert_eq!(self.code, code, "stderr:\n{}", self.stderr);
+        let line = self.error_line();
+        assert!(line.contains(text), "expected {text:?} in: {line}");
+    }
+
     pub fn assert_ok(&self) -> &Run {
         assert_eq!(self.code, 0, "stdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
         self

@@ -166,8 +166,7 @@ fn a_row_conflicting_with_the_database_is_quarantined_and_the_stored_row_kept() 
 fn missing_file_is_a_usage_error() {
     let ctx = TestContext::new();
     let run = ctx.import(&[&ctx.path("nope.csv")], "w");
-    assert_eq!(run.code, 2);
-    assert!(run.error_line().contains("input not found"), "{}", run.stderr);
+    run.assert_error(2, "input not found");
 }
 
 #[test]
@@ -199,14 +198,12 @@ fn garbled_or_incomplete_files_fail_with_one_line_and_store_nothing() {
     let gz = ctx.path("broken.csv.gz");
     std::fs::write(&gz, garbage).unwrap();
     let run = ctx.import(&[&gz], "w");
-    assert_eq!(run.code, 1);
-    assert!(run.error_line().contains("broken.csv.gz"), "{}", run.stderr);
+    run.assert_error(1, "broken.csv.gz");
 
     let binary = ctx.path("binary.csv");
     std::fs::write(&binary, [0xff, 0xfe, 0x00, 0x41, 0x0a, 0x42]).unwrap();
     let run = ctx.import(&[&binary], "w");
-    assert_eq!(run.code, 1);
-    assert!(run.error_line().contains("binary.csv"), "{}", run.stderr);
+    run.assert_error(1, "binary.csv");
 
     // Nothing stored before was lost, nothing of the failed runs was stored.
     let db = ctx.db();
@@ -221,12 +218,7 @@ fn per_symbol_file_with_an_invalid_name_is_refused() {
         "date,open,high,low,close,volume\n2024-01-02,10,11,9,10.5,100\n",
     );
     let run = ctx.import(&[&path], "w");
-    assert_eq!(run.code, 1);
-    assert!(
-        run.error_line().contains("does not give a valid symbol"),
-        "{}",
-        run.stderr
-    );
+    run.assert_error(1, "does not give a valid symbol");
 }
 
 #[test]
@@ -286,8 +278,7 @@ fn unreachable_database_fails_with_one_line_without_the_password() {
 
     let ctx = TestContext::with_database("postgres://x@localhost/db".into());
     let run = ctx.import(&[&good], "w");
-    assert_eq!(run.code, 2);
-    assert!(run.error_line().contains("unsupported database URL"));
+    run.assert_error(2, "unsupported database URL");
 }
 
 #[test]
@@ -295,14 +286,12 @@ fn invalid_watchlist_and_date_flags_are_usage_errors() {
     let ctx = TestContext::new();
     let good = ctx.write("good.csv", &format!("{HEADER}\nAAA,2024-01-02,10,11,9,10.5,100\n"));
     let run = ctx.import(&[&good], "../escape");
-    assert_eq!(run.code, 2);
-    assert!(run.error_line().contains("invalid watchlist name"));
+    run.assert_error(2, "invalid watchlist name");
     let run = ctx.run(
         "ta-signals",
         &["import", "--as-of", "2024-02-30", good.to_str().unwrap()],
     );
-    assert_eq!(run.code, 2);
-    assert!(run.error_line().contains("invalid date"));
+    run.assert_error(2, "invalid date");
     assert!(!ctx.artifacts().join("..").join("escape").exists());
 }
 

@@ -162,13 +162,7 @@ fn no_production_model_corrupt_model_and_tampered_feature_config_are_refused() {
     ctx.import(&[&fixture("us_daily_10sym_2018_2020.csv")], "us")
         .assert_ok();
     let run = ctx.run("score", &["--watchlist", "us"]);
-    assert_eq!(run.code, 1);
-    assert!(
-        run.error_line()
-            .contains("no production model for us: run bootstrap first"),
-        "{}",
-        run.stderr
-    );
+    run.assert_error(1, "no production model for us: run bootstrap first");
 
     bootstrap(&ctx, "us", &["--force"]).assert_ok();
     let run = ctx.run("score", &["--watchlist", "us"]);

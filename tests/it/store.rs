@@ -384,8 +384,7 @@ fn promote_rollback_and_show_production_through_the_binary() {
     let live = store.production().unwrap().unwrap();
     assert!(live.artifacts.values().all(|r| r.version == 1), "{live:?}");
     let again = ctx.run("artifacts", &["--watchlist", "wl", "rollback"]);
-    assert_eq!(again.code, 2);
-    assert!(again.error_line().contains("no earlier promotion"));
+    again.assert_error(2, "no earlier promotion");
     let missing = ctx.run("artifacts", &["--watchlist", "wl", "promote", "run-zzz"]);
     assert_eq!(missing.code, 2);
 

@@ -282,10 +282,5 @@ fn a_new_ta_version_forces_a_full_recompute() {
 fn empty_watchlist_is_a_clear_error() {
     let ctx = TestContext::new();
     let run = ctx.run("ta-signals", &["run", "--watchlist", "nobody"]);
-    assert_eq!(run.code, 1);
-    assert!(
-        run.error_line().contains("watchlist nobody has no symbols"),
-        "{}",
-        run.stderr
-    );
+    run.assert_error(1, "watchlist nobody has no symbols");
 }
