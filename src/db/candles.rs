@@ -2,6 +2,7 @@
 
 use std::sync::OnceLock;
 
+use anyhow::Context as _;
 use chrono::NaiveDate;
 use sqlx::Row;
 
@@ -116,6 +117,97 @@ pub async fn for_symbol(db: &Db, symbol: &crate::symbols::Symbol) -> anyhow::Res
     })
 }
 
+/// Every stored candle of each of `symbols` up to `through`, in date
+/// order — the bulk read of a training run (a million rows and more).
+pub async fn for_symbols_through(
+    db: &Db,
+    symbols: &[crate::symbols::Symbol],
+    through: NaiveDate,
+) -> anyhow::Result<Vec<(crate::symbols::Symbol, Vec<Candle>)>> {
+    match db {
+        Db::Sqlite(pool) => {
+            let mut conn = pool.acquire().await?;
+            let mut locked = conn.lock_handle().await?;
+            // SAFETY: `lock_handle` keeps sqlx's worker thread off this
+            // handle while `locked` lives; the rusqlite connection does not
+            // own (close) the handle and is dropped before `locked` is.
+            let sqlite = unsafe { rusqlite::Connection::from_handle(locked.as_raw_handle().as_ptr())? };
+            sqlite_through(&sqlite, symbols, through)
+        }
+        Db::MySql(pool) => {
+            const SQL: &str = "SELECT date, open, high, low, close, adj_close, volume, split_coef
+                FROM candles WHERE symbol = ? AND date <= ? ORDER BY date";
+            let mut out = Vec::with_capacity(symbols.len());
+            for symbol in symbols {
+                let rows = sqlx::query(SQL)
+                    .bind(symbol.as_str())
+                    .bind(through)
+                    .fetch_all(pool)
+                    .await?;
+                let candles = rows
+                    .iter()
+                    .map(|row| candle_from_row(symbol, row))
+                    .collect::<anyhow::Result<_>>()?;
+                out.push((symbol.clone(), candles));
+            }
+            Ok(out)
+        }
+    }
+}
+
+/// The SQLite side of [`for_symbols_through`], stepping one prepared
+/// statement directly: sqlx hands each row from its worker thread to the
+/// async task one at a time, which costs several times more than SQLite's
+/// own work on a million rows (measured: 2.9 s against 0.5 s for 1.7 M).
+fn sqlite_through(
+    sqlite: &rusqlite::Connection,
+    symbols: &[crate::symbols::Symbol],
+    through: NaiveDate,
+) -> anyhow::Result<Vec<(crate::symbols::Symbol, Vec<Candle>)>> {
+    const SQL: &str = "SELECT date, open, high, low, close, adj_close, volume, split_coef
+        FROM candles WHERE symbol = ?1 AND date <= ?2 ORDER BY date";
+    let mut statement = sqlite.prepare(SQL)?;
+    // Dates are stored as ISO text, whose order is the calendar's.
+    let through = through.to_string();
+    let mut out = Vec::with_capacity(symbols.len());
+    for symbol in symbols {
+        let mut rows = statement.query((symbol.as_str(), through.as_str()))?;
+        let mut candles = Vec::new();
+        while let Some(row) = rows.next()? {
+            let date: &str = row.get_ref(0)?.as_str()?;
+            candles.push(Candle {
+                symbol: symbol.clone(),
+                date: parse_iso_date(date)
+                    .with_context(|| format!("{symbol}: stored date {date:?} is not YYYY-MM-DD"))?,
+                open: row.get(1)?,
+                high: row.get(2)?,
+                low: row.get(3)?,
+                close: row.get(4)?,
+                adj_close: row.get(5)?,
+                volume: row.get(6)?,
+                split_coef: row.get(7)?,
+            });
+        }
+        out.push((symbol.clone(), candles));
+    }
+    Ok(out)
+}
+
+/// A stored `YYYY-MM-DD` date — the one format sqlx writes — without a
+/// general date parser's cost (it shows on a million rows).
+fn parse_iso_date(text: &str) -> Option<NaiveDate> {
+    let b = text.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let number = |range: std::ops::Range<usize>| -> Option<u32> {
+        b[range]
+            .iter()
+            .try_fold(0u32, |n, &c| c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0')))
+    };
+    NaiveDate::from_ymd_opt(number(0..4)? as i32, number(5..7)?, number(8..10)?)
+}
+
 /// The stored candles of `symbol` after `date`, in date order.
 pub async fn for_symbol_after(
     db: &Db,
@@ -183,4 +275,26 @@ pub async fn latest_date(db: &Db, watchlist: &str) -> anyhow::Result<Option<Naiv
     Ok(with_pool!(db, pool => {
         sqlx::query_scalar::<_, Option<NaiveDate>>(SQL).bind(watchlist).fetch_one(pool).await
     })?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_dates_parse_and_malformed_ones_do_not() {
+        assert_eq!(parse_iso_date("2021-04-21"), NaiveDate::from_ymd_opt(2021, 4, 21));
+        assert_eq!(parse_iso_date("1999-12-31"), NaiveDate::from_ymd_opt(1999, 12, 31));
+        for bad in [
+            "2021-02-30",
+            "2021-4-21",
+            "2021/04/21",
+            "20210421",
+            "2021-04-2x",
+            "",
+            "2021-04-210",
+        ] {
+            assert_eq!(parse_iso_date(bad), None, "{bad:?}");
+        }
+    }
 }

@@ -10,10 +10,12 @@
 
 use std::collections::BTreeMap;
 
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::{CATEGORICAL_FEATURES, Features, NUMERIC_FEATURES};
+use crate::indicators::signals;
 
 /// Bump when a feature's definition changes (not only its name).
 pub const FEATURE_DEFINITIONS_VERSION: u32 = 1;
@@ -162,33 +164,69 @@ fn describe_differences(stored: &FeatureConfig, current: &[Column], recomputed: 
 }
 
 fn reference<'a>(training: impl Iterator<Item = &'a Features> + Clone) -> Reference {
+    let rows: Vec<&Features> = training.collect();
+    // One feature per task: the order statistics of a million values each.
+    let numeric: Vec<Option<NumericReference>> = (0..NUMERIC_FEATURES.len())
+        .into_par_iter()
+        .map(|i| numeric_reference(rows.iter().filter_map(|f| f.numeric(i)).collect()))
+        .collect();
     let mut out = Reference {
-        rows: training.clone().count() as u64,
+        rows: rows.len() as u64,
         ..Reference::default()
     };
-    for (i, name) in NUMERIC_FEATURES.iter().enumerate() {
-        let mut values: Vec<f64> = training.clone().filter_map(|f| f.numeric(i)).collect();
-        values.sort_by(f64::total_cmp);
-        if values.is_empty() {
-            continue;
+    for (name, reference) in NUMERIC_FEATURES.iter().zip(numeric) {
+        if let Some(r) = reference {
+            out.numeric.insert(name.to_string(), r);
         }
-        let edges: Vec<f64> = (0..=10).map(|q| values[(q * (values.len() - 1)) / 10]).collect();
-        let shares = bin_shares(values.iter().copied(), &edges);
-        out.numeric.insert(name.to_string(), NumericReference { edges, shares });
     }
     for (i, name) in CATEGORICAL_FEATURES.iter().enumerate() {
-        let mut counts: BTreeMap<String, f64> = BTreeMap::new();
-        let mut total = 0.0f64;
-        for f in training.clone() {
-            if let Some(v) = f.categorical(i) {
-                *counts.entry(v.to_string()).or_default() += 1.0;
-                total += 1.0;
-            }
+        let mut counts = [0u64; 256];
+        for f in &rows {
+            counts[f.category_code(i) as usize] += 1;
         }
-        counts.values_mut().for_each(|c| *c /= total.max(1.0));
-        out.categorical.insert(name.to_string(), counts);
+        let shares = category_shares(&counts);
+        out.categorical.insert(name.to_string(), shares);
     }
     out
+}
+
+/// Decile edges (the 0th, 10th, …, 100th order statistics) and the share of
+/// the values in each bin.
+fn numeric_reference(mut values: Vec<f64>) -> Option<NumericReference> {
+    if values.is_empty() {
+        return None;
+    }
+    let last = values.len() - 1;
+    let positions: Vec<usize> = (0..=10).map(|q| q * last / 10).collect();
+    // Selecting the 11 order statistics left to right, each in the part
+    // after the previous one, avoids sorting the whole column.
+    let mut edges = Vec::with_capacity(positions.len());
+    let mut from = 0;
+    for &p in &positions {
+        if p >= from {
+            let (_, nth, _) = values[from..].select_nth_unstable_by(p - from, f64::total_cmp);
+            edges.push(*nth);
+            from = p + 1;
+        } else {
+            // Same position as the previous edge (fewer than 10 values).
+            edges.push(*edges.last().expect("an earlier edge"));
+        }
+    }
+    let shares = bin_shares(values.iter().copied(), &edges);
+    Some(NumericReference { edges, shares })
+}
+
+/// Share of each defined category, from counts by category code.
+fn category_shares(counts: &[u64; 256]) -> BTreeMap<String, f64> {
+    let defined: Vec<(&'static str, u64)> = (0..=u8::MAX)
+        .filter_map(|c| signals::label_of(c).map(|label| (label, counts[c as usize])))
+        .filter(|&(_, n)| n > 0)
+        .collect();
+    let total = defined.iter().map(|&(_, n)| n).sum::<u64>().max(1) as f64;
+    defined
+        .into_iter()
+        .map(|(label, n)| (label.to_string(), n as f64 / total))
+        .collect()
 }
 
 /// The bin of a value: by the 9 inner edges, values equal to an edge go

@@ -79,6 +79,12 @@ impl Features {
         signals::label_of(self.categorical[i])
     }
 
+    /// The one-byte code of categorical feature `i` (0 = undefined): cheap
+    /// to compare and count over a million rows.
+    pub fn category_code(&self, i: usize) -> u8 {
+        self.categorical[i]
+    }
+
     /// The scale-free features of an indicator row; `close` is the
     /// split-adjusted close the row was computed on.
     pub fn from_row(row: &IndicatorRow, close: f64) -> Features {
@@ -138,10 +144,19 @@ pub struct Snapshot {
 /// Every snapshot of one symbol's candles (date order), labeled where the
 /// horizon is complete within `candles`.
 pub fn snapshots(candles: &[Candle], barrier: &Barrier) -> Vec<Snapshot> {
+    snapshots_from(candles, barrier, NaiveDate::MIN)
+}
+
+/// The snapshots dated `from` or later; the indicators still run over the
+/// whole history (their values depend on it), only the rows before `from`
+/// are never built.
+pub fn snapshots_from(candles: &[Candle], barrier: &Barrier, from: NaiveDate) -> Vec<Snapshot> {
     let adjusted = adjust(candles);
     let rows = compute(&bars_from(&adjusted));
+    let first = candles.partition_point(|c| c.date < from);
     rows.iter()
         .enumerate()
+        .skip(first)
         .map(|(t, row)| {
             let close = adjusted.close[t];
             let label = label_at(&adjusted.high, &adjusted.low, &adjusted.close, t, barrier);

@@ -10,6 +10,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::{CATEGORICAL_FEATURES, Features, N_NUMERIC, NUMERIC_FEATURES};
+use crate::indicators::signals;
+use rayon::prelude::*;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TransformerBundle {
@@ -24,29 +26,11 @@ pub struct TransformerBundle {
 impl TransformerBundle {
     /// Fit on training rows (every feature defined).
     pub fn fit(training: &[&Features]) -> TransformerBundle {
-        let n = training.len().max(1) as f64;
-        let mut means = vec![0.0; N_NUMERIC];
-        let mut stds = vec![0.0; N_NUMERIC];
-        for i in 0..N_NUMERIC {
-            let values = training.iter().filter_map(|f| f.numeric(i));
-            means[i] = values.clone().sum::<f64>() / n;
-            let var = values.map(|x| (x - means[i]).powi(2)).sum::<f64>() / n;
-            // A constant feature would divide by zero; it carries no signal.
-            stds[i] = if var > 0.0 { var.sqrt() } else { 1.0 };
-        }
+        let (means, stds) = moments(training);
         let vocabulary = CATEGORICAL_FEATURES
             .iter()
             .enumerate()
-            .map(|(i, name)| {
-                let mut cats: Vec<String> = training
-                    .iter()
-                    .filter_map(|f| f.categorical(i))
-                    .map(str::to_string)
-                    .collect();
-                cats.sort();
-                cats.dedup();
-                (name.to_string(), cats)
-            })
+            .map(|(i, name)| (name.to_string(), categories(training, i)))
             .collect();
         TransformerBundle {
             feature_hash: super::config::current_hash(),
@@ -70,29 +54,91 @@ impl TransformerBundle {
         self.numeric.len() + self.vocabulary.iter().map(|(_, c)| c.len()).sum::<usize>()
     }
 
-    /// Scaled numerics and one-hot categoricals, appended to `out`.
-    /// Missing numerics become 0 (the training mean); callers drop rows
-    /// with missing features before they get here.
-    pub fn design_row(&self, f: &Features, out: &mut Vec<f64>) {
-        for i in 0..N_NUMERIC {
-            out.push(f.numeric(i).map(|x| (x - self.means[i]) / self.stds[i]).unwrap_or(0.0));
+    /// Row-major matrix of `features`: the online model's design (scaled
+    /// numerics, missing = 0, the training mean; callers drop rows with
+    /// missing features before they get here) or the batch model's raw
+    /// columns (missing = NaN, which LightGBM handles); both end with the
+    /// one-hot categoricals. Filled in parallel: a million rows are built
+    /// five times per training run.
+    pub fn matrix(&self, features: &[&Features], columns: Columns) -> Vec<f64> {
+        const ROWS_PER_TASK: usize = 4096;
+        let width = self.design_width();
+        let mut flat = vec![0.0; features.len() * width];
+        flat.par_chunks_mut(width * ROWS_PER_TASK)
+            .zip(features.par_chunks(ROWS_PER_TASK))
+            .for_each(|(out, rows)| {
+                for (row, f) in out.chunks_exact_mut(width).zip(rows) {
+                    self.fill_row(f, columns, row);
+                }
+            });
+        flat
+    }
+
+    /// One row into `row` (zeros on entry).
+    fn fill_row(&self, f: &Features, columns: Columns, row: &mut [f64]) {
+        for (i, x) in row[..N_NUMERIC].iter_mut().enumerate() {
+            *x = match (columns, f.numeric(i)) {
+                (Columns::Design, Some(v)) => (v - self.means[i]) / self.stds[i],
+                (Columns::Design, None) => 0.0,
+                (Columns::Batch, v) => v.unwrap_or(f64::NAN),
+            };
         }
-        self.one_hot(f, out);
-    }
-
-    /// Raw numerics (NaN = missing, which LightGBM handles) and one-hot
-    /// categoricals, appended to `out`; same columns as the design row.
-    pub fn batch_row(&self, f: &Features, out: &mut Vec<f64>) {
-        out.extend((0..N_NUMERIC).map(|i| f.numeric(i).unwrap_or(f64::NAN)));
-        self.one_hot(f, out);
-    }
-
-    fn one_hot(&self, f: &Features, out: &mut Vec<f64>) {
+        let mut at = N_NUMERIC;
         for (i, (_, cats)) in self.vocabulary.iter().enumerate() {
-            let hit = f.categorical(i).and_then(|v| cats.iter().position(|c| c == v));
-            out.extend((0..cats.len()).map(|j| if Some(j) == hit { 1.0 } else { 0.0 }));
+            // An unseen category leaves its columns at zero.
+            if let Some(j) = f.categorical(i).and_then(|v| cats.iter().position(|c| c == v)) {
+                row[at + j] = 1.0;
+            }
+            at += cats.len();
         }
     }
+}
+
+/// Which matrix [`TransformerBundle::matrix`] builds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Columns {
+    /// The online model's: scaled numerics.
+    Design,
+    /// The batch model's: raw numerics.
+    Batch,
+}
+
+/// Mean and (population) standard deviation of each numeric feature over
+/// its defined values, in two passes over the rows (row by row: a million
+/// rows are read twice, not 34 times).
+fn moments(training: &[&Features]) -> (Vec<f64>, Vec<f64>) {
+    let n = training.len().max(1) as f64;
+    let mut sums = [0.0; N_NUMERIC];
+    for f in training {
+        for (i, sum) in sums.iter_mut().enumerate() {
+            *sum += f.numeric(i).unwrap_or(0.0);
+        }
+    }
+    let means = sums.map(|s| s / n);
+    let mut squares = [0.0; N_NUMERIC];
+    for f in training {
+        for (i, sq) in squares.iter_mut().enumerate() {
+            *sq += f.numeric(i).map_or(0.0, |x| (x - means[i]).powi(2));
+        }
+    }
+    // A constant feature would divide by zero; it carries no signal.
+    let stds = squares.map(|sq| if sq > 0.0 { (sq / n).sqrt() } else { 1.0 });
+    (means.to_vec(), stds.to_vec())
+}
+
+/// The sorted categories categorical feature `i` takes in `training`.
+fn categories(training: &[&Features], i: usize) -> Vec<String> {
+    let mut seen = [false; 256];
+    for f in training {
+        seen[f.category_code(i) as usize] = true;
+    }
+    let mut cats: Vec<String> = (0..=u8::MAX)
+        .filter(|&c| seen[c as usize])
+        .filter_map(signals::label_of)
+        .map(str::to_string)
+        .collect();
+    cats.sort();
+    cats
 }
 
 #[cfg(test)]
@@ -110,18 +156,37 @@ mod tests {
         let bundle = TransformerBundle::fit(&refs);
         assert_eq!(bundle.means[0], 2.0);
         assert_eq!(bundle.stds[0], 1.0);
-        let mut out = Vec::new();
-        bundle.design_row(&f(4.0, "up"), &mut out);
+        let out = bundle.matrix(&[&f(4.0, "up")], Columns::Design);
         assert_eq!(out[0], 2.0);
         // vocabulary sorted: ["down", "up"]
         assert_eq!(&out[17..19], &[0.0, 1.0]);
-        out.clear();
-        bundle.design_row(&f(2.0, "sideways"), &mut out);
+        let out = bundle.matrix(&[&f(2.0, "sideways")], Columns::Design);
         assert!(out[17..].iter().all(|&x| x == 0.0));
         assert_eq!(out.len(), bundle.design_width());
-        out.clear();
-        bundle.batch_row(&f(2.0, "sideways"), &mut out);
+        let out = bundle.matrix(&[&f(2.0, "sideways"), &f(5.0, "down")], Columns::Batch);
         assert_eq!(out[0], 2.0, "batch rows are not scaled");
-        assert_eq!(out.len(), bundle.design_width());
+        assert_eq!(out[bundle.design_width()], 5.0, "second row");
+        assert_eq!(out[bundle.design_width() + 17], 1.0, "second row is down");
+        assert_eq!(out.len(), 2 * bundle.design_width());
+    }
+
+    #[test]
+    fn a_large_matrix_is_its_rows_side_by_side() {
+        let rows: Vec<Features> = (0..10_000)
+            .map(|i| f(i as f64, if i % 3 == 0 { "up" } else { "down" }))
+            .collect();
+        let refs: Vec<&Features> = rows.iter().collect();
+        let bundle = TransformerBundle::fit(&refs[..100]);
+        let width = bundle.design_width();
+        for columns in [Columns::Design, Columns::Batch] {
+            let all = bundle.matrix(&refs, columns);
+            for i in [0, 4095, 4096, 9999] {
+                assert_eq!(
+                    &all[i * width..(i + 1) * width],
+                    bundle.matrix(&[refs[i]], columns),
+                    "row {i}"
+                );
+            }
+        }
     }
 }

@@ -13,7 +13,7 @@ use crate::context::Context;
 use crate::db::job_runs::RunStatus;
 use crate::error::UsageError;
 use crate::features::config::FeatureConfig;
-use crate::features::transform::TransformerBundle;
+use crate::features::transform::{Columns, TransformerBundle};
 use crate::features::{Features, Snapshot};
 use crate::jobs::dataset::{Skipped, build_snapshots, load_candles, resolve_as_of, watchlist_symbols};
 use crate::jobs::production::ProductionModels;
@@ -108,18 +108,40 @@ pub enum TrainingDataError {
     NoSplit(usize, usize),
 }
 
-/// Wall time of each stage.
+/// Wall time of each stage, summed over every fit (walk-forward folds,
+/// holdout, final models).
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct Timings {
     pub read: f64,
     pub features_and_labels: f64,
     pub split: f64,
+    /// Scalers, vocabularies, design matrices and the logistic fits.
     pub online_fit: f64,
+    /// The LightGBM input matrices.
+    pub batch_matrices: f64,
+    /// LightGBM itself: dataset construction and boosting.
     pub batch_fit: f64,
+    /// LightGBM's predictions on the validation rows.
+    pub batch_predict: f64,
+    /// Scoring the validation rows and computing the metrics.
     pub metrics: f64,
-    /// The walk-forward folds (fits and metrics of each).
-    pub walk_forward: f64,
     pub write: f64,
+    /// Wall time of the walk-forward folds (already counted in the stages above).
+    pub walk_forward: f64,
+}
+
+impl Timings {
+    /// Everything the run spent outside LightGBM's own work (its fits and
+    /// predictions).
+    pub fn outside_lightgbm(&self) -> f64 {
+        self.read
+            + self.features_and_labels
+            + self.split
+            + self.online_fit
+            + self.batch_matrices
+            + self.metrics
+            + self.write
+    }
 }
 
 fn secs(d: Duration) -> f64 {
@@ -216,18 +238,29 @@ async fn bootstrap(
     timings.split = secs(t.elapsed());
     check_classes(&data.rows, &split.train, options)?;
 
-    let fitted = fit_and_evaluate(ctx, &data.rows, &split, options, &mut timings)?;
     let t = Instant::now();
-    let fold_reports = evaluate_folds(ctx, &data.rows, &folds, options)?;
+    let (mut fold_reports, start) = evaluate_folds(ctx, &data.rows, &folds, &split, options, &mut timings)?;
     timings.walk_forward = secs(t.elapsed());
+    let fitted = fit_and_evaluate(ctx, &data.rows, &split, options, start.as_ref(), &mut timings)?;
+    if let Some(k) = folds.iter().position(|f| is_holdout(f, &split)) {
+        fold_reports.push(FoldReport::new(k + 1, &split, &fitted));
+        fold_reports.sort_by_key(|f| f.fold);
+    }
 
-    // Final models: everything labelable, the round count early stopping found.
+    // Final models: everything labelable, the round count early stopping
+    // found, the online fit starting from the holdout's weights.
     let all: Vec<usize> = (0..data.rows.len()).collect();
-    let final_models = fit_models(ctx, &data.rows, &all, None, options, Some(fitted.batch.rounds().max(1)))?;
-    timings.online_fit += final_models.online_secs;
-    timings.batch_fit += final_models.batch_secs;
+    let bundle = timed(&mut timings.online_fit, || fit_bundle(&data.rows, &all));
+    let plan = FitPlan {
+        valid: None,
+        rounds: Some(fitted.models.batch.rounds().max(1)),
+        start: Some(&fitted.models.online),
+    };
+    let final_models = fit_models(ctx, &data.rows, &all, bundle, plan, options, &mut timings)?;
 
-    let production = compare_with_production(store, &data.rows, &split, &fitted.valid_scores, options.top_k);
+    let production = timed(&mut timings.metrics, || {
+        compare_with_production(store, &data.rows, &split, &fitted.valid_scores, options.top_k)
+    });
     let (promote, decision) = decide(&fitted, &production, options.force);
 
     let t = Instant::now();
@@ -246,7 +279,7 @@ async fn bootstrap(
         baselines: fitted.baselines,
         production_precision_at_k: production.production_precision(),
         folds: fold_reports,
-        batch_rounds: fitted.batch.rounds(),
+        batch_rounds: fitted.models.batch.rounds(),
         promoted: promote,
         decision,
         artifacts: Vec::new(),
@@ -283,16 +316,20 @@ fn release_free_memory() {
 
 fn log_timings(t: &Timings) {
     tracing::info!(
-        "bootstrap timings: read {:.2} s, features+labels {:.2} s, split {:.2} s, online fit {:.2} s, \
-         batch fit {:.2} s, metrics {:.2} s, walk-forward folds {:.2} s, write {:.2} s",
+        "bootstrap timings: read {:.2} s, features+labels {:.2} s, split {:.2} s, online fits {:.2} s, \
+         LightGBM matrices {:.2} s, LightGBM fits {:.2} s, LightGBM predictions {:.2} s, metrics {:.2} s, \
+         write {:.2} s (walk-forward folds {:.2} s of these); outside LightGBM {:.2} s",
         t.read,
         t.features_and_labels,
         t.split,
         t.online_fit,
+        t.batch_matrices,
         t.batch_fit,
+        t.batch_predict,
         t.metrics,
+        t.write,
         t.walk_forward,
-        t.write
+        t.outside_lightgbm()
     );
 }
 
@@ -303,16 +340,25 @@ fn distinct(dates: &[NaiveDate]) -> usize {
     d.len()
 }
 
-/// SHA-256 over every candle used (lineage of the data set).
+/// SHA-256 over every candle used (lineage of the data set): the symbol,
+/// then each candle's fields as fixed-width little-endian values — exact,
+/// and far cheaper than formatting a million rows as text.
 fn hash_candles(candles: &[(crate::symbols::Symbol, Vec<crate::candles::Candle>)]) -> String {
+    use chrono::Datelike;
     use sha2::{Digest, Sha256};
+    let optional = |x: Option<f64>| x.map_or(u64::MAX, f64::to_bits).to_le_bytes();
     let mut h = Sha256::new();
     for (symbol, rows) in candles {
+        h.update(symbol.as_str().as_bytes());
+        h.update([0u8]);
         for c in rows {
-            h.update(format!(
-                "{symbol},{},{},{},{},{},{:?},{},{:?}\n",
-                c.date, c.open, c.high, c.low, c.close, c.adj_close, c.volume, c.split_coef
-            ));
+            h.update(c.date.num_days_from_ce().to_le_bytes());
+            for x in [c.open, c.high, c.low, c.close] {
+                h.update(x.to_bits().to_le_bytes());
+            }
+            h.update(optional(c.adj_close));
+            h.update(c.volume.to_le_bytes());
+            h.update(optional(c.split_coef));
         }
     }
     crate::store::atomic::hex(&h.finalize())
@@ -367,7 +413,7 @@ fn labeled_rows(
         }
         .into());
     }
-    rows.sort_by(|a, b| (a.date, a.symbol.as_str()).cmp(&(b.date, b.symbol.as_str())));
+    sort_by_date_symbol(&mut rows);
     tracing::info!(
         "labeled data: {} rows of {symbols} symbols from {first_date} ({dropped} dropped: undefined features)",
         rows.len()
@@ -379,6 +425,42 @@ fn labeled_rows(
         candle_hash,
         first_date,
     })
+}
+
+/// Put rows in (date, symbol) order. The keys are sorted, then the rows
+/// are moved into place along the permutation's cycles: each row moves
+/// about twice, where sorting the 200-byte rows themselves would move them
+/// a dozen times over (and need a scratch copy of half of them).
+fn sort_by_date_symbol(rows: &mut [Snapshot]) {
+    let mut names: Vec<&str> = rows.iter().map(|r| r.symbol.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    let mut keys: Vec<(NaiveDate, u32, u32)> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let rank = names.binary_search(&r.symbol.as_str()).expect("a listed name");
+            (r.date, rank as u32, i as u32)
+        })
+        .collect();
+    drop(names);
+    // (date, symbol) is unique, so an unstable sort gives the one order.
+    keys.sort_unstable();
+    // Position k takes the row now at keys[k].2.
+    let from: Vec<usize> = keys.into_iter().map(|(_, _, i)| i as usize).collect();
+    let mut placed = vec![false; rows.len()];
+    for start in 0..rows.len() {
+        let mut at = start;
+        while !placed[at] {
+            placed[at] = true;
+            let next = from[at];
+            if next == start {
+                break;
+            }
+            rows.swap(at, next);
+            at = next;
+        }
+    }
 }
 
 fn check_classes(rows: &[Snapshot], train: &[usize], options: &BootstrapOptions) -> Result<(), TrainingDataError> {
@@ -403,77 +485,79 @@ struct Models {
     bundle: TransformerBundle,
     online: OnlineModel,
     batch: BatchModel,
-    online_secs: f64,
-    batch_secs: f64,
 }
 
-/// Row-major matrix of `idx` rows — the online model's design (`scaled`)
-/// or the batch model's raw columns — and the labels.
-fn matrix(bundle: &TransformerBundle, rows: &[Snapshot], idx: &[usize], scaled: bool) -> (Vec<f64>, Vec<u8>) {
-    let mut flat = Vec::with_capacity(idx.len() * bundle.design_width());
-    let mut labels = Vec::with_capacity(idx.len());
-    for &i in idx {
-        if scaled {
-            bundle.design_row(&rows[i].features, &mut flat);
-        } else {
-            bundle.batch_row(&rows[i].features, &mut flat);
-        }
-        labels.push(label(&rows[i]));
-    }
-    (flat, labels)
+/// Row-major matrix of `idx` rows — the online model's design or the
+/// batch model's raw columns — and the labels.
+fn matrix(bundle: &TransformerBundle, rows: &[Snapshot], idx: &[usize], columns: Columns) -> (Vec<f64>, Vec<u8>) {
+    let features: Vec<&Features> = idx.iter().map(|&i| &rows[i].features).collect();
+    let labels = idx.iter().map(|&i| label(&rows[i])).collect();
+    (bundle.matrix(&features, columns), labels)
 }
 
+/// Run `work`, adding its wall time to `stage`.
+fn timed<T>(stage: &mut f64, work: impl FnOnce() -> T) -> T {
+    let t = Instant::now();
+    let out = work();
+    *stage += secs(t.elapsed());
+    out
+}
+
+/// How a fit is done: the LightGBM rounds (early stopping on `valid`
+/// when not fixed) and the online model's starting weights.
+struct FitPlan<'a> {
+    valid: Option<&'a Matrix<'a>>,
+    rounds: Option<u32>,
+    start: Option<&'a OnlineModel>,
+}
+
+/// The scaler and vocabularies of `train` rows.
+fn fit_bundle(rows: &[Snapshot], train: &[usize]) -> TransformerBundle {
+    let features: Vec<&Features> = train.iter().map(|&i| &rows[i].features).collect();
+    TransformerBundle::fit(&features)
+}
+
+/// Fit both models on `train` rows, whose `bundle` is given.
 fn fit_models(
     ctx: &Context,
     rows: &[Snapshot],
     train: &[usize],
-    valid: Option<&[usize]>,
+    bundle: TransformerBundle,
+    plan: FitPlan,
     options: &BootstrapOptions,
-    rounds: Option<u32>,
+    timings: &mut Timings,
 ) -> anyhow::Result<Models> {
-    let features: Vec<&Features> = train.iter().map(|&i| &rows[i].features).collect();
-    let bundle = TransformerBundle::fit(&features);
-    drop(features);
     let width = bundle.design_width();
-    // One matrix at a time: the design matrix is dropped before the raw one
-    // is built, so the peak holds one copy of the rows.
-    let t = Instant::now();
-    let online = {
-        let (design, labels) = matrix(&bundle, rows, train, true);
+    let online = timed(&mut timings.online_fit, || -> anyhow::Result<OnlineModel> {
+        // Only the rows the fit samples become design rows.
+        let params = &ctx.settings.online;
+        let sample: Vec<usize> = params.fit_sample(train.len()).map(|j| train[j]).collect();
+        let (design, labels) = matrix(&bundle, rows, &sample, Columns::Design);
         let x = ArrayView2::from_shape((labels.len(), width), &design)?;
         let names = bundle.design_names();
-        OnlineModel::fit(x, &labels, names, bundle.feature_hash.clone(), &ctx.settings.online)?
-    };
-    let online_secs = secs(t.elapsed());
-    let t = Instant::now();
-    let (raw, labels) = matrix(&bundle, rows, train, false);
-    let valid_m = valid.map(|v| matrix(&bundle, rows, v, false));
+        OnlineModel::fit(x, &labels, names, bundle.feature_hash.clone(), params, plan.start)
+    })?;
+    let (raw, labels) = timed(&mut timings.batch_matrices, || {
+        matrix(&bundle, rows, train, Columns::Batch)
+    });
     let train_matrix = Matrix {
         flat: &raw,
         labels: &labels,
         width,
     };
-    let valid_matrix = valid_m.as_ref().map(|(flat, labels)| Matrix { flat, labels, width });
     let params = &ctx.settings.batch;
-    let batch = match rounds {
-        Some(r) => BatchModel::train_rounds(&train_matrix, None, params, options.seed, r)?,
-        None => BatchModel::train(&train_matrix, valid_matrix.as_ref(), params, options.seed)?,
-    };
-    let batch_secs = secs(t.elapsed());
-    drop((raw, labels, valid_m));
+    let batch = timed(&mut timings.batch_fit, || match plan.rounds {
+        Some(r) => BatchModel::train_rounds(&train_matrix, None, params, options.seed, r),
+        None => BatchModel::train(&train_matrix, plan.valid, params, options.seed),
+    })?;
+    drop((raw, labels));
     release_free_memory();
-    Ok(Models {
-        bundle,
-        online,
-        batch,
-        online_secs,
-        batch_secs,
-    })
+    Ok(Models { bundle, online, batch })
 }
 
-/// The holdout fit and its evaluation.
+/// Models fitted on a split's training rows and judged on its validation rows.
 struct Fitted {
-    batch: BatchModel,
+    models: Models,
     /// Ensemble scores of the validation rows (in `split.valid` order).
     valid_scores: Vec<f64>,
     online_eval: Evaluation,
@@ -498,49 +582,76 @@ fn eval_set(rows: &[Snapshot], idx: &[usize]) -> EvalSet {
     set
 }
 
-/// Online, batch and ensemble scores of `idx` rows under `models`.
-fn score_rows(models: &Models, rows: &[Snapshot], idx: &[usize]) -> anyhow::Result<(Vec<f64>, Vec<f64>, Vec<f64>)> {
-    let online = models.online.predict(&matrix(&models.bundle, rows, idx, true).0);
-    let batch = models.batch.predict(&matrix(&models.bundle, rows, idx, false).0)?;
-    let ens = ensemble(&online, &batch);
-    Ok((online, batch, ens))
-}
-
+/// Fit both models on `split.train` (LightGBM stopping early on
+/// `split.valid`) and evaluate them on `split.valid`.
 fn fit_and_evaluate(
     ctx: &Context,
     rows: &[Snapshot],
     split: &Split,
     options: &BootstrapOptions,
+    start: Option<&OnlineModel>,
     timings: &mut Timings,
 ) -> anyhow::Result<Fitted> {
-    let models = fit_models(ctx, rows, &split.train, Some(&split.valid), options, None)?;
-    timings.online_fit = models.online_secs;
-    timings.batch_fit = models.batch_secs;
-
-    let t = Instant::now();
-    let set = eval_set(rows, &split.valid);
-    let (online, batch, ens) = score_rows(&models, rows, &split.valid)?;
-    let k = options.top_k;
-    let fitted = Fitted {
-        online_eval: evaluate(&set, &online, k),
-        batch_eval: evaluate(&set, &batch, k),
-        ensemble_eval: evaluate(&set, &ens, k),
-        baselines: baselines(&set),
-        batch: models.batch,
-        valid_scores: ens,
+    // The validation rows' raw matrix serves early stopping and scoring.
+    let bundle = timed(&mut timings.online_fit, || fit_bundle(rows, &split.train));
+    let (valid_raw, valid_labels) = timed(&mut timings.batch_matrices, || {
+        matrix(&bundle, rows, &split.valid, Columns::Batch)
+    });
+    let width = bundle.design_width();
+    let valid = Matrix {
+        flat: &valid_raw,
+        labels: &valid_labels,
+        width,
     };
-    timings.metrics = secs(t.elapsed());
-    Ok(fitted)
+    let plan = FitPlan {
+        valid: Some(&valid),
+        rounds: None,
+        start,
+    };
+    let models = fit_models(ctx, rows, &split.train, bundle, plan, options, timings)?;
+    let batch = timed(&mut timings.batch_predict, || models.batch.predict(&valid_raw))?;
+    drop((valid_raw, valid_labels));
+    timed(&mut timings.metrics, || {
+        let online = models
+            .online
+            .predict(&matrix(&models.bundle, rows, &split.valid, Columns::Design).0);
+        let ens = ensemble(&online, &batch);
+        let set = eval_set(rows, &split.valid);
+        let k = options.top_k;
+        let (online_eval, (batch_eval, ensemble_eval)) = rayon::join(
+            || evaluate(&set, &online, k),
+            || rayon::join(|| evaluate(&set, &batch, k), || evaluate(&set, &ens, k)),
+        );
+        Ok(Fitted {
+            online_eval,
+            batch_eval,
+            ensemble_eval,
+            baselines: baselines(&set),
+            valid_scores: ens,
+            models,
+        })
+    })
 }
 
+/// The walk-forward folds, each fitted and evaluated — except a fold that
+/// is the holdout split itself, which is reported from the holdout fit.
+/// Each fold's online fit starts from the previous fold's weights (fitted
+/// on a subset of its rows, so no later data leaks in); the last of them
+/// is returned as the start of the holdout fit.
 fn evaluate_folds(
     ctx: &Context,
     rows: &[Snapshot],
     folds: &[Split],
+    holdout: &Split,
     options: &BootstrapOptions,
-) -> anyhow::Result<Vec<FoldReport>> {
+    timings: &mut Timings,
+) -> anyhow::Result<(Vec<FoldReport>, Option<OnlineModel>)> {
     let mut out = Vec::new();
+    let mut start: Option<OnlineModel> = None;
     for (k, fold) in folds.iter().enumerate() {
+        if is_holdout(fold, holdout) {
+            continue;
+        }
         let ones = fold.train.iter().filter(|&&i| label(&rows[i]) == 1).count();
         if ones == 0 || ones == fold.train.len() {
             tracing::warn!(
@@ -549,20 +660,29 @@ fn evaluate_folds(
             );
             continue;
         }
-        let models = fit_models(ctx, rows, &fold.train, Some(&fold.valid), options, None)?;
-        let set = eval_set(rows, &fold.valid);
-        let (online, batch, ens) = score_rows(&models, rows, &fold.valid)?;
-        out.push(FoldReport {
-            fold: k + 1,
-            train_rows: fold.train.len(),
-            valid_rows: fold.valid.len(),
-            first_valid_date: fold.first_valid_date,
-            online: evaluate(&set, &online, options.top_k),
-            batch: evaluate(&set, &batch, options.top_k),
-            ensemble: evaluate(&set, &ens, options.top_k),
-        });
+        let fitted = fit_and_evaluate(ctx, rows, fold, options, start.as_ref(), timings)?;
+        out.push(FoldReport::new(k + 1, fold, &fitted));
+        start = Some(fitted.models.online);
     }
-    Ok(out)
+    Ok((out, start))
+}
+
+fn is_holdout(fold: &Split, holdout: &Split) -> bool {
+    fold.first_valid_date == holdout.first_valid_date && fold.train == holdout.train && fold.valid == holdout.valid
+}
+
+impl FoldReport {
+    fn new(fold: usize, split: &Split, fitted: &Fitted) -> FoldReport {
+        FoldReport {
+            fold,
+            train_rows: split.train.len(),
+            valid_rows: split.valid.len(),
+            first_valid_date: split.first_valid_date,
+            online: fitted.online_eval.clone(),
+            batch: fitted.batch_eval.clone(),
+            ensemble: fitted.ensemble_eval.clone(),
+        }
+    }
 }
 
 /// How the live models compare with the candidate.
@@ -726,9 +846,17 @@ fn write_artifacts(
         .prefix(format!("labeled_data_{years}y_{}", report.as_of))
         .parameters(params.clone())
         .inputs(vec![candles.clone()]);
-    let labeled = store.write(&by, labeled_spec, |w| {
-        crate::parquet_out::write_labeled(w, &data.rows, split)
-    })?;
+    // The Parquet writer runs on one core; the drift reference (order
+    // statistics of every feature) takes the other meanwhile.
+    let (labeled, reference) = rayon::join(
+        || {
+            store.write(&by, labeled_spec, |w| {
+                crate::parquet_out::write_labeled(w, &data.rows, split)
+            })
+        },
+        || FeatureConfig::from_training(data.rows.iter().map(|r| &r.features)),
+    );
+    let labeled = labeled?;
     let lineage = vec![
         candles,
         InputRef {
@@ -741,10 +869,9 @@ fn write_artifacts(
             .parameters(params.clone())
             .inputs(lineage.clone())
     };
-    let features: Vec<&Features> = data.rows.iter().map(|r| &r.features).collect();
     let feature_config = FeatureConfig {
         label: Some(options.barrier()),
-        ..FeatureConfig::from_training(features.iter().copied())
+        ..reference
     };
     let config = store.write_json(&by, spec("feature_config", "json"), &feature_config)?;
     let bundle = store.write_json(&by, spec("transformer_bundle", "json"), &models.bundle)?;

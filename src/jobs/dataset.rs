@@ -8,7 +8,7 @@ use crate::candles::Candle;
 use crate::candles::quality::check_values;
 use crate::context::Context;
 use crate::db;
-use crate::features::{Snapshot, snapshots};
+use crate::features::{Snapshot, snapshots_from};
 use crate::labels::Barrier;
 use crate::symbols::Symbol;
 
@@ -51,13 +51,7 @@ pub async fn load_candles(
     symbols: &[Symbol],
     as_of: NaiveDate,
 ) -> anyhow::Result<Vec<(Symbol, Vec<Candle>)>> {
-    let mut out = Vec::with_capacity(symbols.len());
-    for symbol in symbols {
-        let mut candles = db::candles::for_symbol(&ctx.db, symbol).await?;
-        candles.retain(|c| c.date <= as_of);
-        out.push((symbol.clone(), candles));
-    }
-    Ok(out)
+    db::candles::for_symbols_through(&ctx.db, symbols, as_of).await
 }
 
 /// Snapshots of each symbol from `keep_from` on (in parallel; the whole
@@ -85,9 +79,7 @@ pub fn build_snapshots(
                     candles.len()
                 )));
             }
-            let mut snaps = snapshots(&candles, barrier);
-            snaps.retain(|s| s.date >= keep_from);
-            Ok((symbol.clone(), snaps))
+            Ok((symbol.clone(), snapshots_from(&candles, barrier, keep_from)))
         })
         .collect();
     let mut built = Vec::new();

@@ -5,7 +5,7 @@
 use anyhow::Context as _;
 
 use crate::features::config::FeatureConfig;
-use crate::features::transform::TransformerBundle;
+use crate::features::transform::{Columns, TransformerBundle};
 use crate::models::batch::BatchModel;
 use crate::models::online::OnlineModel;
 use crate::store::atomic::sha256_file;
@@ -84,11 +84,8 @@ impl ProductionModels {
 
     /// Probabilities of the online model, the batch model and their ensemble.
     pub fn score(&self, features: &[&crate::features::Features]) -> anyhow::Result<(Vec<f64>, Vec<f64>, Vec<f64>)> {
-        let (mut design, mut raw) = (Vec::new(), Vec::new());
-        for f in features {
-            self.bundle.design_row(f, &mut design);
-            self.bundle.batch_row(f, &mut raw);
-        }
+        let design = self.bundle.matrix(features, Columns::Design);
+        let raw = self.bundle.matrix(features, Columns::Batch);
         let online = self.online.predict(&design);
         let batch = self.batch.predict(&raw)?;
         let ensemble = crate::models::ensemble(&online, &batch);

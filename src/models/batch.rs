@@ -83,6 +83,9 @@ impl BatchParams {
     }
 }
 
+/// Rows from which a prediction uses every core.
+const PARALLEL_PREDICT_ROWS: usize = 10_000;
+
 /// A trained booster and the rounds it kept.
 pub struct BatchModel {
     booster: Booster,
@@ -141,9 +144,18 @@ impl BatchModel {
         if flat.is_empty() {
             return Ok(Vec::new());
         }
+        // Every core for a validation set; one for a day's scoring, where
+        // starting OpenMP threads costs more than the trees.
+        let rows = flat.len() / self.n_features.max(1);
+        let threads = if rows >= PARALLEL_PREDICT_ROWS {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            1
+        };
+        let params = format!("num_threads={threads}");
         Ok(self
             .booster
-            .predict_with_params(flat, self.n_features as i32, true, "num_threads=1")?)
+            .predict_with_params(flat, self.n_features as i32, true, &params)?)
     }
 
     /// LightGBM's native text format.

@@ -49,7 +49,7 @@ mod tests {
     fn fit_both(train: (&[f64], &[u8]), valid: (&[f64], &[u8])) -> (Vec<f64>, Vec<f64>) {
         let x = ndarray::ArrayView2::from_shape((train.1.len(), WIDTH), train.0).unwrap();
         let names = (0..WIDTH).map(|i| format!("f{i}")).collect();
-        let online = OnlineModel::fit(x, train.1, names, "h".into(), &OnlineParams::default()).unwrap();
+        let online = OnlineModel::fit(x, train.1, names, "h".into(), &OnlineParams::default(), None).unwrap();
         let params = BatchParams {
             num_rounds: 100,
             min_data_in_leaf: 20,

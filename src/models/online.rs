@@ -10,7 +10,7 @@
 //! |---|---|---|---|
 //! | `l2` | 1e-4 | weight decay per row | ≥ 0 |
 //! | `max_iterations` | 200 | L-BFGS iterations | ≥ 1 |
-//! | `gradient_tolerance` | 1e-5 | L-BFGS stop, on the mean (per-row) gradient | > 0 |
+//! | `gradient_tolerance` | 1e-4 | L-BFGS stop, on the mean (per-row) gradient | > 0 |
 //! | `max_fit_rows` | 50 000 | rows the batch fit uses at most (every k-th row, deterministic) | ≥ 1 |
 //! | `learning_rate` | 0.01 | SGD step of `partial_fit` | > 0 |
 //! | `epochs` | 1 | SGD passes over new rows | ≥ 1 |
@@ -18,7 +18,7 @@
 use anyhow::Context as _;
 use linfa::prelude::*;
 use linfa_logistic::LogisticRegression;
-use ndarray::{Array1, ArrayView2};
+use ndarray::{Array1, Array2, ArrayView2, ShapeBuilder};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -40,7 +40,7 @@ impl Default for OnlineParams {
         OnlineParams {
             l2: 1e-4,
             max_iterations: 200,
-            gradient_tolerance: 1e-5,
+            gradient_tolerance: 1e-4,
             learning_rate: 0.01,
             epochs: 1,
             max_fit_rows: 50_000,
@@ -85,31 +85,50 @@ fn sigmoid(z: f64) -> f64 {
     }
 }
 
+impl OnlineParams {
+    /// The rows the batch fit uses out of `n`: every k-th one when there
+    /// are more than `max_fit_rows` (callers pick them before building the
+    /// design matrix, so the unused rows are never materialised).
+    pub fn fit_sample(&self, n: usize) -> std::iter::StepBy<std::ops::Range<usize>> {
+        (0..n).step_by(n.div_ceil(self.max_fit_rows).max(1))
+    }
+}
+
 impl OnlineModel {
-    /// Fit on a design matrix (rows × columns) and 0/1 labels.
+    /// Fit on a design matrix (rows × columns) and 0/1 labels, starting
+    /// from `start`'s weights when it has the same columns. The objective
+    /// is strictly convex, so the start changes the iterations needed,
+    /// not the minimum.
     pub fn fit(
         x: ArrayView2<f64>,
         y: &[u8],
         columns: Vec<String>,
         feature_hash: String,
         params: &OnlineParams,
+        start: Option<&OnlineModel>,
     ) -> anyhow::Result<OnlineModel> {
-        // Every k-th row when there are more than max_fit_rows.
-        let step = y.len().div_ceil(params.max_fit_rows).max(1);
-        // Owned, so the rows are contiguous: a strided view sends ndarray's
-        // products down a slow generic path.
-        let x = x.slice(ndarray::s![..;step, ..]).to_owned();
-        let y: Vec<u8> = y.iter().step_by(step).copied().collect();
+        let rows: Vec<usize> = params.fit_sample(y.len()).collect();
+        // Column-major: the gradient's Xᵀ·r then walks contiguous columns;
+        // on a row-major matrix ndarray's product takes a strided path
+        // several times slower (there is no BLAS here).
+        let mut design = Array2::zeros((rows.len(), x.ncols()).f());
+        for (mut to, &i) in design.rows_mut().into_iter().zip(&rows) {
+            to.assign(&x.row(i));
+        }
+        let y: Vec<u8> = rows.iter().map(|&i| y[i]).collect();
         let targets: Array1<bool> = y.iter().map(|&l| l == 1).collect();
-        let dataset = DatasetBase::new(x, targets);
-        let fitted = LogisticRegression::default()
+        let mut solver = LogisticRegression::default()
             .alpha(params.l2 * y.len() as f64)
             .with_intercept(true)
             .max_iterations(params.max_iterations)
             // linfa's gradient is a sum over rows: scale the per-row
             // tolerance so the stopping rule does not depend on n.
-            .gradient_tolerance(params.gradient_tolerance * y.len() as f64)
-            .fit(&dataset)
+            .gradient_tolerance(params.gradient_tolerance * y.len() as f64);
+        if let Some(start) = start.filter(|s| s.columns == columns) {
+            solver = solver.initial_params(start.linfa_params(&y));
+        }
+        let fitted = solver
+            .fit(&DatasetBase::new(design, targets))
             .context("logistic regression fit failed")?;
         // linfa models the more frequent class as "positive"; turn its
         // weights into P(label = 1).
@@ -122,6 +141,21 @@ impl OnlineModel {
             l2: params.l2,
             updated_rows: 0,
         })
+    }
+
+    /// Weights and intercept in linfa's orientation for labels `y`: it
+    /// calls the more frequent class positive (on a tie, the first row's).
+    /// A wrong guess only costs iterations: the fit's sign is read back
+    /// from linfa's labels.
+    fn linfa_params(&self, y: &[u8]) -> Array1<f64> {
+        let ones = y.iter().filter(|&&l| l == 1).count();
+        let ones_positive = match (2 * ones).cmp(&y.len()) {
+            std::cmp::Ordering::Greater => true,
+            std::cmp::Ordering::Less => false,
+            std::cmp::Ordering::Equal => y.first() == Some(&1),
+        };
+        let sign = if ones_positive { 1.0 } else { -1.0 };
+        self.weights.iter().chain([&self.intercept]).map(|w| sign * w).collect()
     }
 
     /// P(label = 1) of one design row.
@@ -180,6 +214,10 @@ mod tests {
             y.push(u8::from(next() < sigmoid(z)));
         }
         (x, y)
+    }
+
+    fn names() -> Vec<String> {
+        vec!["a".into(), "b".into()]
     }
 
     /// Independent solution: Newton's method on the same objective.
@@ -243,7 +281,7 @@ mod tests {
             max_iterations: 1000,
             ..Default::default()
         };
-        let model = OnlineModel::fit(x.view(), &y, vec!["a".into(), "b".into()], "h".into(), &params).unwrap();
+        let model = OnlineModel::fit(x.view(), &y, names(), "h".into(), &params, None).unwrap();
         let (w, b) = newton(&x, &y, 0.01);
         for (got, want) in model.weights.iter().zip(&w) {
             assert!((got - want).abs() < 1e-4, "weights {:?} vs Newton {w:?}", model.weights);
@@ -263,14 +301,7 @@ mod tests {
     #[test]
     fn partial_fit_lowers_the_loss_on_new_rows() {
         let (x, y) = data(300, 5);
-        let model = OnlineModel::fit(
-            x.view(),
-            &y,
-            vec!["a".into(), "b".into()],
-            "h".into(),
-            &OnlineParams::default(),
-        )
-        .unwrap();
+        let model = OnlineModel::fit(x.view(), &y, names(), "h".into(), &OnlineParams::default(), None).unwrap();
         // New rows from a shifted rule: the old model fits them worse.
         let (x2, _) = data(200, 9);
         let y2: Vec<u8> = x2.rows().into_iter().map(|r| u8::from(r[1] > 0.2)).collect();
@@ -280,5 +311,59 @@ mod tests {
         let (before, after) = (model.objective(&flat, &y2), updated.objective(&flat, &y2));
         assert!(after < before, "loss {before} -> {after}");
         assert_eq!(updated.updated_rows, 600);
+    }
+
+    #[test]
+    fn a_warm_start_reaches_the_same_minimum() {
+        let params = OnlineParams {
+            l2: 0.01,
+            gradient_tolerance: 1e-9,
+            max_iterations: 1000,
+            ..Default::default()
+        };
+        // Mostly-one and mostly-zero labels: linfa's class orientation
+        // differs between the two, the start must work for both.
+        for (threshold, seed) in [(-0.6, 3), (0.6, 4)] {
+            let (x, _) = data(500, seed);
+            let y: Vec<u8> = x
+                .rows()
+                .into_iter()
+                .map(|r| u8::from(r[0] - 0.5 * r[1] > threshold))
+                .collect();
+            let cold = OnlineModel::fit(x.view(), &y, names(), "h".into(), &params, None).unwrap();
+            let start = OnlineModel {
+                weights: vec![3.0, 1.0],
+                intercept: -2.0,
+                ..cold.clone()
+            };
+            let warm = OnlineModel::fit(x.view(), &y, names(), "h".into(), &params, Some(&start)).unwrap();
+            assert_close(&cold, &warm, 1e-4);
+            // Started at the minimum, one iteration stays there: the start
+            // went in with linfa's orientation of the classes.
+            let one_step = OnlineParams {
+                max_iterations: 1,
+                ..params.clone()
+            };
+            let again = OnlineModel::fit(x.view(), &y, names(), "h".into(), &one_step, Some(&cold)).unwrap();
+            assert_close(&cold, &again, 1e-6);
+        }
+    }
+
+    fn assert_close(a: &OnlineModel, b: &OnlineModel, tolerance: f64) {
+        let values = |m: &OnlineModel| m.weights.iter().chain([&m.intercept]).copied().collect::<Vec<_>>();
+        for (x, y) in values(a).into_iter().zip(values(b)) {
+            assert!((x - y).abs() < tolerance, "{a:?} vs {b:?}");
+        }
+    }
+
+    #[test]
+    fn the_fit_sample_is_evenly_spaced_and_bounded() {
+        let params = OnlineParams {
+            max_fit_rows: 4,
+            ..Default::default()
+        };
+        assert_eq!(params.fit_sample(10).collect::<Vec<_>>(), [0, 3, 6, 9]);
+        assert_eq!(params.fit_sample(4).collect::<Vec<_>>(), [0, 1, 2, 3]);
+        assert_eq!(params.fit_sample(0).count(), 0);
     }
 }
