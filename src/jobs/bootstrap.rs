@@ -15,7 +15,7 @@ use crate::error::UsageError;
 use crate::features::config::FeatureConfig;
 use crate::features::transform::{Columns, TransformerBundle};
 use crate::features::{Features, Snapshot};
-use crate::jobs::dataset::{Skipped, build_snapshots, load_candles, resolve_as_of, watchlist_symbols};
+use crate::jobs::dataset::{Skipped, read_and_build, resolve_as_of, watchlist_symbols};
 use crate::jobs::production::ProductionModels;
 use crate::labels::Barrier;
 use crate::models::batch::{BatchModel, Matrix};
@@ -112,7 +112,9 @@ pub enum TrainingDataError {
 /// holdout, final models).
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct Timings {
+    /// Until the last candle is read (snapshots are built meanwhile).
     pub read: f64,
+    /// From then until the labeled rows are in order.
     pub features_and_labels: f64,
     pub split: f64,
     /// Scalers, vocabularies, design matrices and the logistic fits.
@@ -210,19 +212,18 @@ async fn bootstrap(
     let t = Instant::now();
     let symbols = watchlist_symbols(ctx, options.max_symbols).await?;
     let as_of = resolve_as_of(ctx).await?;
-    let candles = load_candles(ctx, &symbols, as_of).await?;
-    let candle_hash = hash_candles(&candles);
-    timings.read = secs(t.elapsed());
-
-    let t = Instant::now();
     let first_date = as_of - chrono::Days::new((options.train_years * 365.25).round() as u64);
-    let (built, skipped) = build_snapshots(candles, &options.barrier(), ctx.settings.ta.min_bars, first_date);
-    for s in &skipped {
+    let barrier = options.barrier();
+    let built = read_and_build(ctx, &symbols, as_of, &barrier, ctx.settings.ta.min_bars, first_date).await?;
+    for s in &built.skipped {
         tracing::warn!("skipped {}: {}", s.symbol, s.reason);
     }
-    let data = labeled_rows(built, first_date, candle_hash, &skipped, ctx)?;
+    // The snapshots are built while the candles are read: the read stage
+    // ends with the last candle, the features and labels with the last symbol.
+    timings.read = built.read_secs;
+    let data = labeled_rows(built.snapshots, first_date, built.candle_hash, &built.skipped, ctx)?;
     release_free_memory();
-    timings.features_and_labels = secs(t.elapsed());
+    timings.features_and_labels = secs(t.elapsed()) - timings.read;
 
     let t = Instant::now();
     let dates: Vec<NaiveDate> = data.rows.iter().map(|r| r.date).collect();
@@ -267,7 +268,11 @@ async fn bootstrap(
     let mut report = BootstrapReport {
         as_of,
         symbols: data.symbols,
-        skipped: skipped.iter().map(|s| (s.symbol.clone(), s.reason.clone())).collect(),
+        skipped: built
+            .skipped
+            .iter()
+            .map(|s| (s.symbol.clone(), s.reason.clone()))
+            .collect(),
         rows: data.rows.len(),
         dropped_undefined: data.dropped_undefined,
         train_rows: split.train.len(),
@@ -338,30 +343,6 @@ fn distinct(dates: &[NaiveDate]) -> usize {
     d.sort();
     d.dedup();
     d.len()
-}
-
-/// SHA-256 over every candle used (lineage of the data set): the symbol,
-/// then each candle's fields as fixed-width little-endian values — exact,
-/// and far cheaper than formatting a million rows as text.
-fn hash_candles(candles: &[(crate::symbols::Symbol, Vec<crate::candles::Candle>)]) -> String {
-    use chrono::Datelike;
-    use sha2::{Digest, Sha256};
-    let optional = |x: Option<f64>| x.map_or(u64::MAX, f64::to_bits).to_le_bytes();
-    let mut h = Sha256::new();
-    for (symbol, rows) in candles {
-        h.update(symbol.as_str().as_bytes());
-        h.update([0u8]);
-        for c in rows {
-            h.update(c.date.num_days_from_ce().to_le_bytes());
-            for x in [c.open, c.high, c.low, c.close] {
-                h.update(x.to_bits().to_le_bytes());
-            }
-            h.update(optional(c.adj_close));
-            h.update(c.volume.to_le_bytes());
-            h.update(optional(c.split_coef));
-        }
-    }
-    crate::store::atomic::hex(&h.finalize())
 }
 
 fn labeled_rows(
@@ -1019,4 +1000,50 @@ pub fn table(r: &BootstrapReport) -> String {
     }
     out.push_str(&format!("{}\n", r.decision));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::features::{N_CATEGORICAL, N_NUMERIC};
+    use crate::symbols::Symbol;
+    use chrono::Datelike;
+
+    fn row(symbol: &str, day: u32, tag: f64) -> Snapshot {
+        Snapshot {
+            symbol: Symbol::parse(symbol).unwrap(),
+            date: NaiveDate::from_ymd_opt(2020, 1, day).unwrap(),
+            close: tag,
+            atr: None,
+            features: Features::new([None; N_NUMERIC], [None; N_CATEGORICAL]),
+            label: None,
+            window_end: None,
+        }
+    }
+
+    #[test]
+    fn rows_sort_by_date_then_symbol_and_carry_their_data() {
+        let symbols = ["MSFT", "AAPL", "KO", "BA"];
+        // Every (day, symbol) pair once, in a scrambled order; each row's
+        // close tags where it belongs: day * 10 + rank of its symbol.
+        let mut rows: Vec<Snapshot> = (0..20u32)
+            .map(|k| (k * 7) % 20)
+            .map(|k| {
+                let (day, s) = (k / 4 + 1, (k % 4) as usize);
+                let rank = [3, 0, 2, 1][s];
+                row(symbols[s], day, f64::from(day * 10 + rank))
+            })
+            .collect();
+        sort_by_date_symbol(&mut rows);
+        let order: Vec<(u32, &str)> = rows.iter().map(|r| (r.date.day(), r.symbol.as_str())).collect();
+        let mut expected = order.clone();
+        expected.sort_unstable();
+        assert_eq!(order, expected);
+        assert_eq!(order[..4], [(1, "AAPL"), (1, "BA"), (1, "KO"), (1, "MSFT")]);
+        let tags: Vec<f64> = rows.iter().map(|r| r.close).collect();
+        let in_order: Vec<f64> = (1..=5)
+            .flat_map(|d| (0..4).map(move |r| f64::from(d * 10 + r)))
+            .collect();
+        assert_eq!(tags, in_order);
+    }
 }

@@ -112,7 +112,14 @@ fn bootstrap_writes_every_artifact_with_lineage_and_promotes_with_force() {
         assert_eq!(metrics[key]["calibration"].as_array().unwrap().len(), 10);
         assert_eq!(metrics[key]["k"], 3);
     }
-    assert_eq!(metrics["walk_forward"].as_array().unwrap().len(), 4);
+    let folds = metrics["walk_forward"].as_array().unwrap();
+    assert_eq!(folds.len(), 4);
+    // The last fold validates on the holdout's dates with the holdout's
+    // training rows: it is the holdout fit, reported as such.
+    assert_eq!(folds[3]["first_valid_date"], metrics["first_valid_date"]);
+    assert_eq!(folds[3]["train_rows"], metrics["train_rows"]);
+    assert_eq!(folds[3]["metrics"], metrics["holdout"]);
+    assert_ne!(folds[2]["metrics"], metrics["holdout"]);
     let bundle: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&artifact(&ctx, "us", "transformer_bundle_v1_")[0]).unwrap()).unwrap();
     let one_hot: usize = bundle["vocabulary"]
@@ -134,13 +141,16 @@ import lightgbm, pyarrow.parquet as pq
 t = pq.read_table(sys.argv[1])
 b = lightgbm.Booster(model_file=sys.argv[2])
 splits = t.column("split").to_pylist()
+keys = list(zip(t.column("date").to_pylist(), t.column("symbol").to_pylist()))
 print(json.dumps({"rows": t.num_rows, "names": t.schema.names, "labels": sorted(set(t.column("label").to_pylist())),
+  "ordered": keys == sorted(keys) and len(set(keys)) == len(keys),
   "splits": sorted(set(splits)), "features": b.num_feature(), "trees": b.num_trees()}))
 "#,
         &[labeled, batch],
     );
     assert_eq!(v["rows"], meta_rows(labeled));
     assert_eq!(v["labels"], serde_json::json!([0, 1]));
+    assert_eq!(v["ordered"], true, "rows in (date, symbol) order, each once");
     assert_eq!(v["splits"], serde_json::json!(["purged", "train", "valid"]));
     let names = v["names"].as_array().unwrap();
     for col in [
