@@ -123,26 +123,20 @@ pub struct Timings {
     pub batch_matrices: f64,
     /// LightGBM itself: dataset construction and boosting.
     pub batch_fit: f64,
-    /// LightGBM's predictions on the validation rows.
-    pub batch_predict: f64,
-    /// Scoring the validation rows and computing the metrics.
+    /// Scoring the validation rows and computing the metrics (LightGBM's
+    /// validation probabilities come from its fit).
     pub metrics: f64,
     pub write: f64,
     /// Wall time of the walk-forward folds (already counted in the stages above).
     pub walk_forward: f64,
+    /// The whole run, from the first read to the last file written.
+    pub total: f64,
 }
 
 impl Timings {
-    /// Everything the run spent outside LightGBM's own work (its fits and
-    /// predictions).
-    pub fn outside_lightgbm(&self) -> f64 {
-        self.read
-            + self.features_and_labels
-            + self.split
-            + self.online_fit
-            + self.batch_matrices
-            + self.metrics
-            + self.write
+    /// Everything the run spent outside LightGBM's fits.
+    pub fn outside_lightgbm_fits(&self) -> f64 {
+        self.total - self.batch_fit
     }
 }
 
@@ -209,6 +203,7 @@ async fn bootstrap(
     options: &BootstrapOptions,
 ) -> anyhow::Result<BootstrapReport> {
     let mut timings = Timings::default();
+    let started = Instant::now();
     let t = Instant::now();
     let symbols = watchlist_symbols(ctx, options.max_symbols).await?;
     let as_of = resolve_as_of(ctx).await?;
@@ -253,11 +248,10 @@ async fn bootstrap(
     let all: Vec<usize> = (0..data.rows.len()).collect();
     let bundle = timed(&mut timings.online_fit, || fit_bundle(&data.rows, &all));
     let plan = FitPlan {
-        valid: None,
-        rounds: Some(fitted.models.batch.rounds().max(1)),
+        rounds: Rounds::Fixed(fitted.models.batch.rounds().max(1)),
         start: Some(&fitted.models.online),
     };
-    let final_models = fit_models(ctx, &data.rows, &all, bundle, plan, options, &mut timings)?;
+    let (final_models, _) = fit_models(ctx, &data.rows, &all, bundle, plan, options, &mut timings)?;
 
     let production = timed(&mut timings.metrics, || {
         compare_with_production(store, &data.rows, &split, &fitted.valid_scores, options.top_k)
@@ -303,6 +297,7 @@ async fn bootstrap(
     }
     tracing::info!("promotion: {}", report.decision);
     timings.write = secs(t.elapsed());
+    timings.total = secs(started.elapsed());
     log_timings(&timings);
     report.timings = timings;
     Ok(report)
@@ -322,19 +317,19 @@ fn release_free_memory() {
 fn log_timings(t: &Timings) {
     tracing::info!(
         "bootstrap timings: read {:.2} s, features+labels {:.2} s, split {:.2} s, online fits {:.2} s, \
-         LightGBM matrices {:.2} s, LightGBM fits {:.2} s, LightGBM predictions {:.2} s, metrics {:.2} s, \
-         write {:.2} s (walk-forward folds {:.2} s of these); outside LightGBM {:.2} s",
+         LightGBM matrices {:.2} s, LightGBM fits {:.2} s, metrics {:.2} s, write {:.2} s; \
+         total {:.2} s (walk-forward folds {:.2} s of it), outside the LightGBM fits {:.2} s",
         t.read,
         t.features_and_labels,
         t.split,
         t.online_fit,
         t.batch_matrices,
         t.batch_fit,
-        t.batch_predict,
         t.metrics,
         t.write,
+        t.total,
         t.walk_forward,
-        t.outside_lightgbm()
+        t.outside_lightgbm_fits()
     );
 }
 
@@ -484,12 +479,17 @@ fn timed<T>(stage: &mut f64, work: impl FnOnce() -> T) -> T {
     out
 }
 
-/// How a fit is done: the LightGBM rounds (early stopping on `valid`
-/// when not fixed) and the online model's starting weights.
+/// How a fit is done: LightGBM's rounds and the online model's starting
+/// weights.
 struct FitPlan<'a> {
-    valid: Option<&'a Matrix<'a>>,
-    rounds: Option<u32>,
+    rounds: Rounds<'a>,
     start: Option<&'a OnlineModel>,
+}
+
+enum Rounds<'a> {
+    /// As many as early stopping on these validation rows keeps.
+    StopOn(&'a Matrix<'a>),
+    Fixed(u32),
 }
 
 /// The scaler and vocabularies of `train` rows.
@@ -498,7 +498,8 @@ fn fit_bundle(rows: &[Snapshot], train: &[usize]) -> TransformerBundle {
     TransformerBundle::fit(&features)
 }
 
-/// Fit both models on `train` rows, whose `bundle` is given.
+/// Fit both models on `train` rows, whose `bundle` is given; with early
+/// stopping, LightGBM's probabilities on the validation rows come too.
 fn fit_models(
     ctx: &Context,
     rows: &[Snapshot],
@@ -507,7 +508,7 @@ fn fit_models(
     plan: FitPlan,
     options: &BootstrapOptions,
     timings: &mut Timings,
-) -> anyhow::Result<Models> {
+) -> anyhow::Result<(Models, Option<Vec<f64>>)> {
     let width = bundle.design_width();
     let online = timed(&mut timings.online_fit, || -> anyhow::Result<OnlineModel> {
         // Only the rows the fit samples become design rows.
@@ -527,13 +528,15 @@ fn fit_models(
         width,
     };
     let params = &ctx.settings.batch;
-    let batch = timed(&mut timings.batch_fit, || match plan.rounds {
-        Some(r) => BatchModel::train_rounds(&train_matrix, None, params, options.seed, r),
-        None => BatchModel::train(&train_matrix, plan.valid, params, options.seed),
+    let (batch, valid_scores) = timed(&mut timings.batch_fit, || match plan.rounds {
+        Rounds::Fixed(r) => BatchModel::train_rounds(&train_matrix, params, options.seed, r).map(|m| (m, None)),
+        Rounds::StopOn(valid) => {
+            BatchModel::train(&train_matrix, valid, params, options.seed).map(|(m, s)| (m, Some(s)))
+        }
     })?;
     drop((raw, labels));
     release_free_memory();
-    Ok(Models { bundle, online, batch })
+    Ok((Models { bundle, online, batch }, valid_scores))
 }
 
 /// Models fitted on a split's training rows and judged on its validation rows.
@@ -585,12 +588,11 @@ fn fit_and_evaluate(
         width,
     };
     let plan = FitPlan {
-        valid: Some(&valid),
-        rounds: None,
+        rounds: Rounds::StopOn(&valid),
         start,
     };
-    let models = fit_models(ctx, rows, &split.train, bundle, plan, options, timings)?;
-    let batch = timed(&mut timings.batch_predict, || models.batch.predict(&valid_raw))?;
+    let (models, batch) = fit_models(ctx, rows, &split.train, bundle, plan, options, timings)?;
+    let batch = batch.expect("early stopping keeps the validation scores");
     drop((valid_raw, valid_labels));
     timed(&mut timings.metrics, || {
         let online = models

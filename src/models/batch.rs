@@ -14,7 +14,9 @@
 //! | `bagging_fraction` / `bagging_freq` | 0.8 / 1 | rows per tree |
 //! | `num_threads` | 2 | OpenMP threads (fixed: results depend on it) |
 
-use lightgbm3::{Booster, Dataset, ImportanceType};
+use lightgbm3::{Booster, ImportanceType};
+
+use super::boosting;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -59,7 +61,8 @@ impl BatchParams {
         Ok(())
     }
 
-    fn lightgbm(&self, seed: u64, rounds: u32, early_stopping: bool) -> serde_json::Value {
+    /// LightGBM's parameter list ("key=value", space-separated).
+    fn lightgbm(&self, seed: u64, rounds: u32, early_stopping: bool) -> String {
         let mut p = serde_json::json!({
             "objective": "binary",
             "metric": "binary_logloss",
@@ -79,7 +82,8 @@ impl BatchParams {
         if early_stopping {
             p["early_stopping_rounds"] = serde_json::json!(self.early_stopping_rounds);
         }
-        p
+        let pairs = p.as_object().into_iter().flatten();
+        pairs.map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")
     }
 }
 
@@ -99,40 +103,31 @@ pub struct Matrix<'a> {
     pub width: usize,
 }
 
-fn dataset(m: &Matrix, reference: Option<&Dataset>) -> anyhow::Result<Dataset> {
-    let labels: Vec<f32> = m.labels.iter().map(|&l| l as f32).collect();
-    Ok(Dataset::from_slice_with_reference(
-        m.flat,
-        &labels,
-        m.width as i32,
-        true,
-        reference,
-    )?)
-}
-
 impl BatchModel {
-    /// Train; with `valid`, stop early on its log loss and keep the best rounds.
-    pub fn train(train: &Matrix, valid: Option<&Matrix>, params: &BatchParams, seed: u64) -> anyhow::Result<Self> {
-        Self::train_rounds(train, valid, params, seed, params.num_rounds)
+    /// Train, stopping early on `valid`'s log loss and keeping the best
+    /// rounds; the model's probabilities on the validation rows come back
+    /// with it.
+    pub fn train(train: &Matrix, valid: &Matrix, params: &BatchParams, seed: u64) -> anyhow::Result<(Self, Vec<f64>)> {
+        let lgb_params = params.lightgbm(seed, params.num_rounds, true);
+        let boosted = boosting::boost(
+            train,
+            Some(valid),
+            &lgb_params,
+            params.num_rounds,
+            Some(params.early_stopping_rounds),
+        )?;
+        let scores = boosted
+            .valid_scores
+            .ok_or_else(|| anyhow::anyhow!("LightGBM kept no validation scores"))?;
+        Ok((Self::from_text(&boosted.text)?, scores))
     }
 
     /// Train exactly `rounds` rounds without a validation set (the final
     /// model on all data, with the round count early stopping found).
-    pub fn train_rounds(
-        train: &Matrix,
-        valid: Option<&Matrix>,
-        params: &BatchParams,
-        seed: u64,
-        rounds: u32,
-    ) -> anyhow::Result<Self> {
-        let train_set = dataset(train, None)?;
-        let valid_set = valid.map(|v| dataset(v, Some(&train_set))).transpose()?;
-        let lgb_params = params.lightgbm(seed, rounds, valid_set.is_some());
-        let booster = Booster::train_with_valid(train_set, valid_set, &lgb_params)?;
-        Ok(BatchModel {
-            booster,
-            n_features: train.width,
-        })
+    pub fn train_rounds(train: &Matrix, params: &BatchParams, seed: u64, rounds: u32) -> anyhow::Result<Self> {
+        let lgb_params = params.lightgbm(seed, rounds, false);
+        let boosted = boosting::boost(train, None, &lgb_params, rounds, None)?;
+        Self::from_text(&boosted.text)
     }
 
     pub fn rounds(&self) -> u32 {

@@ -2,6 +2,7 @@
 //! model, their ensemble, and the metrics that judge them.
 
 pub mod batch;
+mod boosting;
 pub mod metrics;
 pub mod online;
 pub mod split;
@@ -55,22 +56,28 @@ mod tests {
             min_data_in_leaf: 20,
             ..BatchParams::default()
         };
-        let batch = BatchModel::train(
+        let (batch, batch_valid) = BatchModel::train(
             &Matrix {
                 flat: train.0,
                 labels: train.1,
                 width: WIDTH,
             },
-            Some(&Matrix {
+            &Matrix {
                 flat: valid.0,
                 labels: valid.1,
                 width: WIDTH,
-            }),
+            },
             &params,
             7,
         )
         .unwrap();
-        (online.predict(valid.0), batch.predict(valid.0).unwrap())
+        // The scores kept from training are the model's own predictions.
+        let predicted = batch.predict(valid.0).unwrap();
+        assert_eq!(batch_valid.len(), predicted.len());
+        for (kept, p) in batch_valid.iter().zip(&predicted) {
+            assert!((kept - p).abs() < 1e-9, "kept {kept}, predicted {p}");
+        }
+        (online.predict(valid.0), predicted)
     }
 
     #[test]
@@ -104,15 +111,15 @@ mod tests {
             ..BatchParams::default()
         };
         let train = || {
-            BatchModel::train(
+            BatchModel::train_rounds(
                 &Matrix {
                     flat: &x,
                     labels: &y,
                     width: WIDTH,
                 },
-                None,
                 &params,
                 42,
+                30,
             )
             .unwrap()
         };
@@ -127,5 +134,59 @@ mod tests {
         let loaded = BatchModel::from_text(&text).unwrap();
         assert_eq!(loaded.predict(&x[..50]).unwrap(), a.predict(&x[..50]).unwrap());
         assert_eq!(loaded.n_features(), WIDTH);
+    }
+
+    fn log_loss(p: &[f64], y: &[u8]) -> f64 {
+        let each = p
+            .iter()
+            .zip(y)
+            .map(|(&p, &y)| if y == 1 { -p.ln() } else { -(1.0 - p).ln() });
+        each.sum::<f64>() / y.len() as f64
+    }
+
+    #[test]
+    fn early_stopping_keeps_the_best_round_and_its_validation_scores() {
+        let mut rng = Rng(5);
+        let (x, y) = known_answer(2000, &mut rng);
+        // Noisy labels: the validation loss bottoms out well before 300 rounds.
+        let y = y
+            .iter()
+            .map(|&l| if rng.uniform() < 0.3 { 1 - l } else { l })
+            .collect::<Vec<u8>>();
+        let (vx, vy) = known_answer(1000, &mut rng);
+        let params = BatchParams {
+            num_rounds: 300,
+            early_stopping_rounds: 10,
+            min_data_in_leaf: 20,
+            learning_rate: 0.3,
+            ..BatchParams::default()
+        };
+        let train = Matrix {
+            flat: &x,
+            labels: &y,
+            width: WIDTH,
+        };
+        let valid = Matrix {
+            flat: &vx,
+            labels: &vy,
+            width: WIDTH,
+        };
+        let (model, kept) = BatchModel::train(&train, &valid, &params, 9).unwrap();
+        let best = model.rounds();
+        assert!(best > 0 && best < 300, "stopped after {best} rounds");
+
+        // The same rounds without a validation set: the same trees.
+        let again = BatchModel::train_rounds(&train, &params, 9, best).unwrap();
+        for (a, b) in again.predict(&vx).unwrap().iter().zip(&kept) {
+            assert!((a - b).abs() < 1e-9, "{a} vs {b}");
+        }
+        // No round in the patience window beat the kept one.
+        let later = BatchModel::train_rounds(&train, &params, 9, best + 10).unwrap();
+        let later_loss = log_loss(&later.predict(&vx).unwrap(), &vy);
+        assert!(
+            log_loss(&kept, &vy) <= later_loss,
+            "{} > {later_loss}",
+            log_loss(&kept, &vy)
+        );
     }
 }
