@@ -109,7 +109,8 @@ pub enum TrainingDataError {
 }
 
 /// Wall time of each stage, summed over every fit (walk-forward folds,
-/// holdout, final models).
+/// holdout, final models). The logistic fits and the LightGBM matrices run
+/// side by side, so the stages add up to more than `total`.
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct Timings {
     /// Until the last candle is read (snapshots are built meanwhile).
@@ -473,10 +474,16 @@ fn matrix(bundle: &TransformerBundle, rows: &[Snapshot], idx: &[usize], columns:
 
 /// Run `work`, adding its wall time to `stage`.
 fn timed<T>(stage: &mut f64, work: impl FnOnce() -> T) -> T {
+    let (out, elapsed) = stopwatch(work);
+    *stage += elapsed;
+    out
+}
+
+/// Run `work`; its result and wall time.
+fn stopwatch<T>(work: impl FnOnce() -> T) -> (T, f64) {
     let t = Instant::now();
     let out = work();
-    *stage += secs(t.elapsed());
-    out
+    (out, secs(t.elapsed()))
 }
 
 /// How a fit is done: LightGBM's rounds and the online model's starting
@@ -486,9 +493,10 @@ struct FitPlan<'a> {
     start: Option<&'a OnlineModel>,
 }
 
+#[derive(Clone, Copy)]
 enum Rounds<'a> {
     /// As many as early stopping on these validation rows keeps.
-    StopOn(&'a Matrix<'a>),
+    StopOn(&'a [usize]),
     Fixed(u32),
 }
 
@@ -509,34 +517,60 @@ fn fit_models(
     options: &BootstrapOptions,
     timings: &mut Timings,
 ) -> anyhow::Result<(Models, Option<Vec<f64>>)> {
+    // The logistic fit runs on one core; LightGBM's input matrices are
+    // built on the others meanwhile.
+    let ((online, online_secs), ((train_raw, valid_raw), matrices_secs)) = rayon::join(
+        || stopwatch(|| fit_online(ctx, rows, train, &bundle, plan.start)),
+        || {
+            stopwatch(|| {
+                let valid = match plan.rounds {
+                    Rounds::StopOn(valid) => Some(matrix(&bundle, rows, valid, Columns::Batch)),
+                    Rounds::Fixed(_) => None,
+                };
+                (matrix(&bundle, rows, train, Columns::Batch), valid)
+            })
+        },
+    );
+    timings.online_fit += online_secs;
+    timings.batch_matrices += matrices_secs;
+    let online = online?;
     let width = bundle.design_width();
-    let online = timed(&mut timings.online_fit, || -> anyhow::Result<OnlineModel> {
-        // Only the rows the fit samples become design rows.
-        let params = &ctx.settings.online;
-        let sample: Vec<usize> = params.fit_sample(train.len()).map(|j| train[j]).collect();
-        let (design, labels) = matrix(&bundle, rows, &sample, Columns::Design);
-        let x = ArrayView2::from_shape((labels.len(), width), &design)?;
-        let names = bundle.design_names();
-        OnlineModel::fit(x, &labels, names, bundle.feature_hash.clone(), params, plan.start)
-    })?;
-    let (raw, labels) = timed(&mut timings.batch_matrices, || {
-        matrix(&bundle, rows, train, Columns::Batch)
-    });
     let train_matrix = Matrix {
-        flat: &raw,
-        labels: &labels,
+        flat: &train_raw.0,
+        labels: &train_raw.1,
         width,
     };
     let params = &ctx.settings.batch;
-    let (batch, valid_scores) = timed(&mut timings.batch_fit, || match plan.rounds {
-        Rounds::Fixed(r) => BatchModel::train_rounds(&train_matrix, params, options.seed, r).map(|m| (m, None)),
-        Rounds::StopOn(valid) => {
-            BatchModel::train(&train_matrix, valid, params, options.seed).map(|(m, s)| (m, Some(s)))
+    let (batch, valid_scores) = timed(&mut timings.batch_fit, || match (&valid_raw, plan.rounds) {
+        (Some((flat, labels)), _) => {
+            let valid = Matrix { flat, labels, width };
+            BatchModel::train(&train_matrix, &valid, params, options.seed).map(|(m, s)| (m, Some(s)))
+        }
+        (None, Rounds::Fixed(r)) => BatchModel::train_rounds(&train_matrix, params, options.seed, r).map(|m| (m, None)),
+        (None, Rounds::StopOn(_)) => {
+            BatchModel::train_rounds(&train_matrix, params, options.seed, params.num_rounds).map(|m| (m, None))
         }
     })?;
-    drop((raw, labels));
+    drop((train_raw, valid_raw));
     release_free_memory();
     Ok((Models { bundle, online, batch }, valid_scores))
+}
+
+/// The logistic fit on (a sample of) `train` rows.
+fn fit_online(
+    ctx: &Context,
+    rows: &[Snapshot],
+    train: &[usize],
+    bundle: &TransformerBundle,
+    start: Option<&OnlineModel>,
+) -> anyhow::Result<OnlineModel> {
+    // Only the rows the fit samples become design rows.
+    let params = &ctx.settings.online;
+    let sample: Vec<usize> = params.fit_sample(train.len()).map(|j| train[j]).collect();
+    let (design, labels) = matrix(bundle, rows, &sample, Columns::Design);
+    let x = ArrayView2::from_shape((labels.len(), bundle.design_width()), &design)?;
+    let names = bundle.design_names();
+    OnlineModel::fit(x, &labels, names, bundle.feature_hash.clone(), params, start)
 }
 
 /// Models fitted on a split's training rows and judged on its validation rows.
@@ -576,24 +610,13 @@ fn fit_and_evaluate(
     start: Option<&OnlineModel>,
     timings: &mut Timings,
 ) -> anyhow::Result<Fitted> {
-    // The validation rows' raw matrix serves early stopping and scoring.
     let bundle = timed(&mut timings.online_fit, || fit_bundle(rows, &split.train));
-    let (valid_raw, valid_labels) = timed(&mut timings.batch_matrices, || {
-        matrix(&bundle, rows, &split.valid, Columns::Batch)
-    });
-    let width = bundle.design_width();
-    let valid = Matrix {
-        flat: &valid_raw,
-        labels: &valid_labels,
-        width,
-    };
     let plan = FitPlan {
-        rounds: Rounds::StopOn(&valid),
+        rounds: Rounds::StopOn(&split.valid),
         start,
     };
     let (models, batch) = fit_models(ctx, rows, &split.train, bundle, plan, options, timings)?;
     let batch = batch.expect("early stopping keeps the validation scores");
-    drop((valid_raw, valid_labels));
     timed(&mut timings.metrics, || {
         let online = models
             .online
