@@ -24,6 +24,7 @@ use crate::models::metrics::{Baselines, EvalSet, Evaluation, baselines, evaluate
 use crate::models::online::OnlineModel;
 use crate::models::split::{Split, holdout, walk_forward};
 use crate::store::{ArtifactRecord, InputRef, NameStyle, NewArtifact, WatchlistStore};
+use crate::symbols::Symbol;
 
 pub const JOB: &str = "bootstrap";
 
@@ -342,28 +343,24 @@ fn distinct(dates: &[NaiveDate]) -> usize {
 }
 
 fn labeled_rows(
-    built: Vec<(crate::symbols::Symbol, Vec<Snapshot>)>,
+    built: Vec<(Symbol, Vec<Snapshot>)>,
     first_date: NaiveDate,
     candle_hash: String,
     skipped: &[Skipped],
     ctx: &Context,
 ) -> anyhow::Result<DataSet> {
-    // Exact capacity: doubling a vector of a million snapshots would hold
-    // two copies at the moment it grows.
-    let mut rows = Vec::with_capacity(built.iter().map(|(_, s)| s.len()).sum());
+    let mut built = built;
     let mut dropped = 0;
-    let mut symbols = 0;
-    for (_, snaps) in built {
-        let before = rows.len();
-        for s in snaps.into_iter().filter(|s| s.label.is_some() && s.date >= first_date) {
-            if s.features.first_missing().is_some() {
-                dropped += 1;
-            } else {
-                rows.push(s);
-            }
-        }
-        symbols += usize::from(rows.len() > before);
+    for (_, snapshots) in &mut built {
+        snapshots.retain(|s| {
+            let labeled = s.label.is_some() && s.date >= first_date;
+            let undefined = labeled && s.features.first_missing().is_some();
+            dropped += usize::from(undefined);
+            labeled && !undefined
+        });
     }
+    let symbols = built.iter().filter(|(_, s)| !s.is_empty()).count();
+    let labeled: usize = built.iter().map(|(_, s)| s.len()).sum();
     let cfg = &ctx.settings.bootstrap;
     if symbols < cfg.min_symbols {
         let skipped = if skipped.is_empty() {
@@ -375,22 +372,22 @@ fn labeled_rows(
         return Err(TrainingDataError::TooFewSymbols {
             found: symbols,
             min: cfg.min_symbols,
-            rows: rows.len(),
+            rows: labeled,
             dropped,
             from: first_date,
             skipped,
         }
         .into());
     }
-    if rows.len() < cfg.min_rows {
+    if labeled < cfg.min_rows {
         return Err(TrainingDataError::TooFewRows {
-            found: rows.len(),
+            found: labeled,
             min: cfg.min_rows,
             dropped,
         }
         .into());
     }
-    sort_by_date_symbol(&mut rows);
+    let rows = in_date_symbol_order(built);
     tracing::info!(
         "labeled data: {} rows of {symbols} symbols from {first_date} ({dropped} dropped: undefined features)",
         rows.len()
@@ -404,40 +401,21 @@ fn labeled_rows(
     })
 }
 
-/// Put rows in (date, symbol) order. The keys are sorted, then the rows
-/// are moved into place along the permutation's cycles: each row moves
-/// about twice, where sorting the 200-byte rows themselves would move them
-/// a dozen times over (and need a scratch copy of half of them).
-fn sort_by_date_symbol(rows: &mut [Snapshot]) {
-    let mut names: Vec<&str> = rows.iter().map(|r| r.symbol.as_str()).collect();
-    names.sort_unstable();
-    names.dedup();
-    let mut keys: Vec<(NaiveDate, u32, u32)> = rows
+/// Every symbol's rows (each in date order) as one vector in (date,
+/// symbol) order: the (date, symbol, position) keys are sorted, then each
+/// row is copied once to its place.
+fn in_date_symbol_order(mut per_symbol: Vec<(Symbol, Vec<Snapshot>)>) -> Vec<Snapshot> {
+    per_symbol.sort_unstable_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+    let mut keys: Vec<(NaiveDate, u32, u32)> = per_symbol
         .iter()
         .enumerate()
-        .map(|(i, r)| {
-            let rank = names.binary_search(&r.symbol.as_str()).expect("a listed name");
-            (r.date, rank as u32, i as u32)
-        })
+        .flat_map(|(s, (_, rows))| rows.iter().enumerate().map(move |(i, r)| (r.date, s as u32, i as u32)))
         .collect();
-    drop(names);
     // (date, symbol) is unique, so an unstable sort gives the one order.
     keys.sort_unstable();
-    // Position k takes the row now at keys[k].2.
-    let from: Vec<usize> = keys.into_iter().map(|(_, _, i)| i as usize).collect();
-    let mut placed = vec![false; rows.len()];
-    for start in 0..rows.len() {
-        let mut at = start;
-        while !placed[at] {
-            placed[at] = true;
-            let next = from[at];
-            if next == start {
-                break;
-            }
-            rows.swap(at, next);
-            at = next;
-        }
-    }
+    keys.iter()
+        .map(|&(_, s, i)| per_symbol[s as usize].1[i as usize].clone())
+        .collect()
 }
 
 fn check_classes(rows: &[Snapshot], train: &[usize], options: &BootstrapOptions) -> Result<(), TrainingDataError> {
@@ -1031,7 +1009,6 @@ pub fn table(r: &BootstrapReport) -> String {
 mod tests {
     use super::*;
     use crate::features::{N_CATEGORICAL, N_NUMERIC};
-    use crate::symbols::Symbol;
     use chrono::Datelike;
 
     fn row(symbol: &str, day: u32, tag: f64) -> Snapshot {
@@ -1047,28 +1024,42 @@ mod tests {
     }
 
     #[test]
-    fn rows_sort_by_date_then_symbol_and_carry_their_data() {
-        let symbols = ["MSFT", "AAPL", "KO", "BA"];
-        // Every (day, symbol) pair once, in a scrambled order; each row's
-        // close tags where it belongs: day * 10 + rank of its symbol.
-        let mut rows: Vec<Snapshot> = (0..20u32)
-            .map(|k| (k * 7) % 20)
-            .map(|k| {
-                let (day, s) = (k / 4 + 1, (k % 4) as usize);
-                let rank = [3, 0, 2, 1][s];
-                row(symbols[s], day, f64::from(day * 10 + rank))
+    fn rows_merge_in_date_then_symbol_order_and_carry_their_data() {
+        // Watchlist order is not name order; the symbols' histories differ
+        // (KO lacks day 3, BA starts on day 2). Each row's close tags where
+        // it belongs: day * 10 + the rank of its symbol's name.
+        let days: [(&str, u32, &[u32]); 4] = [
+            ("MSFT", 3, &[1, 2, 3, 4, 5]),
+            ("AAPL", 0, &[1, 2, 3, 4, 5]),
+            ("KO", 2, &[1, 2, 4, 5]),
+            ("BA", 1, &[2, 3, 4, 5]),
+        ];
+        let per_symbol: Vec<(Symbol, Vec<Snapshot>)> = days
+            .iter()
+            .map(|&(name, rank, days)| {
+                let rows = days.iter().map(|&d| row(name, d, f64::from(d * 10 + rank))).collect();
+                (Symbol::parse(name).unwrap(), rows)
             })
             .collect();
-        sort_by_date_symbol(&mut rows);
+        let rows = in_date_symbol_order(per_symbol);
         let order: Vec<(u32, &str)> = rows.iter().map(|r| (r.date.day(), r.symbol.as_str())).collect();
+        assert_eq!(order.len(), 18);
+        assert_eq!(order[..3], [(1, "AAPL"), (1, "KO"), (1, "MSFT")]);
+        assert_eq!(order[7..10], [(3, "AAPL"), (3, "BA"), (3, "MSFT")]);
         let mut expected = order.clone();
         expected.sort_unstable();
         assert_eq!(order, expected);
-        assert_eq!(order[..4], [(1, "AAPL"), (1, "BA"), (1, "KO"), (1, "MSFT")]);
-        let tags: Vec<f64> = rows.iter().map(|r| r.close).collect();
-        let in_order: Vec<f64> = (1..=5)
-            .flat_map(|d| (0..4).map(move |r| f64::from(d * 10 + r)))
-            .collect();
-        assert_eq!(tags, in_order);
+        for r in &rows {
+            let rank = ["AAPL", "BA", "KO", "MSFT"]
+                .iter()
+                .position(|n| *n == r.symbol.as_str())
+                .unwrap();
+            assert_eq!(
+                r.close,
+                f64::from(r.date.day() * 10 + rank as u32),
+                "{:?}",
+                (r.date, &r.symbol)
+            );
+        }
     }
 }
