@@ -22,6 +22,9 @@ common=(--artifacts "$work/artifacts" --watchlist sp500)
 # step NAME ROWS CMD...: run CMD under /usr/bin/time, print one result line.
 step() {
   local name=$1 rows=$2; shift 2
+  # The previous step's files still being flushed to disk would be
+  # measured as this step's time.
+  sync
   /usr/bin/time -v -o "$work/time.txt" "$@" 2>"$work/log.txt" >"$work/out.txt" || { cat "$work/log.txt" >&2; exit 1; }
   local wall rss
   wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {print $2}' "$work/time.txt" | awk -F: '{ if (NF==3) print $1*3600+$2*60+$3; else print $1*60+$2 }')
