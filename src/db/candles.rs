@@ -84,6 +84,11 @@ where
 
 const SELECT_SYMBOL: &str = "SELECT date, open, high, low, close, adj_close, volume, split_coef
     FROM candles WHERE symbol = ? ORDER BY date";
+/// One symbol's candles up to a date (both dialects, and rusqlite: `?`
+/// placeholders are positional in all three).
+const SELECT_SYMBOL_THROUGH: &str = "SELECT date, open, high, low, close, adj_close, volume, split_coef
+    FROM candles WHERE symbol = ? AND date <= ? ORDER BY date";
+
 const SELECT_SYMBOL_AFTER: &str = "SELECT date, open, high, low, close, adj_close, volume, split_coef
     FROM candles WHERE symbol = ? AND date > ? ORDER BY date";
 
@@ -138,10 +143,8 @@ pub async fn for_each_symbol_through(
             sqlite_through(&sqlite, symbols, through, each)
         }
         Db::MySql(pool) => {
-            const SQL: &str = "SELECT date, open, high, low, close, adj_close, volume, split_coef
-                FROM candles WHERE symbol = ? AND date <= ? ORDER BY date";
             for symbol in symbols {
-                let rows = sqlx::query(SQL)
+                let rows = sqlx::query(SELECT_SYMBOL_THROUGH)
                     .bind(symbol.as_str())
                     .bind(through)
                     .fetch_all(pool)
@@ -167,9 +170,7 @@ fn sqlite_through(
     through: NaiveDate,
     mut each: impl FnMut(&crate::symbols::Symbol, Vec<Candle>) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
-    const SQL: &str = "SELECT date, open, high, low, close, adj_close, volume, split_coef
-        FROM candles WHERE symbol = ?1 AND date <= ?2 ORDER BY date";
-    let mut statement = sqlite.prepare(SQL)?;
+    let mut statement = sqlite.prepare(SELECT_SYMBOL_THROUGH)?;
     // Dates are stored as ISO text, whose order is the calendar's.
     let through = through.to_string();
     for symbol in symbols {

@@ -478,6 +478,12 @@ enum Rounds<'a> {
     Fixed(u32),
 }
 
+/// [`Rounds`] with the validation rows' LightGBM matrix built.
+enum Stopping {
+    On((Vec<f64>, Vec<u8>)),
+    After(u32),
+}
+
 /// The scaler and vocabularies of `train` rows.
 fn fit_bundle(rows: &[Snapshot], train: &[usize]) -> TransformerBundle {
     let features: Vec<&Features> = train.iter().map(|&i| &rows[i].features).collect();
@@ -497,15 +503,15 @@ fn fit_models(
 ) -> anyhow::Result<(Models, Option<Vec<f64>>)> {
     // The logistic fit runs on one core; LightGBM's input matrices are
     // built on the others meanwhile.
-    let ((online, online_secs), ((train_raw, valid_raw), matrices_secs)) = rayon::join(
+    let ((online, online_secs), ((train_raw, stopping), matrices_secs)) = rayon::join(
         || stopwatch(|| fit_online(ctx, rows, train, &bundle, plan.start)),
         || {
             stopwatch(|| {
-                let valid = match plan.rounds {
-                    Rounds::StopOn(valid) => Some(matrix(&bundle, rows, valid, Columns::Batch)),
-                    Rounds::Fixed(_) => None,
+                let stopping = match plan.rounds {
+                    Rounds::StopOn(valid) => Stopping::On(matrix(&bundle, rows, valid, Columns::Batch)),
+                    Rounds::Fixed(r) => Stopping::After(r),
                 };
-                (matrix(&bundle, rows, train, Columns::Batch), valid)
+                (matrix(&bundle, rows, train, Columns::Batch), stopping)
             })
         },
     );
@@ -519,17 +525,14 @@ fn fit_models(
         width,
     };
     let params = &ctx.settings.batch;
-    let (batch, valid_scores) = timed(&mut timings.batch_fit, || match (&valid_raw, plan.rounds) {
-        (Some((flat, labels)), _) => {
+    let (batch, valid_scores) = timed(&mut timings.batch_fit, || match &stopping {
+        Stopping::On((flat, labels)) => {
             let valid = Matrix { flat, labels, width };
             BatchModel::train(&train_matrix, &valid, params, options.seed).map(|(m, s)| (m, Some(s)))
         }
-        (None, Rounds::Fixed(r)) => BatchModel::train_rounds(&train_matrix, params, options.seed, r).map(|m| (m, None)),
-        (None, Rounds::StopOn(_)) => {
-            BatchModel::train_rounds(&train_matrix, params, options.seed, params.num_rounds).map(|m| (m, None))
-        }
+        Stopping::After(r) => BatchModel::train_rounds(&train_matrix, params, options.seed, *r).map(|m| (m, None)),
     })?;
-    drop((train_raw, valid_raw));
+    drop((train_raw, stopping));
     release_free_memory();
     Ok((Models { bundle, online, batch }, valid_scores))
 }
