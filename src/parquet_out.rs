@@ -154,6 +154,9 @@ pub fn write_labeled<W: Write + Send>(
         Field::new("label", DataType::Int64, false),
         Field::new("exit_reason", DataType::Utf8, false),
         Field::new("bars_to_exit", DataType::Int64, false),
+        Field::new("entry_price", DataType::Float64, false),
+        Field::new("exit_price", DataType::Float64, false),
+        Field::new("gross_return", DataType::Float64, false),
         Field::new("realized_return", DataType::Float64, false),
         Field::new("window_end", DataType::Date32, false),
         Field::new("split", DataType::Utf8, false),
@@ -196,9 +199,16 @@ pub fn write_labeled<W: Write + Send>(
             columns.push(Arc::new(arrow_array::Int64Array::from_iter_values(
                 labels.iter().map(|l| l.bars_to_exit as i64),
             )));
-            columns.push(Arc::new(arrow_array::Float64Array::from_iter_values(
-                labels.iter().map(|l| l.realized_return),
-            )));
+            for value in [
+                |l: &crate::labels::Label| l.entry_price,
+                |l: &crate::labels::Label| l.exit_price,
+                |l: &crate::labels::Label| l.gross_return,
+                |l: &crate::labels::Label| l.realized_return,
+            ] {
+                columns.push(Arc::new(arrow_array::Float64Array::from_iter_values(
+                    labels.iter().map(value),
+                )));
+            }
             columns.push(Arc::new(arrow_array::Date32Array::from_iter_values(
                 rows.iter()
                     .map(|r| day(r.window_end.expect("labeled rows have a window"))),

@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use crate::cli::{CommonArgs, LogFormat};
 use crate::error::UsageError;
+use crate::labels::{BarrierSizing, Entry};
 use crate::models::batch::BatchParams;
 use crate::models::online::OnlineParams;
 use crate::symbols::validate_watchlist;
@@ -31,8 +32,92 @@ pub struct FileConfig {
     pub import: ImportConfig,
     pub ta: TaConfig,
     pub bootstrap: BootstrapConfig,
+    pub labels: LabelConfig,
+    pub costs: CostConfig,
+    pub promotion: PromotionConfig,
     pub online: OnlineParams,
     pub batch: BatchParams,
+}
+
+/// `[labels]`: how a snapshot's trade enters and where its barriers sit.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LabelConfig {
+    /// `next-open` (tradeable default) or `close`.
+    pub entry: Entry,
+    /// `fixed` (the --target/--stop fractions) or `atr` (k × ATR14).
+    pub barrier: BarrierKind,
+    pub k_target: f64,
+    pub k_stop: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BarrierKind {
+    Fixed,
+    Atr,
+}
+
+impl Default for LabelConfig {
+    fn default() -> Self {
+        LabelConfig {
+            entry: Entry::NextOpen,
+            barrier: BarrierKind::Fixed,
+            k_target: 2.0,
+            k_stop: 1.5,
+        }
+    }
+}
+
+impl LabelConfig {
+    pub fn sizing(&self) -> BarrierSizing {
+        match self.barrier {
+            BarrierKind::Fixed => BarrierSizing::Fixed,
+            BarrierKind::Atr => BarrierSizing::Atr {
+                k_target: self.k_target,
+                k_stop: self.k_stop,
+            },
+        }
+    }
+}
+
+/// `[costs]`: trading costs charged to every labeled trade and backtest.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CostConfig {
+    /// Commission + half spread + slippage per side, in basis points.
+    pub bps_per_side: f64,
+}
+
+impl Default for CostConfig {
+    fn default() -> Self {
+        CostConfig { bps_per_side: 10.0 }
+    }
+}
+
+/// `[promotion]`: what a new model must show to replace the live one.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PromotionConfig {
+    /// Fewest validation dates with a top-K for the gate to judge at all.
+    pub min_valid_dates: usize,
+    /// On the validation dates production never trained on, the
+    /// candidate's precision@K may trail production's by at most this
+    /// (0.01 = one point): a retrain on newer data should not lose to noise,
+    /// but not to a real drop either.
+    pub precision_margin: f64,
+    /// Likewise for the after-cost top-K excess return per trade (0.001 = 10 bp).
+    pub return_margin: f64,
+}
+
+impl Default for PromotionConfig {
+    fn default() -> Self {
+        PromotionConfig {
+            min_valid_dates: 20,
+            precision_margin: 0.01,
+            return_margin: 0.001,
+        }
+    }
 }
 
 /// `[bootstrap]`: data-set and evaluation settings of training.
@@ -47,6 +132,9 @@ pub struct BootstrapConfig {
     pub valid_fraction: f64,
     /// Expanding walk-forward folds reported besides the holdout.
     pub folds: usize,
+    /// Share of a training window's latest scan dates carved off (purged
+    /// and embargoed) for LightGBM's early stopping.
+    pub early_stopping_fraction: f64,
 }
 
 impl Default for BootstrapConfig {
@@ -56,6 +144,7 @@ impl Default for BootstrapConfig {
             min_rows: 200,
             valid_fraction: 0.2,
             folds: 4,
+            early_stopping_fraction: 0.15,
         }
     }
 }
@@ -115,6 +204,9 @@ pub struct Settings {
     pub import: ImportConfig,
     pub ta: TaConfig,
     pub bootstrap: BootstrapConfig,
+    pub labels: LabelConfig,
+    pub costs: CostConfig,
+    pub promotion: PromotionConfig,
     pub online: OnlineParams,
     pub batch: BatchParams,
 }
@@ -152,6 +244,9 @@ impl Settings {
             import: file.import,
             ta: file.ta,
             bootstrap: file.bootstrap,
+            labels: file.labels,
+            costs: file.costs,
+            promotion: file.promotion,
             online: file.online,
             batch: file.batch,
         })
@@ -195,6 +290,34 @@ fn validate_training(file: &FileConfig) -> Result<(), UsageError> {
             "bootstrap.valid_fraction",
             format!("must be in (0, 1), got {}", b.valid_fraction),
         ));
+    }
+    if !(b.early_stopping_fraction > 0.0 && b.early_stopping_fraction < 0.5) {
+        return Err(invalid(
+            "bootstrap.early_stopping_fraction",
+            format!("must be in (0, 0.5), got {}", b.early_stopping_fraction),
+        ));
+    }
+    let l = &file.labels;
+    for (name, k) in [("labels.k_target", l.k_target), ("labels.k_stop", l.k_stop)] {
+        if !(k > 0.0 && k.is_finite()) {
+            return Err(invalid(name, format!("must be a positive multiple of ATR14, got {k}")));
+        }
+    }
+    let bps = file.costs.bps_per_side;
+    if !(bps >= 0.0 && bps < 10_000.0) {
+        return Err(invalid(
+            "costs.bps_per_side",
+            format!("must be between 0 and 10000 basis points, got {bps}"),
+        ));
+    }
+    let p = &file.promotion;
+    for (name, m) in [
+        ("promotion.precision_margin", p.precision_margin),
+        ("promotion.return_margin", p.return_margin),
+    ] {
+        if !(m >= 0.0 && m.is_finite()) {
+            return Err(invalid(name, format!("must be ≥ 0, got {m}")));
+        }
     }
     if b.min_symbols == 0 || b.min_rows == 0 {
         return Err(invalid(
@@ -255,6 +378,43 @@ mod tests {
         let err = Settings::resolve(&a).unwrap_err();
         assert_eq!(crate::error::exit_code_for(&err), 2);
         assert!(format!("{err:#}").contains("watchlits"), "{err:#}");
+    }
+
+    #[test]
+    fn bad_label_and_cost_settings_are_usage_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        for (text, name) in [
+            ("[costs]\nbps_per_side = -5\n", "costs.bps_per_side"),
+            ("[labels]\nk_stop = 0\n", "labels.k_stop"),
+            ("[labels]\nk_target = -1\n", "labels.k_target"),
+            ("[labels]\nentry = \"tomorrow\"\n", "tomorrow"),
+            ("[promotion]\nreturn_margin = -0.1\n", "promotion.return_margin"),
+        ] {
+            std::fs::write(&path, text).unwrap();
+            let mut a = args();
+            a.config = Some(path.clone());
+            let err = Settings::resolve(&a).unwrap_err();
+            assert_eq!(crate::error::exit_code_for(&err), 2, "{text}");
+            assert!(format!("{err:#}").contains(name), "{text}: {err:#}");
+        }
+        std::fs::write(
+            &path,
+            "[labels]\nentry = \"close\"\nbarrier = \"atr\"\n[costs]\nbps_per_side = 5\n",
+        )
+        .unwrap();
+        let mut a = args();
+        a.config = Some(path);
+        let s = Settings::resolve(&a).unwrap();
+        assert_eq!(s.labels.entry, Entry::Close);
+        assert_eq!(
+            s.labels.sizing(),
+            BarrierSizing::Atr {
+                k_target: 2.0,
+                k_stop: 1.5
+            }
+        );
+        assert_eq!(s.costs.bps_per_side, 5.0);
     }
 
     #[test]

@@ -36,7 +36,12 @@ struct Cli {
     /// K of precision@K (the daily candidate list length)
     #[arg(long, default_value_t = 10)]
     top_k: usize,
-    /// Promote the new models even when they do not beat the baselines
+    /// Where a scan date's trade enters: the next session's open (tradeable,
+    /// the default) or the scan date's close [default: config `[labels] entry`]
+    #[arg(long, value_enum)]
+    entry: Option<swingml::labels::Entry>,
+    /// Promote the new models even when they do not pass the gate (also
+    /// when this run's --as-of is older than the live models')
     #[arg(long)]
     force: bool,
 }
@@ -52,6 +57,7 @@ fn main() -> ExitCode {
         seed: cli.seed,
         top_k: cli.top_k,
         force: cli.force,
+        entry: cli.entry,
     };
     run_job(bootstrap::JOB, &cli.common, |ctx| async move {
         let report = bootstrap::run(&ctx, &options).await?;

@@ -18,7 +18,7 @@ use super::{CATEGORICAL_FEATURES, Features, NUMERIC_FEATURES};
 use crate::indicators::signals;
 
 /// Bump when a feature's definition changes (not only its name).
-pub const FEATURE_DEFINITIONS_VERSION: u32 = 1;
+pub const FEATURE_DEFINITIONS_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Column {
@@ -252,7 +252,7 @@ mod tests {
     use super::*;
 
     fn features(x: f64, cat: &'static str) -> Features {
-        Features::new([Some(x); 17], [Some(cat); 5])
+        Features::new([Some(x); crate::features::N_NUMERIC], [Some(cat); 5])
     }
 
     #[test]
@@ -282,7 +282,7 @@ mod tests {
         });
         config.hash = hash_of(config.definitions_version, &config.columns);
         let err = config.check_compatible().unwrap_err().to_string();
-        assert!(err.contains("expected 22 columns, have 22"), "{err}");
+        assert!(err.contains("expected 31 columns, have 31"), "{err}");
         assert!(
             err.contains("missing bb_width") && err.contains("unknown raw_close"),
             "{err}"

@@ -7,6 +7,7 @@
 //! differently.
 
 pub mod config;
+pub mod cross_section;
 pub mod transform;
 
 use chrono::NaiveDate;
@@ -14,11 +15,13 @@ use chrono::NaiveDate;
 use crate::candles::Candle;
 use crate::candles::splits::adjust;
 use crate::indicators::{IndicatorRow, bars_from, compute, signals};
-use crate::labels::{Barrier, Label, label_at};
+use crate::labels::{Barrier, Bars, Label, label_at};
 use crate::symbols::Symbol;
 
-/// Numeric features, in model order.
-pub const NUMERIC_FEATURES: [&str; 17] = [
+/// Numeric features, in model order: those of a symbol's own indicator
+/// row ([`N_BASE_NUMERIC`] of them), then the cross-sectional ones
+/// ([`cross_section::CROSS_SECTION_FEATURES`]).
+pub const NUMERIC_FEATURES: [&str; 26] = [
     "rsi_14",
     "macd_hist_over_close",
     "bb_pctb",
@@ -36,7 +39,19 @@ pub const NUMERIC_FEATURES: [&str; 17] = [
     "price_over_ema20",
     "price_over_sma50",
     "sma20_over_sma50",
+    "xs_rank_ret_5d",
+    "xs_rank_ret_20d",
+    "xs_rank_volatility_20d",
+    "xs_rank_rsi_14",
+    "xs_rank_volume_ratio_20",
+    "market_ret_5d",
+    "market_ret_20d",
+    "market_breadth_sma50",
+    "rel_strength_20d",
 ];
+
+/// The features computed from a symbol's own indicator row.
+pub const N_BASE_NUMERIC: usize = 17;
 
 /// Categorical features, in model order.
 pub const CATEGORICAL_FEATURES: [&str; 5] = [
@@ -85,44 +100,72 @@ impl Features {
         self.categorical[i]
     }
 
+    pub(crate) fn set_numeric(&mut self, i: usize, value: f64) {
+        self.numeric[i] = if value.is_finite() { value } else { f64::NAN };
+    }
+
     /// The scale-free features of an indicator row; `close` is the
-    /// split-adjusted close the row was computed on.
+    /// split-adjusted close the row was computed on. The cross-sectional
+    /// features stay undefined until [`fill_cross_section`] sees the
+    /// date's other symbols.
     pub fn from_row(row: &IndicatorRow, close: f64) -> Features {
         let n = &row.numeric;
         let per_close = |x: Option<f64>| x.filter(|_| close != 0.0).map(|v| v / close);
-        Features::new(
-            [
-                n.rsi_14,
-                per_close(n.macd_hist),
-                n.bb_pctb,
-                n.bb_width,
-                per_close(n.atr_14),
-                n.adx_14,
-                n.plus_di_14.zip(n.minus_di_14).map(|(p, m)| p - m),
-                n.volume_ratio_20,
-                n.ret_1d,
-                n.ret_5d,
-                n.ret_20d,
-                n.volatility_20d,
-                n.dist_52w_high,
-                n.dist_52w_low,
-                n.price_over_ema20,
-                n.price_over_sma50,
-                n.sma20_over_sma50,
-            ],
-            row.categoricals(),
-        )
+        let mut numeric = [None; N_NUMERIC];
+        numeric[..N_BASE_NUMERIC].copy_from_slice(&[
+            n.rsi_14,
+            per_close(n.macd_hist),
+            n.bb_pctb,
+            n.bb_width,
+            per_close(n.atr_14),
+            n.adx_14,
+            n.plus_di_14.zip(n.minus_di_14).map(|(p, m)| p - m),
+            n.volume_ratio_20,
+            n.ret_1d,
+            n.ret_5d,
+            n.ret_20d,
+            n.volatility_20d,
+            n.dist_52w_high,
+            n.dist_52w_low,
+            n.price_over_ema20,
+            n.price_over_sma50,
+            n.sma20_over_sma50,
+        ]);
+        Features::new(numeric, row.categoricals())
+    }
+
+    /// The first feature of the symbol's own row that is not defined: a
+    /// row without one cannot join its date's cross-section.
+    pub fn first_missing_base(&self) -> Option<&'static str> {
+        self.first_missing_of(N_BASE_NUMERIC)
     }
 
     /// The first feature that is not defined, if any.
     pub fn first_missing(&self) -> Option<&'static str> {
-        let numeric = (0..N_NUMERIC)
+        self.first_missing_of(N_NUMERIC)
+    }
+
+    fn first_missing_of(&self, numerics: usize) -> Option<&'static str> {
+        let numeric = (0..numerics)
             .find(|&i| self.numeric(i).is_none())
             .map(|i| NUMERIC_FEATURES[i]);
         let categorical = (0..N_CATEGORICAL)
             .find(|&i| self.categorical(i).is_none())
             .map(|i| CATEGORICAL_FEATURES[i]);
         numeric.or(categorical)
+    }
+}
+
+/// Fill the cross-sectional features of snapshots sorted by date (every
+/// base feature defined): each date's rows are one cross-section.
+pub fn fill_cross_section(rows: &mut [Snapshot]) {
+    let mut start = 0;
+    while start < rows.len() {
+        let date = rows[start].date;
+        let end = start + rows[start..].partition_point(|r| r.date == date);
+        let mut day: Vec<&mut Features> = rows[start..end].iter_mut().map(|r| &mut r.features).collect();
+        cross_section::apply(&mut day);
+        start = end;
     }
 }
 
@@ -154,12 +197,18 @@ pub fn snapshots_from(candles: &[Candle], barrier: &Barrier, from: NaiveDate) ->
     let adjusted = adjust(candles);
     let rows = compute(&bars_from(&adjusted));
     let first = candles.partition_point(|c| c.date < from);
+    let bars = Bars {
+        open: &adjusted.open,
+        high: &adjusted.high,
+        low: &adjusted.low,
+        close: &adjusted.close,
+    };
     rows.iter()
         .enumerate()
         .skip(first)
         .map(|(t, row)| {
             let close = adjusted.close[t];
-            let label = label_at(&adjusted.high, &adjusted.low, &adjusted.close, t, barrier);
+            let label = label_at(&bars, t, row.numeric.atr_14, barrier);
             // Adjusted and stored prices differ by the later splits' ratio.
             let scale = candles[t].close / close;
             Snapshot {
@@ -199,22 +248,19 @@ mod tests {
                 })
                 .collect()
         };
-        let barrier = Barrier {
-            horizon: 5,
-            target: 0.05,
-            stop: 0.04,
-        };
+        let barrier = Barrier::fixed(5, 0.05, 0.04);
         let a = snapshots(&make(1.0), &barrier);
         let b = snapshots(&make(37.0), &barrier);
         for (x, y) in a[260..].iter().zip(&b[260..]) {
-            for (i, name) in NUMERIC_FEATURES.iter().enumerate() {
+            for (i, name) in NUMERIC_FEATURES[..N_BASE_NUMERIC].iter().enumerate() {
                 let (u, v) = (x.features.numeric(i).unwrap(), y.features.numeric(i).unwrap());
                 assert!((u - v).abs() <= 1e-9 * u.abs().max(1.0), "{name} differs: {u} vs {v}");
             }
             assert_eq!(x.features.categorical, y.features.categorical);
             assert_eq!(x.label.map(|l| l.label), y.label.map(|l| l.label));
         }
-        assert!(a[260].features.first_missing().is_none());
+        assert!(a[260].features.first_missing_base().is_none());
+        assert_eq!(a[260].features.first_missing(), Some("xs_rank_ret_5d"));
         assert_eq!(a[10].features.first_missing(), Some("rsi_14"));
         assert!(a[299].label.is_none() && a[294].label.is_some());
     }

@@ -146,11 +146,13 @@ mod tests {
     use super::*;
 
     fn f(x: f64, cat: &'static str) -> Features {
-        Features::new([Some(x); 17], [Some(cat); 5])
+        Features::new([Some(x); crate::features::N_NUMERIC], [Some(cat); 5])
     }
 
     #[test]
     fn scaler_uses_training_rows_and_unseen_categories_are_zeros() {
+        // The one-hot columns follow the numeric ones.
+        const N: usize = crate::features::N_NUMERIC;
         let rows = [f(1.0, "up"), f(3.0, "down")];
         let refs: Vec<&Features> = rows.iter().collect();
         let bundle = TransformerBundle::fit(&refs);
@@ -159,14 +161,14 @@ mod tests {
         let out = bundle.matrix(&[&f(4.0, "up")], Columns::Design);
         assert_eq!(out[0], 2.0);
         // vocabulary sorted: ["down", "up"]
-        assert_eq!(&out[17..19], &[0.0, 1.0]);
+        assert_eq!(&out[N..N + 2], &[0.0, 1.0]);
         let out = bundle.matrix(&[&f(2.0, "sideways")], Columns::Design);
-        assert!(out[17..].iter().all(|&x| x == 0.0));
+        assert!(out[N..].iter().all(|&x| x == 0.0));
         assert_eq!(out.len(), bundle.design_width());
         let out = bundle.matrix(&[&f(2.0, "sideways"), &f(5.0, "down")], Columns::Batch);
         assert_eq!(out[0], 2.0, "batch rows are not scaled");
         assert_eq!(out[bundle.design_width()], 5.0, "second row");
-        assert_eq!(out[bundle.design_width() + 17], 1.0, "second row is down");
+        assert_eq!(out[bundle.design_width() + N], 1.0, "second row is down");
         assert_eq!(out.len(), 2 * bundle.design_width());
     }
 

@@ -53,6 +53,8 @@ pub struct Built {
     pub candle_hash: String,
     /// Wall time until the last candle was read.
     pub read_secs: f64,
+    /// Symbols whose first candle comes after `keep_from`, with that date.
+    pub late_starts: Vec<(String, NaiveDate)>,
 }
 
 /// Read every symbol's candles up to `as_of` and build its snapshots from
@@ -72,10 +74,13 @@ pub async fn read_and_build(
     let barrier = *barrier;
     let (to_builder, from_reader) = std::sync::mpsc::sync_channel::<(usize, Symbol, Vec<Candle>)>(16);
     let builder = std::thread::spawn(move || {
-        let mut built: Vec<(usize, BuiltOne)> = from_reader
+        let mut built: Vec<(usize, (BuiltOne, Option<NaiveDate>))> = from_reader
             .into_iter()
             .par_bridge()
-            .map(|(i, symbol, candles)| (i, build_one(symbol, &candles, &barrier, min_bars, keep_from)))
+            .map(|(i, symbol, candles)| {
+                let first = candles.first().map(|c| c.date);
+                (i, (build_one(symbol, &candles, &barrier, min_bars, keep_from), first))
+            })
             .collect();
         // Back in watchlist order, whatever order the threads finished in.
         built.sort_unstable_by_key(|(i, _)| *i);
@@ -101,8 +106,16 @@ pub async fn read_and_build(
         skipped: Vec::new(),
         candle_hash: hasher.finish(),
         read_secs,
+        late_starts: Vec::new(),
     };
-    for (_, result) in built {
+    for (_, (result, first_candle)) in built {
+        if let Some(first) = first_candle.filter(|d| *d > keep_from) {
+            let symbol = match &result {
+                Ok((s, _)) => s.to_string(),
+                Err(s) => s.symbol.clone(),
+            };
+            out.late_starts.push((symbol, first));
+        }
         match result {
             Ok(s) => out.snapshots.push(s),
             Err(s) => out.skipped.push(s),

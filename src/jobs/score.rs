@@ -95,11 +95,10 @@ async fn score(
 ) -> anyhow::Result<ScoreReport> {
     let (symbols, mut predictions) = select_symbols(ctx, options).await?;
     let as_of = resolve_as_of(ctx).await?;
-    let barrier = models.feature_config.label.unwrap_or(Barrier {
-        horizon: 5,
-        target: 0.05,
-        stop: 0.04,
-    });
+    let barrier = models
+        .feature_config
+        .label
+        .unwrap_or_else(|| Barrier::fixed(5, 0.05, 0.04));
     let mut ready: Vec<Ready> = Vec::new();
     for symbol in &symbols {
         match as_of_snapshot(&ctx.db, symbol, as_of).await? {
@@ -107,25 +106,33 @@ async fn score(
             Err(reason) => predictions.push(unscored(symbol.as_str(), reason)),
         }
     }
+    // The scored symbols are the date's cross-section.
+    let mut day: Vec<&mut Features> = ready.iter_mut().map(|s| &mut s.features).collect();
+    crate::features::cross_section::apply(&mut day);
     let features: Vec<&Features> = ready.iter().map(|s| &s.features).collect();
     let (online, batch, ensemble) = models.score(&features)?;
     let mut scored: Vec<Prediction> = ready
         .iter()
         .enumerate()
-        .map(|(i, s)| Prediction {
-            symbol: s.symbol.to_string(),
-            status: "scored".into(),
-            p_online: Some(online[i]),
-            p_batch: Some(batch[i]),
-            p_score: Some(ensemble[i]),
-            rank: None,
-            in_top_k: false,
-            entry_close: Some(s.close),
-            target_price: Some(s.close * (1.0 + barrier.target)),
-            stop_price: Some(s.close * (1.0 - barrier.stop)),
-            atr_stop: s.atr.map(|a| s.close - 2.0 * a),
-            ta_recommendation: s.features.categorical(4).map(str::to_string),
-            features: Some(s.features.clone()),
+        .map(|(i, s)| {
+            // The trade enters at the next open; until then the levels are
+            // quoted from today's close (move them with the fill).
+            let levels = barrier.prices(s.close, s.atr);
+            Prediction {
+                symbol: s.symbol.to_string(),
+                status: "scored".into(),
+                p_online: Some(online[i]),
+                p_batch: Some(batch[i]),
+                p_score: Some(ensemble[i]),
+                rank: None,
+                in_top_k: false,
+                entry_close: Some(s.close),
+                target_price: levels.map(|l| l.0),
+                stop_price: levels.map(|l| l.1),
+                atr_stop: s.atr.map(|a| s.close - 2.0 * a),
+                ta_recommendation: s.features.categorical(4).map(str::to_string),
+                features: Some(s.features.clone()),
+            }
         })
         .collect();
     scored.sort_by(|a, b| {
@@ -207,7 +214,7 @@ async fn as_of_snapshot(db: &Db, symbol: &Symbol, as_of: NaiveDate) -> anyhow::R
     // Indicators are in split-adjusted units; the features are ratios.
     let factor = db::candles::split_factor_after(db, symbol, as_of).await?;
     let features = Features::from_row(&stored.row, candle.close / factor);
-    if let Some(feature) = features.first_missing() {
+    if let Some(feature) = features.first_missing_base() {
         return Ok(Err(format!("undefined feature {feature}")));
     }
     Ok(Ok(Ready {

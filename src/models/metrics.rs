@@ -12,6 +12,8 @@ pub struct EvalSet {
     pub realized_return: Vec<f64>,
     /// The rule-based recommendation was BUY.
     pub rule_buy: Vec<bool>,
+    /// Bars from the scan date to the trade's exit.
+    pub bars_to_exit: Vec<u32>,
 }
 
 impl EvalSet {
@@ -24,7 +26,7 @@ impl EvalSet {
     }
 
     /// (start, end) of each day's rows; rows must be sorted by day.
-    fn days(&self) -> Vec<(usize, usize)> {
+    pub fn day_ranges(&self) -> Vec<(usize, usize)> {
         let mut out = Vec::new();
         let mut start = 0;
         for i in 1..=self.day.len() {
@@ -65,20 +67,30 @@ pub struct Evaluation {
     pub calibration: Vec<CalibrationBin>,
 }
 
-/// Baselines on the same rows.
+/// Baselines on the same rows. The per-date figures are what a per-date
+/// metric (precision@K, the top-K's mean return) is fairly compared with.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Baselines {
     pub base_rate: f64,
+    /// Mean over dates of each date's share of label 1: precision@K of a
+    /// random pick.
+    pub base_rate_per_date: f64,
     /// Precision of `ta_recommendation = BUY` over all its rows.
     pub rule_buy_precision: Option<f64>,
+    /// Mean over the dates with BUY rows of that date's BUY precision;
+    /// `None` when no date has one (the baseline cannot be computed).
+    pub rule_buy_precision_per_date: Option<f64>,
+    /// Mean over the same dates of the BUY rows' mean after-cost return.
+    pub rule_buy_mean_return: Option<f64>,
     pub rule_buy_rows: usize,
+    pub rule_buy_dates: usize,
 }
 
 pub fn evaluate(set: &EvalSet, scores: &[f64], k: usize) -> Evaluation {
     let labels = &set.label;
     let n = labels.len().max(1) as f64;
     let (best_f1, best_f1_threshold) = best_f1(scores, labels);
-    let days = set.days();
+    let days = set.day_ranges();
     let mut p_at_k = Vec::new();
     let mut ics = Vec::new();
     let (mut top_returns, mut all_returns) = (Vec::new(), Vec::new());
@@ -124,10 +136,25 @@ pub fn baselines(set: &EvalSet) -> Baselines {
         .filter(|(_, b)| **b)
         .map(|(l, _)| *l)
         .collect();
+    let (mut daily_base, mut daily_buy, mut daily_buy_return) = (Vec::new(), Vec::new(), Vec::new());
+    for (a, b) in set.day_ranges() {
+        daily_base.push(set.label[a..b].iter().map(|&l| l as f64).sum::<f64>() / (b - a) as f64);
+        let picked: Vec<usize> = (a..b).filter(|&i| set.rule_buy[i]).collect();
+        if !picked.is_empty() {
+            let m = picked.len() as f64;
+            daily_buy.push(picked.iter().map(|&i| set.label[i] as f64).sum::<f64>() / m);
+            daily_buy_return.push(picked.iter().map(|&i| set.realized_return[i]).sum::<f64>() / m);
+        }
+    }
+    let some_mean = |xs: &[f64]| (!xs.is_empty()).then(|| mean(xs));
     Baselines {
         base_rate: set.label.iter().map(|&l| l as f64).sum::<f64>() / n,
+        base_rate_per_date: mean(&daily_base),
         rule_buy_precision: (!buys.is_empty()).then(|| buys.iter().map(|&l| l as f64).sum::<f64>() / buys.len() as f64),
+        rule_buy_precision_per_date: some_mean(&daily_buy),
+        rule_buy_mean_return: some_mean(&daily_buy_return),
         rule_buy_rows: buys.len(),
+        rule_buy_dates: daily_buy.len(),
     }
 }
 
@@ -308,6 +335,7 @@ mod tests {
             label: vec![1, 0, 0, 0, 0, 1],
             realized_return: vec![0.05, -0.04, 0.01, -0.04, 0.0, 0.05],
             rule_buy: vec![true, true, false, false, false, false],
+            bars_to_exit: vec![1; 6],
         };
         let scores = [0.9, 0.8, 0.1, 0.7, 0.6, 0.2];
         let e = evaluate(&set, &scores, 2);
@@ -320,6 +348,15 @@ mod tests {
         let b = baselines(&set);
         assert_eq!(b.rule_buy_precision, Some(0.5));
         assert!((b.base_rate - 2.0 / 6.0).abs() < 1e-15);
+        // Per date: day 0 has 1/3 ones, day 1 1/3; BUY rows only on day 0.
+        assert!((b.base_rate_per_date - 1.0 / 3.0).abs() < 1e-15);
+        assert_eq!((b.rule_buy_precision_per_date, b.rule_buy_dates), (Some(0.5), 1));
+        assert!((b.rule_buy_mean_return.unwrap() - 0.005).abs() < 1e-15);
+        let none = EvalSet {
+            rule_buy: vec![false; 6],
+            ..set.clone()
+        };
+        assert_eq!(baselines(&none).rule_buy_precision_per_date, None);
     }
 
     #[test]
@@ -337,6 +374,7 @@ mod tests {
             label: labels.to_vec(),
             realized_return: vec![0.0; 4],
             rule_buy: vec![false; 4],
+            bars_to_exit: vec![1; 4],
         };
         let e = evaluate(&set, &scores, 10);
         assert!((e.brier - (0.01 + 0.36 + 0.36 + 0.04) / 4.0).abs() < 1e-15);

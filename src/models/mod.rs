@@ -1,6 +1,7 @@
 //! Models: the time splits, the online logistic model, the LightGBM batch
 //! model, their ensemble, and the metrics that judge them.
 
+pub mod backtest;
 pub mod batch;
 mod boosting;
 pub mod metrics;

@@ -11,7 +11,7 @@
 //! | `l2` | 1e-4 | weight decay per row | ≥ 0 |
 //! | `max_iterations` | 200 | L-BFGS iterations | ≥ 1 |
 //! | `gradient_tolerance` | 1e-4 | L-BFGS stop, on the mean (per-row) gradient | > 0 |
-//! | `max_fit_rows` | 50 000 | rows the batch fit uses at most (every k-th row, deterministic) | ≥ 1 |
+//! | `max_fit_rows` | 50 000 | rows the batch fit uses at most (a seeded uniform sample) | ≥ 1 |
 //! | `learning_rate` | 0.01 | SGD step of `partial_fit` | > 0 |
 //! | `epochs` | 1 | SGD passes over new rows | ≥ 1 |
 
@@ -30,8 +30,8 @@ pub struct OnlineParams {
     pub learning_rate: f64,
     pub epochs: usize,
     /// 33 weights need far fewer rows than a 10-year universe has; L-BFGS
-    /// over a million rows costs minutes on one core (no BLAS), an evenly
-    /// spaced subsample seconds, with the same fit to a few decimals.
+    /// over a million rows costs minutes on one core (no BLAS), a random
+    /// subsample seconds, with the same fit to a few decimals.
     pub max_fit_rows: usize,
 }
 
@@ -86,11 +86,28 @@ fn sigmoid(z: f64) -> f64 {
 }
 
 impl OnlineParams {
-    /// The rows the batch fit uses out of `n`: every k-th one when there
-    /// are more than `max_fit_rows` (callers pick them before building the
-    /// design matrix, so the unused rows are never materialised).
-    pub fn fit_sample(&self, n: usize) -> std::iter::StepBy<std::ops::Range<usize>> {
-        (0..n).step_by(n.div_ceil(self.max_fit_rows).max(1))
+    /// The rows the batch fit uses out of `n`, ascending: all of them up to
+    /// `max_fit_rows`, else a uniform random sample of that size drawn with
+    /// `seed` (callers pick them before building the design matrix, so the
+    /// unused rows are never materialised). Random rather than every k-th
+    /// row: rows come in (date, symbol) order, and a stride would drop the
+    /// same symbols on every date.
+    pub fn fit_sample(&self, n: usize, seed: u64) -> Vec<usize> {
+        let take = self.max_fit_rows.min(n);
+        if take == n {
+            return (0..n).collect();
+        }
+        // A partial Fisher–Yates shuffle: the first `take` slots end up a
+        // uniform sample without replacement.
+        let mut rng = super::backtest::SplitMix(seed);
+        let mut idx: Vec<u32> = (0..n as u32).collect();
+        for i in 0..take {
+            let j = i + rng.below((n - i) as u64) as usize;
+            idx.swap(i, j);
+        }
+        let mut sample: Vec<usize> = idx[..take].iter().map(|&i| i as usize).collect();
+        sample.sort_unstable();
+        sample
     }
 }
 
@@ -107,7 +124,7 @@ impl OnlineModel {
         params: &OnlineParams,
         start: Option<&OnlineModel>,
     ) -> anyhow::Result<OnlineModel> {
-        let rows: Vec<usize> = params.fit_sample(y.len()).collect();
+        let rows: Vec<usize> = params.fit_sample(y.len(), 0);
         // Column-major: the gradient's Xᵀ·r then walks contiguous columns;
         // on a row-major matrix ndarray's product takes a strided path
         // several times slower (there is no BLAS here).
@@ -357,13 +374,35 @@ mod tests {
     }
 
     #[test]
-    fn the_fit_sample_is_evenly_spaced_and_bounded() {
+    fn the_fit_sample_is_seeded_random_and_bounded() {
         let params = OnlineParams {
             max_fit_rows: 4,
             ..Default::default()
         };
-        assert_eq!(params.fit_sample(10).collect::<Vec<_>>(), [0, 3, 6, 9]);
-        assert_eq!(params.fit_sample(4).collect::<Vec<_>>(), [0, 1, 2, 3]);
-        assert_eq!(params.fit_sample(0).count(), 0);
+        let a = params.fit_sample(10, 1);
+        assert_eq!(a.len(), 4);
+        assert!(a.windows(2).all(|w| w[0] < w[1]) && a[3] < 10, "{a:?}");
+        assert_eq!(a, params.fit_sample(10, 1), "same seed, same sample");
+        assert_eq!(params.fit_sample(4, 1), [0, 1, 2, 3]);
+        assert!(params.fit_sample(0, 1).is_empty());
+        // Rows laid out as 100 dates × 10 symbols: a stride of 10 would keep
+        // one symbol only; the random sample keeps every symbol.
+        let wide = OnlineParams {
+            max_fit_rows: 100,
+            ..Default::default()
+        };
+        let mut symbols: Vec<usize> = wide.fit_sample(1000, 42).iter().map(|i| i % 10).collect();
+        symbols.sort_unstable();
+        symbols.dedup();
+        assert_eq!(symbols.len(), 10);
+        // Each row is drawn about equally often across seeds.
+        let mut counts = [0u32; 10];
+        for seed in 0..2000 {
+            for i in params.fit_sample(10, seed) {
+                counts[i] += 1;
+            }
+        }
+        // Expected 800 each (2000 · 4/10); ±10 % is over 5 standard deviations.
+        assert!(counts.iter().all(|&c| (720..=880).contains(&c)), "{counts:?}");
     }
 }

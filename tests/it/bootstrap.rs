@@ -75,8 +75,17 @@ fn bootstrap_writes_every_artifact_with_lineage_and_promotes_with_force() {
         "feature_config_v1_",
         "online_train_metrics_",
         "batch_train_metrics_",
+        "backtest_2",
+        "backtest_daily_",
     ] {
         assert_eq!(artifact(&ctx, "us", prefix).len(), 1, "{prefix}");
+    }
+    for line in [
+        "backtest (top-3 daily, enter next open",
+        "pooled    top-K ",
+        "pooled    top-K − universe per date",
+    ] {
+        assert!(run.stdout.contains(line), "missing {line:?} in:\n{}", run.stdout);
     }
     ctx.run("artifacts", &["--watchlist", "us", "verify"]).assert_ok();
     let shown: serde_json::Value = serde_json::from_str(
@@ -128,7 +137,7 @@ fn bootstrap_writes_every_artifact_with_lineage_and_promotes_with_force() {
         .iter()
         .map(|v| v[1].as_array().unwrap().len())
         .sum();
-    let width = 17 + one_hot;
+    let width = swingml::features::N_NUMERIC + one_hot;
     assert_eq!(metrics["feature_importance_gain"].as_array().unwrap().len(), width);
 
     // Independent readers: pyarrow for the labeled data, Python's LightGBM for the model.
@@ -161,12 +170,73 @@ print(json.dumps({"rows": t.num_rows, "names": t.schema.names, "labels": sorted(
         "label",
         "exit_reason",
         "bars_to_exit",
+        "entry_price",
+        "exit_price",
+        "gross_return",
         "realized_return",
+        "xs_rank_ret_20d",
+        "market_breadth_sma50",
     ] {
         assert!(names.iter().any(|n| n == col), "{col}");
     }
     assert_eq!(v["features"], width);
     assert!(v["trees"].as_u64().unwrap() >= 1);
+
+    // Labels and backtest read back by pyarrow: 10 bp per side come off
+    // every trade; a target exit is at or above the barrier (gaps fill
+    // better), a stop at or below; the daily file has every window.
+    let daily = &artifact(&ctx, "us", "backtest_daily_")[0];
+    let v = python(
+        r#"
+import json, sys
+import pyarrow.parquet as pq
+t = pq.read_table(sys.argv[1]).to_pydict()
+d = pq.read_table(sys.argv[2]).to_pydict()
+cost = max(abs(g - r - 0.002) for g, r in zip(t["gross_return"], t["realized_return"]))
+ok_target = all(x >= e * 1.05 * (1 - 1e-12) for x, e, why in zip(t["exit_price"], t["entry_price"], t["exit_reason"]) if why == "target")
+ok_stop = all(x <= e * 0.96 * (1 + 1e-12) for x, e, why in zip(t["exit_price"], t["entry_price"], t["exit_reason"]) if why == "stop")
+gaps = sum(1 for x, e, why in zip(t["exit_price"], t["entry_price"], t["exit_reason"]) if why == "stop" and x < e * 0.96 * (1 - 1e-9))
+print(json.dumps({"cost": cost, "ok_target": ok_target, "ok_stop": ok_stop, "gaps": gaps,
+  "windows": sorted(set(d["window"])), "days": len(d["date"]), "last_equity": d["top_k_equity"][-1]}))
+"#,
+        &[labeled, daily],
+    );
+    assert!(v["cost"].as_f64().unwrap() < 1e-12, "{v}");
+    assert_eq!(
+        (v["ok_target"].as_bool(), v["ok_stop"].as_bool()),
+        (Some(true), Some(true)),
+        "{v}"
+    );
+    assert!(
+        v["gaps"].as_u64().unwrap() > 0,
+        "real data gaps through some stops: {v}"
+    );
+    assert_eq!(
+        v["windows"],
+        serde_json::json!(["fold1", "fold2", "fold3", "fold4", "holdout", "pooled"])
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&artifact(&ctx, "us", "backtest_2")[0]).unwrap()).unwrap();
+    assert_eq!(report["folds"].as_array().unwrap().len(), 4);
+    let pooled = &report["pooled"];
+    for key in ["top_k", "universe", "rule_buy"] {
+        let s = &pooled[key];
+        assert!(s["trades"].as_u64().unwrap() > 0, "{key}");
+        assert!(s["exposure"].as_f64().unwrap() <= 1.0 + 1e-12, "{key} never levered");
+    }
+    let (lo, hi) = (
+        pooled["excess"]["ci95_low"].as_f64().unwrap(),
+        pooled["excess"]["ci95_high"].as_f64().unwrap(),
+    );
+    let mean = pooled["excess"]["mean"].as_f64().unwrap();
+    assert!(lo <= mean && mean <= hi, "{lo} {mean} {hi}");
+    let equity = (1.0 + pooled["top_k"]["total_return"].as_f64().unwrap()) as f64;
+    let holdout_equity = 1.0 + report["holdout"]["top_k"]["total_return"].as_f64().unwrap();
+    assert!(
+        (v["last_equity"].as_f64().unwrap() - holdout_equity).abs() < 1e-12,
+        "the daily rows end with the holdout"
+    );
+    assert!(equity > 0.0);
 }
 
 fn meta_rows(path: &std::path::Path) -> serde_json::Value {
@@ -222,11 +292,37 @@ fn bad_flags_are_usage_errors() {
         ("--stop=1", "--stop"),
         ("--horizon=0", "--horizon"),
         ("--train-years=0", "--train-years"),
+        ("--entry=tomorrow", "--entry"),
     ] {
         let run = ctx.run("bootstrap", &["--watchlist", "us", arg]);
         assert_eq!(run.code, 2, "{arg}: {}", run.stderr);
-        assert!(run.error_line().contains(says), "{}", run.stderr);
+        assert!(run.stderr.contains(says), "{}", run.stderr);
     }
+    let config = ctx.path("bad.toml");
+    for (text, says) in [
+        ("[costs]\nbps_per_side = -1\n", "costs.bps_per_side"),
+        ("[labels]\nbarrier = \"atr\"\nk_stop = 0\n", "labels.k_stop"),
+        ("[labels]\nentry = \"tomorrow\"\n", "tomorrow"),
+    ] {
+        std::fs::write(&config, text).unwrap();
+        let run = ctx.run(
+            "bootstrap",
+            &["--watchlist", "us", "--config", config.to_str().unwrap()],
+        );
+        run.assert_error(2, says);
+        assert_eq!(
+            run.stderr.lines().filter(|l| l.starts_with("error:")).count(),
+            1,
+            "{}",
+            run.stderr
+        );
+    }
+    assert!(artifact_dir_is_empty(&ctx, "us"), "nothing written on a usage error");
+}
+
+fn artifact_dir_is_empty(ctx: &TestContext, watchlist: &str) -> bool {
+    let dir = ctx.artifacts().join(watchlist);
+    !dir.exists() || artifact(ctx, watchlist, "model_").is_empty()
 }
 
 #[test]
@@ -262,21 +358,31 @@ fn promotion_compares_with_production_only_on_rows_it_never_trained_on() {
     let ctx = with_us_candles();
     // Live models trained through 2020-06-30 ...
     bootstrap(&ctx, "us", &["--force", "--as-of", "2020-06-30"]).assert_ok();
-    // ... compared on the validation rows after that date (from 2020-08-04).
-    let run = bootstrap(&ctx, "us", &[]);
+    // ... compared on the validation rows after that date (from 2020-08-04),
+    // and promoted here by --force whatever the comparison says ...
+    let run = bootstrap(&ctx, "us", &["--force"]);
     run.assert_ok();
     assert!(
         run.stdout
-            .contains("on the 1000 validation rows from 2020-08-04 production never saw"),
+            .contains("on the 1000 validation rows (100 dates from 2020-08-04) production never saw"),
         "{}",
         run.stdout
     );
-    // Retraining on the same data: the live models saw every validation row.
+    // ... so a retrain on the same data faces live models that saw every
+    // validation row: not compared.
     let run = bootstrap(&ctx, "us", &[]);
     run.assert_ok();
     let last = run.stdout.lines().last().unwrap();
     assert!(
-        last.contains("covers the whole validation window, not compared") || last.contains("never saw"),
+        last.contains("covers the whole validation window, not compared"),
+        "{last}"
+    );
+    // A run as of an older date never replaces the newer live models.
+    let run = bootstrap(&ctx, "us", &["--as-of", "2020-06-30"]);
+    run.assert_ok();
+    let last = run.stdout.lines().last().unwrap();
+    assert!(
+        last.starts_with("not promoted") && last.contains("as-of 2020-06-30 is older than the live models' 2020-12-31"),
         "{last}"
     );
 }

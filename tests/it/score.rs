@@ -91,21 +91,29 @@ fn end_to_end_on_sqlite_and_scoring_twice_gives_the_same_probabilities() {
     }
     // Train/serve consistency: the features scored (from ta_signals) are
     // the features bootstrap computes from candles for the same date.
+    // Every symbol is scored, so the scored symbols are the date's whole
+    // cross-section, as in bootstrap.
     let db = ctx.db();
-    for (i, symbol) in first["symbol"].as_array().unwrap().iter().enumerate() {
-        let symbol = swingml::symbols::Symbol::parse(symbol.as_str().unwrap()).unwrap();
-        let candles = crate::common::block_on(swingml::db::candles::for_symbol(&db, &symbol)).unwrap();
-        let barrier = swingml::labels::Barrier {
-            horizon: 5,
-            target: 0.05,
-            stop: 0.04,
-        };
-        let last = swingml::features::snapshots(&candles, &barrier).pop().unwrap();
+    let barrier = swingml::labels::Barrier::fixed(5, 0.05, 0.04);
+    let symbols = first["symbol"].as_array().unwrap();
+    let mut lasts: Vec<swingml::features::Snapshot> = symbols
+        .iter()
+        .map(|symbol| {
+            let symbol = swingml::symbols::Symbol::parse(symbol.as_str().unwrap()).unwrap();
+            let candles = crate::common::block_on(swingml::db::candles::for_symbol(&db, &symbol)).unwrap();
+            swingml::features::snapshots(&candles, &barrier).pop().unwrap()
+        })
+        .collect();
+    assert!(lasts.iter().all(|s| s.date == lasts[0].date));
+    swingml::features::fill_cross_section(&mut lasts);
+    for (i, last) in lasts.iter().enumerate() {
+        assert_eq!(first["status"][i], "scored");
         for (j, name) in swingml::features::NUMERIC_FEATURES.iter().enumerate() {
             let (got, want) = (first[*name][i].as_f64().unwrap(), last.features.numeric(j).unwrap());
             assert!(
                 (got - want).abs() <= 1e-9 * want.abs().max(1e-9),
-                "{symbol} {name}: scored {got}, bootstrap {want}"
+                "{} {name}: scored {got}, bootstrap {want}",
+                last.symbol
             );
         }
     }

@@ -1,0 +1,676 @@
+//! `bootstrap`: build the labeled data set of a watchlist, evaluate both
+//! models on a leakage-safe time split (and walk-forward folds), train the
+//! final models on everything labelable, write every artifact through the
+//! store, and promote the new models only when they earn it.
+
+use std::time::{Duration, Instant};
+
+use chrono::NaiveDate;
+use serde::Serialize;
+
+use crate::context::Context;
+use crate::db::job_runs::RunStatus;
+use crate::error::UsageError;
+use crate::features::Snapshot;
+use crate::jobs::dataset::{Skipped, read_and_build, resolve_as_of, watchlist_symbols};
+use crate::labels::{Barrier, Entry};
+use crate::models::backtest::{Backtest, backtest};
+use crate::models::metrics::{Baselines, Evaluation};
+use crate::models::online::OnlineModel;
+use crate::models::split::{Split, holdout, walk_forward};
+use crate::settings::Settings;
+use crate::store::{ArtifactRecord, WatchlistStore};
+use crate::symbols::Symbol;
+
+mod promotion;
+mod publish;
+mod report;
+mod training;
+
+pub use report::{summary_line, table};
+use training::{
+    Fitted, Rounds, TrainParams, eval_dates, eval_set, fit_and_evaluate, fit_bundle, fit_models, label, timed,
+};
+
+pub const JOB: &str = "bootstrap";
+
+/// The flags of a bootstrap run.
+#[derive(Debug, Clone, Serialize)]
+pub struct BootstrapOptions {
+    pub horizon: usize,
+    pub target: f64,
+    pub stop: f64,
+    pub train_years: f64,
+    pub max_symbols: Option<usize>,
+    pub seed: u64,
+    pub top_k: usize,
+    pub force: bool,
+    /// `--entry`, over the config's `[labels] entry`.
+    pub entry: Option<Entry>,
+}
+
+impl BootstrapOptions {
+    pub fn check(&self) -> Result<(), UsageError> {
+        let bad = |name: &'static str, message: String| Err(UsageError::InvalidSetting { name, message });
+        if self.horizon == 0 {
+            return bad("--horizon", "must be at least 1 trading day".into());
+        }
+        if !(self.target > 0.0 && self.target.is_finite()) {
+            return bad(
+                "--target",
+                format!("must be a positive fraction (0.05 = +5 %), got {}", self.target),
+            );
+        }
+        if !(self.stop > 0.0 && self.stop < 1.0) {
+            return bad(
+                "--stop",
+                format!("must be a fraction between 0 and 1 (0.04 = −4 %), got {}", self.stop),
+            );
+        }
+        if !(self.train_years > 0.0 && self.train_years.is_finite()) {
+            return bad("--train-years", format!("must be positive, got {}", self.train_years));
+        }
+        if self.top_k == 0 {
+            return bad("--top-k", "must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    /// The label rules: the flags' barriers, entry and sizing from
+    /// `[labels]` (the flag wins), costs from `[costs]`.
+    pub fn barrier(&self, settings: &Settings) -> Barrier {
+        Barrier {
+            horizon: self.horizon,
+            target: self.target,
+            stop: self.stop,
+            entry: self.entry.unwrap_or(settings.labels.entry),
+            sizing: settings.labels.sizing(),
+            cost_bps_per_side: settings.costs.bps_per_side,
+        }
+    }
+
+    fn train_params<'a>(&self, settings: &'a Settings) -> TrainParams<'a> {
+        TrainParams {
+            online: &settings.online,
+            batch: &settings.batch,
+            early_stopping_fraction: settings.bootstrap.early_stopping_fraction,
+            horizon: self.horizon,
+            seed: self.seed,
+            top_k: self.top_k,
+        }
+    }
+}
+
+/// Not enough data to train honestly.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainingDataError {
+    #[error(
+        "{found} symbol(s) with usable rows, fewer than the minimum {min} (bootstrap.min_symbols): \
+         {rows} labeled rows from {from}, {dropped} dropped for undefined features \
+         (the 52-week features need 252 bars of history){skipped}"
+    )]
+    TooFewSymbols {
+        found: usize,
+        min: usize,
+        rows: usize,
+        dropped: usize,
+        from: NaiveDate,
+        skipped: String,
+    },
+    #[error(
+        "{found} labeled rows with every feature defined, fewer than the minimum {min} (bootstrap.min_rows); \
+         {dropped} rows had undefined features (the 52-week features need 252 bars of history)"
+    )]
+    TooFewRows { found: usize, min: usize, dropped: usize },
+    #[error("all {rows} training labels are {label}: nothing to learn (check --target {target} and --stop {stop})")]
+    OneClass {
+        rows: usize,
+        label: u8,
+        target: f64,
+        stop: f64,
+    },
+    #[error("{0} scan dates are too few for a validation split with a {1}-day embargo")]
+    NoSplit(usize, usize),
+}
+
+/// Wall time of each stage, summed over every fit (walk-forward folds,
+/// holdout, final models). The logistic fits and the LightGBM matrices run
+/// side by side, so the stages add up to more than `total`.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Timings {
+    /// Until the last candle is read (snapshots are built meanwhile).
+    pub read: f64,
+    /// From then until the labeled rows are in order.
+    pub features_and_labels: f64,
+    pub split: f64,
+    /// Scalers, vocabularies, design matrices and the logistic fits.
+    pub online_fit: f64,
+    /// The LightGBM input matrices.
+    pub batch_matrices: f64,
+    /// LightGBM itself: dataset construction and boosting.
+    pub batch_fit: f64,
+    /// Scoring the validation rows and computing the metrics (LightGBM's
+    /// validation probabilities come from its fit).
+    pub metrics: f64,
+    pub write: f64,
+    /// Wall time of the walk-forward folds (already counted in the stages above).
+    pub walk_forward: f64,
+    /// The whole run, from the first read to the last file written.
+    pub total: f64,
+}
+
+impl Timings {
+    /// Everything the run spent outside LightGBM's fits.
+    pub fn outside_lightgbm_fits(&self) -> f64 {
+        self.total - self.batch_fit
+    }
+}
+
+fn secs(d: Duration) -> f64 {
+    d.as_secs_f64()
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FoldReport {
+    pub fold: usize,
+    pub train_rows: usize,
+    pub valid_rows: usize,
+    pub first_valid_date: NaiveDate,
+    pub online: Evaluation,
+    pub batch: Evaluation,
+    pub ensemble: Evaluation,
+    /// The daily top-K portfolio on this fold's validation dates.
+    pub backtest: Backtest,
+}
+
+/// What a bootstrap run found and decided.
+#[derive(Debug, Clone, Serialize)]
+pub struct BootstrapReport {
+    pub as_of: NaiveDate,
+    pub symbols: usize,
+    pub skipped: Vec<(String, String)>,
+    pub rows: usize,
+    pub dropped_undefined: usize,
+    pub train_rows: usize,
+    pub valid_rows: usize,
+    pub first_valid_date: NaiveDate,
+    pub online: Evaluation,
+    pub batch: Evaluation,
+    pub ensemble: Evaluation,
+    pub baselines: Baselines,
+    pub production_precision_at_k: Option<f64>,
+    pub folds: Vec<FoldReport>,
+    /// The backtest over every walk-forward fold's validation dates.
+    pub pooled_backtest: Option<Backtest>,
+    /// The backtest of the holdout's validation dates.
+    pub holdout_backtest: Backtest,
+    pub barrier: Barrier,
+    /// Symbols whose candles start after the first training date (they
+    /// joined the data later: survivorship is not undone by this).
+    pub late_starts: Vec<(String, NaiveDate)>,
+    pub batch_rounds: u32,
+    pub promoted: bool,
+    pub decision: String,
+    pub artifacts: Vec<String>,
+    pub timings: Timings,
+}
+
+pub async fn run(ctx: &Context, options: &BootstrapOptions) -> anyhow::Result<BootstrapReport> {
+    options.check()?;
+    let store = ctx.watchlist_store()?;
+    let _lock = store.lock_job(JOB)?;
+    let started = Instant::now();
+    let work = bootstrap(ctx, &store, options);
+    super::audited(ctx, JOB, work, |r| (RunStatus::Ok, summary_line(r, started))).await
+}
+
+/// The labeled rows, sorted by (date, symbol), every feature defined.
+struct DataSet {
+    rows: Vec<Snapshot>,
+    dropped_undefined: usize,
+    symbols: usize,
+    candle_hash: String,
+    first_date: NaiveDate,
+}
+
+async fn bootstrap(
+    ctx: &Context,
+    store: &WatchlistStore,
+    options: &BootstrapOptions,
+) -> anyhow::Result<BootstrapReport> {
+    let mut timings = Timings::default();
+    let started = Instant::now();
+    let t = Instant::now();
+    let symbols = watchlist_symbols(ctx, options.max_symbols).await?;
+    let as_of = resolve_as_of(ctx).await?;
+    let first_date = as_of - chrono::Days::new((options.train_years * 365.25).round() as u64);
+    let barrier = options.barrier(&ctx.settings);
+    let params = options.train_params(&ctx.settings);
+    let built = read_and_build(ctx, &symbols, as_of, &barrier, ctx.settings.ta.min_bars, first_date).await?;
+    for s in &built.skipped {
+        tracing::warn!("skipped {}: {}", s.symbol, s.reason);
+    }
+    warn_late_starts(&built.late_starts, first_date);
+    // The snapshots are built while the candles are read: the read stage
+    // ends with the last candle, the features and labels with the last symbol.
+    timings.read = built.read_secs;
+    let data = labeled_rows(built.snapshots, first_date, built.candle_hash, &built.skipped, ctx)?;
+    release_free_memory();
+    timings.features_and_labels = secs(t.elapsed()) - timings.read;
+
+    let t = Instant::now();
+    let dates: Vec<NaiveDate> = data.rows.iter().map(|r| r.date).collect();
+    let ends: Vec<NaiveDate> = data
+        .rows
+        .iter()
+        .map(|r| r.window_end.expect("labeled rows have a window"))
+        .collect();
+    let cfg = &ctx.settings.bootstrap;
+    let split = holdout(&dates, &ends, cfg.valid_fraction, options.horizon)
+        .ok_or(TrainingDataError::NoSplit(distinct(&dates), options.horizon))?;
+    let folds = walk_forward(&dates, &ends, cfg.folds, options.horizon);
+    timings.split = secs(t.elapsed());
+    check_classes(&data.rows, &split.train, options)?;
+
+    let t = Instant::now();
+    let (mut fold_reports, mut pooled, start) = evaluate_folds(&data.rows, &folds, &split, &params, &mut timings)?;
+    timings.walk_forward = secs(t.elapsed());
+    let fitted = fit_and_evaluate(&data.rows, &split, &params, start.as_ref(), &mut timings)?;
+    let holdout_backtest = timed(&mut timings.metrics, || {
+        fold_backtest(&data.rows, &split, &fitted, &params)
+    });
+    if let Some(k) = folds.iter().position(|f| is_holdout(f, &split)) {
+        fold_reports.push(FoldReport::new(k + 1, &split, &fitted, holdout_backtest.clone()));
+        fold_reports.sort_by_key(|f| f.fold);
+        pooled.add(k, &split.valid, &fitted.valid_scores);
+    }
+    let pooled_backtest = timed(&mut timings.metrics, || pooled.backtest(&data.rows, &params));
+
+    // Final models: everything labelable, the round count early stopping
+    // found, the online fit starting from the holdout's weights.
+    let all: Vec<usize> = (0..data.rows.len()).collect();
+    let bundle = timed(&mut timings.online_fit, || fit_bundle(&data.rows, &all));
+    let rounds = Rounds::Fixed(fitted.models.batch.rounds().max(1));
+    let final_models = fit_models(
+        &data.rows,
+        &all,
+        bundle,
+        rounds,
+        Some(&fitted.models.online),
+        &params,
+        &mut timings,
+    )?;
+
+    let production = timed(&mut timings.metrics, || {
+        promotion::compare_with_production(store, &data.rows, &split, &fitted.valid_scores, options.top_k)
+    });
+    let candidate = promotion::Candidate {
+        as_of,
+        ensemble: &fitted.ensemble_eval,
+        baselines: &fitted.baselines,
+    };
+    let (promote, decision) = promotion::decide(&candidate, &production, &ctx.settings.promotion, options.force);
+
+    let t = Instant::now();
+    let mut report = BootstrapReport {
+        as_of,
+        symbols: data.symbols,
+        skipped: built
+            .skipped
+            .iter()
+            .map(|s| (s.symbol.clone(), s.reason.clone()))
+            .collect(),
+        rows: data.rows.len(),
+        dropped_undefined: data.dropped_undefined,
+        train_rows: split.train.len(),
+        valid_rows: split.valid.len(),
+        first_valid_date: split.first_valid_date,
+        online: fitted.online_eval,
+        batch: fitted.batch_eval,
+        ensemble: fitted.ensemble_eval,
+        baselines: fitted.baselines,
+        production_precision_at_k: production.comparison.production_precision(),
+        folds: fold_reports,
+        pooled_backtest,
+        holdout_backtest,
+        barrier,
+        late_starts: built.late_starts,
+        batch_rounds: fitted.models.batch.rounds(),
+        promoted: promote,
+        decision,
+        artifacts: Vec::new(),
+        timings: Timings::default(),
+    };
+    let written = publish::write_artifacts(ctx, store, options, &data, &split, &final_models, &report)?;
+    report.artifacts = written.iter().map(|r| r.name.clone()).collect();
+    if promote {
+        let models: Vec<&ArtifactRecord> = written
+            .iter()
+            .filter(|r| crate::store::POINTER_KINDS.contains(&r.kind.as_str()))
+            .collect();
+        store.promote(&ctx.writer(), &models, &report.decision)?;
+    } else {
+        store.record_decision(&ctx.writer(), false, &report.decision)?;
+    }
+    tracing::info!("promotion: {}", report.decision);
+    timings.write = secs(t.elapsed());
+    timings.total = secs(started.elapsed());
+    log_timings(&timings);
+    report.timings = timings;
+    Ok(report)
+}
+
+/// Survivorship made visible: a symbol whose candles begin after the
+/// training window starts was listed (or added to the source) later; one
+/// that died before today is not in today's watchlist at all.
+fn warn_late_starts(late: &[(String, NaiveDate)], first_date: NaiveDate) {
+    if late.is_empty() {
+        return;
+    }
+    let list: Vec<String> = late.iter().map(|(s, d)| format!("{s} ({d})")).collect();
+    tracing::warn!(
+        "{} symbol(s) start after the training start {first_date}: {}; the watchlist is today's, so \
+         symbols that left it (delisted, acquired, dropped from the index) are missing from the past",
+        late.len(),
+        list.join(", ")
+    );
+}
+
+/// Hand memory freed by the candle and indicator stages back to the OS:
+/// glibc keeps freed heap pages mapped, which would otherwise stay in the
+/// process's resident size through the long training stages.
+pub(crate) fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns unused heap pages; no pointers change.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+fn log_timings(t: &Timings) {
+    tracing::info!(
+        "bootstrap timings: read {:.2} s, features+labels {:.2} s, split {:.2} s, online fits {:.2} s, \
+         LightGBM matrices {:.2} s, LightGBM fits {:.2} s, metrics {:.2} s, write {:.2} s; \
+         total {:.2} s (walk-forward folds {:.2} s of it), outside the LightGBM fits {:.2} s",
+        t.read,
+        t.features_and_labels,
+        t.split,
+        t.online_fit,
+        t.batch_matrices,
+        t.batch_fit,
+        t.metrics,
+        t.write,
+        t.total,
+        t.walk_forward,
+        t.outside_lightgbm_fits()
+    );
+}
+
+fn distinct(dates: &[NaiveDate]) -> usize {
+    let mut d = dates.to_vec();
+    d.sort();
+    d.dedup();
+    d.len()
+}
+
+fn labeled_rows(
+    built: Vec<(Symbol, Vec<Snapshot>)>,
+    first_date: NaiveDate,
+    candle_hash: String,
+    skipped: &[Skipped],
+    ctx: &Context,
+) -> anyhow::Result<DataSet> {
+    let mut built = built;
+    let mut dropped = 0;
+    // Unlabeled rows (the last `horizon` dates) stay until the
+    // cross-sections are built: they are part of their date's market.
+    for (_, snapshots) in &mut built {
+        snapshots.retain(|s| {
+            let undefined = s.features.first_missing_base().is_some();
+            dropped += usize::from(undefined && s.label.is_some() && s.date >= first_date);
+            s.date >= first_date && !undefined
+        });
+    }
+    let labeled_of = |rows: &[Snapshot]| rows.iter().filter(|s| s.label.is_some()).count();
+    let symbols = built.iter().filter(|(_, s)| labeled_of(s) > 0).count();
+    let labeled: usize = built.iter().map(|(_, s)| labeled_of(s)).sum();
+    let cfg = &ctx.settings.bootstrap;
+    if symbols < cfg.min_symbols {
+        let skipped = if skipped.is_empty() {
+            String::new()
+        } else {
+            let list: Vec<String> = skipped.iter().map(|s| format!("{} ({})", s.symbol, s.reason)).collect();
+            format!("; skipped: {}", list.join(", "))
+        };
+        return Err(TrainingDataError::TooFewSymbols {
+            found: symbols,
+            min: cfg.min_symbols,
+            rows: labeled,
+            dropped,
+            from: first_date,
+            skipped,
+        }
+        .into());
+    }
+    if labeled < cfg.min_rows {
+        return Err(TrainingDataError::TooFewRows {
+            found: labeled,
+            min: cfg.min_rows,
+            dropped,
+        }
+        .into());
+    }
+    let mut rows = in_date_symbol_order(built);
+    crate::features::fill_cross_section(&mut rows);
+    rows.retain(|s| s.label.is_some());
+    tracing::info!(
+        "labeled data: {} rows of {symbols} symbols from {first_date} ({dropped} dropped: undefined features)",
+        rows.len()
+    );
+    Ok(DataSet {
+        rows,
+        dropped_undefined: dropped,
+        symbols,
+        candle_hash,
+        first_date,
+    })
+}
+
+/// Every symbol's rows (each in date order) as one vector in (date,
+/// symbol) order: the (date, symbol, position) keys are sorted, then each
+/// row is copied once to its place.
+fn in_date_symbol_order(mut per_symbol: Vec<(Symbol, Vec<Snapshot>)>) -> Vec<Snapshot> {
+    per_symbol.sort_unstable_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+    let mut keys: Vec<(NaiveDate, u32, u32)> = per_symbol
+        .iter()
+        .enumerate()
+        .flat_map(|(s, (_, rows))| rows.iter().enumerate().map(move |(i, r)| (r.date, s as u32, i as u32)))
+        .collect();
+    // (date, symbol) is unique, so an unstable sort gives the one order.
+    keys.sort_unstable();
+    keys.iter()
+        .map(|&(_, s, i)| per_symbol[s as usize].1[i as usize].clone())
+        .collect()
+}
+
+fn check_classes(rows: &[Snapshot], train: &[usize], options: &BootstrapOptions) -> Result<(), TrainingDataError> {
+    let ones = train.iter().filter(|&&i| label(&rows[i]) == 1).count();
+    if ones == 0 || ones == train.len() {
+        return Err(TrainingDataError::OneClass {
+            rows: train.len(),
+            label: u8::from(ones > 0),
+            target: options.target,
+            stop: options.stop,
+        });
+    }
+    Ok(())
+}
+
+/// The validation rows and ensemble scores of the walk-forward folds, in
+/// fold order: the pooled backtest.
+#[derive(Default)]
+struct Pooled {
+    parts: Vec<(usize, Vec<usize>, Vec<f64>)>,
+}
+
+impl Pooled {
+    fn add(&mut self, fold: usize, valid: &[usize], scores: &[f64]) {
+        self.parts.push((fold, valid.to_vec(), scores.to_vec()));
+    }
+
+    /// The backtest over every fold's validation dates (folds validate on
+    /// consecutive, disjoint blocks of dates).
+    fn backtest(mut self, rows: &[Snapshot], params: &TrainParams) -> Option<Backtest> {
+        if self.parts.is_empty() {
+            return None;
+        }
+        self.parts.sort_by_key(|p| p.0);
+        let idx: Vec<usize> = self.parts.iter().flat_map(|p| p.1.iter().copied()).collect();
+        let scores: Vec<f64> = self.parts.iter().flat_map(|p| p.2.iter().copied()).collect();
+        let set = eval_set(rows, &idx);
+        let dates = eval_dates(rows, &idx);
+        Some(backtest(
+            &set,
+            &dates,
+            &scores,
+            params.top_k,
+            params.horizon,
+            params.seed,
+        ))
+    }
+}
+
+/// The top-K backtest of a fitted split's validation rows.
+fn fold_backtest(rows: &[Snapshot], split: &Split, fitted: &Fitted, params: &TrainParams) -> Backtest {
+    let set = eval_set(rows, &split.valid);
+    let dates = eval_dates(rows, &split.valid);
+    backtest(
+        &set,
+        &dates,
+        &fitted.valid_scores,
+        params.top_k,
+        params.horizon,
+        params.seed,
+    )
+}
+
+/// The walk-forward folds, each fitted and evaluated — except a fold that
+/// is the holdout split itself, which is reported from the holdout fit.
+/// Each fold's online fit starts from the previous fold's weights (fitted
+/// on a subset of its rows, so no later data leaks in); the last of them
+/// is returned as the start of the holdout fit.
+fn evaluate_folds(
+    rows: &[Snapshot],
+    folds: &[Split],
+    holdout: &Split,
+    params: &TrainParams,
+    timings: &mut Timings,
+) -> anyhow::Result<(Vec<FoldReport>, Pooled, Option<OnlineModel>)> {
+    let mut out = Vec::new();
+    let mut pooled = Pooled::default();
+    let mut start: Option<OnlineModel> = None;
+    for (k, fold) in folds.iter().enumerate() {
+        if is_holdout(fold, holdout) {
+            continue;
+        }
+        let ones = fold.train.iter().filter(|&&i| label(&rows[i]) == 1).count();
+        if ones == 0 || ones == fold.train.len() {
+            tracing::warn!(
+                "walk-forward fold {} skipped: one label class in its training rows",
+                k + 1
+            );
+            continue;
+        }
+        let fitted = match fit_and_evaluate(rows, fold, params, start.as_ref(), timings) {
+            Ok(fitted) => fitted,
+            Err(err) if err.downcast_ref::<training::WindowError>().is_some() => {
+                tracing::warn!("walk-forward fold {} skipped: {err:#}", k + 1);
+                continue;
+            }
+            Err(err) => return Err(err),
+        };
+        let bt = timed(&mut timings.metrics, || fold_backtest(rows, fold, &fitted, params));
+        pooled.add(k, &fold.valid, &fitted.valid_scores);
+        out.push(FoldReport::new(k + 1, fold, &fitted, bt));
+        start = Some(fitted.models.online);
+    }
+    Ok((out, pooled, start))
+}
+
+fn is_holdout(fold: &Split, holdout: &Split) -> bool {
+    fold.first_valid_date == holdout.first_valid_date && fold.train == holdout.train && fold.valid == holdout.valid
+}
+
+impl FoldReport {
+    fn new(fold: usize, split: &Split, fitted: &Fitted, backtest: Backtest) -> FoldReport {
+        FoldReport {
+            fold,
+            train_rows: split.train.len(),
+            valid_rows: split.valid.len(),
+            first_valid_date: split.first_valid_date,
+            online: fitted.online_eval.clone(),
+            batch: fitted.batch_eval.clone(),
+            ensemble: fitted.ensemble_eval.clone(),
+            backtest,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::features::{N_CATEGORICAL, N_NUMERIC};
+    use chrono::Datelike;
+
+    fn row(symbol: &str, day: u32, tag: f64) -> Snapshot {
+        Snapshot {
+            symbol: Symbol::parse(symbol).unwrap(),
+            date: NaiveDate::from_ymd_opt(2020, 1, day).unwrap(),
+            close: tag,
+            atr: None,
+            features: crate::features::Features::new([None; N_NUMERIC], [None; N_CATEGORICAL]),
+            label: None,
+            window_end: None,
+        }
+    }
+
+    #[test]
+    fn rows_merge_in_date_then_symbol_order_and_carry_their_data() {
+        // Watchlist order is not name order; the symbols' histories differ
+        // (KO lacks day 3, BA starts on day 2). Each row's close tags where
+        // it belongs: day * 10 + the rank of its symbol's name.
+        let days: [(&str, u32, &[u32]); 4] = [
+            ("MSFT", 3, &[1, 2, 3, 4, 5]),
+            ("AAPL", 0, &[1, 2, 3, 4, 5]),
+            ("KO", 2, &[1, 2, 4, 5]),
+            ("BA", 1, &[2, 3, 4, 5]),
+        ];
+        let per_symbol: Vec<(Symbol, Vec<Snapshot>)> = days
+            .iter()
+            .map(|&(name, rank, days)| {
+                let rows = days.iter().map(|&d| row(name, d, f64::from(d * 10 + rank))).collect();
+                (Symbol::parse(name).unwrap(), rows)
+            })
+            .collect();
+        let rows = in_date_symbol_order(per_symbol);
+        let order: Vec<(u32, &str)> = rows.iter().map(|r| (r.date.day(), r.symbol.as_str())).collect();
+        assert_eq!(order.len(), 18);
+        assert_eq!(order[..3], [(1, "AAPL"), (1, "KO"), (1, "MSFT")]);
+        assert_eq!(order[7..10], [(3, "AAPL"), (3, "BA"), (3, "MSFT")]);
+        let mut expected = order.clone();
+        expected.sort_unstable();
+        assert_eq!(order, expected);
+        for r in &rows {
+            let rank = ["AAPL", "BA", "KO", "MSFT"]
+                .iter()
+                .position(|n| *n == r.symbol.as_str())
+                .unwrap();
+            assert_eq!(
+                r.close,
+                f64::from(r.date.day() * 10 + rank as u32),
+                "{:?}",
+                (r.date, &r.symbol)
+            );
+        }
+    }
+}
