@@ -102,6 +102,17 @@ impl Barrier {
         2.0 * self.cost_bps_per_side / 10_000.0
     }
 
+    /// The expected after-cost return of a trade the models give
+    /// probability `p` of reaching the target: `p·up − (1−p)·down − costs`
+    /// with the barriers' distances as fractions of the price (timeouts
+    /// counted as stops: a pessimistic simplification). With fixed barriers
+    /// it orders symbols exactly as `p` does; with ATR barriers a volatile
+    /// symbol's wider target weighs in.
+    pub fn expected_return(&self, p: f64, atr_over_close: Option<f64>) -> Option<f64> {
+        let (up, down) = self.prices(1.0, atr_over_close)?;
+        Some(p * (up - 1.0) - (1.0 - p) * (1.0 - down) - self.round_trip_cost())
+    }
+
     /// The barrier prices `(up, down)` for an entry price and the scan
     /// bar's ATR (needed only with ATR sizing).
     pub fn prices(&self, entry: f64, atr: Option<f64>) -> Option<(f64, f64)> {
@@ -434,6 +445,26 @@ mod tests {
             close: &c,
         };
         assert_eq!(label_at(&b, 0, None, &atr), None);
+    }
+
+    #[test]
+    fn expected_return_by_hand() {
+        let b = Barrier {
+            cost_bps_per_side: 10.0,
+            ..B
+        };
+        // 0.4·5 % − 0.6·4 % − 0.2 % = −0.6 %.
+        assert!((b.expected_return(0.4, None).unwrap() + 0.006).abs() < 1e-15);
+        let atr = Barrier {
+            sizing: BarrierSizing::Atr {
+                k_target: 2.0,
+                k_stop: 1.0,
+            },
+            ..b
+        };
+        // ATR 3 % of the price: 0.4·6 % − 0.6·3 % − 0.2 % = +0.4 %.
+        assert!((atr.expected_return(0.4, Some(0.03)).unwrap() - 0.004).abs() < 1e-15);
+        assert_eq!(atr.expected_return(0.4, None), None);
     }
 
     #[test]

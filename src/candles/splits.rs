@@ -46,6 +46,46 @@ pub fn adjust(candles: &[Candle]) -> AdjustedBars {
     out
 }
 
+/// Which prices labels (trade outcomes) are measured on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PriceAdjust {
+    /// Split-adjusted prices (dividends not counted).
+    None,
+    /// Where every bar of a symbol has `adj_close`, its OHLC scaled by
+    /// `adj_close / close`: total-return prices, so a dividend paid while a
+    /// trade is open counts as the holder's (and an ex-dividend drop is not
+    /// a loss). Otherwise split-adjusted prices.
+    #[default]
+    AdjClose,
+}
+
+/// The bars labels are measured on: with [`PriceAdjust::AdjClose`] and an
+/// `adj_close` on every bar, the OHLC scaled bar by bar to it; else `None`
+/// (use the split-adjusted bars).
+pub fn total_return_bars(candles: &[Candle], mode: PriceAdjust) -> Option<AdjustedBars> {
+    if mode == PriceAdjust::None {
+        return None;
+    }
+    let factors: Option<Vec<f64>> = candles
+        .iter()
+        .map(|c| {
+            let adj = c.adj_close?;
+            (adj.is_finite() && adj > 0.0 && c.close > 0.0).then(|| adj / c.close)
+        })
+        .collect();
+    let factors = factors.filter(|f| !f.is_empty())?;
+    let mut out = AdjustedBars::default();
+    for (c, f) in candles.iter().zip(factors) {
+        out.open.push(c.open * f);
+        out.high.push(c.high * f);
+        out.low.push(c.low * f);
+        out.close.push(c.adj_close.unwrap_or(c.close * f));
+        out.volume.push(c.volume as f64);
+    }
+    Some(out)
+}
+
 /// The split ratio of a bar; 1 when unknown or not a split day.
 pub fn split_ratio(c: &Candle) -> f64 {
     match c.split_coef {
@@ -65,6 +105,29 @@ mod tests {
     use super::*;
     use crate::symbols::Symbol;
     use chrono::NaiveDate;
+
+    #[test]
+    fn total_return_bars_scale_each_bar_to_its_adjusted_close() {
+        // A 2 % dividend goes ex on day 3: the raw close drops 100 → 98,
+        // the vendor's adj_close before it is scaled by 0.98.
+        let raw = [(1, 100.0, 98.0), (2, 100.0, 98.0), (3, 98.0, 98.0), (4, 99.0, 99.0)];
+        let candles: Vec<Candle> = raw
+            .iter()
+            .map(|&(d, close, adj)| Candle {
+                adj_close: Some(adj),
+                open: close * 1.01,
+                ..bar(d, close, 10, None)
+            })
+            .collect();
+        let tr = total_return_bars(&candles, PriceAdjust::AdjClose).unwrap();
+        assert_eq!(tr.close, [98.0, 98.0, 98.0, 99.0], "no loss on the ex-date");
+        assert!((tr.open[0] - 98.0 * 1.01).abs() < 1e-12);
+        assert_eq!(total_return_bars(&candles, PriceAdjust::None), None);
+        // One bar without adj_close: the symbol falls back to split adjustment.
+        let mut gap = candles.clone();
+        gap[2].adj_close = None;
+        assert_eq!(total_return_bars(&gap, PriceAdjust::AdjClose), None);
+    }
 
     fn bar(day: u32, close: f64, volume: i64, split: Option<f64>) -> Candle {
         Candle {

@@ -51,6 +51,10 @@ pub struct FeatureConfig {
     /// The label the models were trained to predict (not part of the hash).
     #[serde(default)]
     pub label: Option<crate::labels::Barrier>,
+    /// How `score` ranks: `probability` or `expected_return` (chosen by
+    /// bootstrap's walk-forward backtest; not part of the hash).
+    #[serde(default)]
+    pub ranking: Option<String>,
 }
 
 /// A feature config that does not match the running code.
@@ -101,6 +105,7 @@ impl FeatureConfig {
             hash: current_hash(),
             reference: reference(training),
             label: None,
+            ranking: None,
         }
     }
 

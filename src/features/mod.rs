@@ -13,7 +13,7 @@ pub mod transform;
 use chrono::NaiveDate;
 
 use crate::candles::Candle;
-use crate::candles::splits::adjust;
+use crate::candles::splits::{PriceAdjust, adjust, total_return_bars};
 use crate::indicators::{IndicatorRow, bars_from, compute, signals};
 use crate::labels::{Barrier, Bars, Label, label_at};
 use crate::symbols::Symbol;
@@ -187,28 +187,38 @@ pub struct Snapshot {
 /// Every snapshot of one symbol's candles (date order), labeled where the
 /// horizon is complete within `candles`.
 pub fn snapshots(candles: &[Candle], barrier: &Barrier) -> Vec<Snapshot> {
-    snapshots_from(candles, barrier, NaiveDate::MIN)
+    snapshots_from(candles, barrier, NaiveDate::MIN, PriceAdjust::None)
 }
 
 /// The snapshots dated `from` or later; the indicators still run over the
 /// whole history (their values depend on it), only the rows before `from`
-/// are never built.
-pub fn snapshots_from(candles: &[Candle], barrier: &Barrier, from: NaiveDate) -> Vec<Snapshot> {
+/// are never built. Features come from split-adjusted prices (as the
+/// stored indicators do); labels from the prices `label_prices` says.
+pub fn snapshots_from(
+    candles: &[Candle],
+    barrier: &Barrier,
+    from: NaiveDate,
+    label_prices: PriceAdjust,
+) -> Vec<Snapshot> {
     let adjusted = adjust(candles);
     let rows = compute(&bars_from(&adjusted));
     let first = candles.partition_point(|c| c.date < from);
+    let total_return = total_return_bars(candles, label_prices);
+    let priced = total_return.as_ref().unwrap_or(&adjusted);
     let bars = Bars {
-        open: &adjusted.open,
-        high: &adjusted.high,
-        low: &adjusted.low,
-        close: &adjusted.close,
+        open: &priced.open,
+        high: &priced.high,
+        low: &priced.low,
+        close: &priced.close,
     };
     rows.iter()
         .enumerate()
         .skip(first)
         .map(|(t, row)| {
             let close = adjusted.close[t];
-            let label = label_at(&bars, t, row.numeric.atr_14, barrier);
+            // The ATR in the label prices' units.
+            let label_atr = row.numeric.atr_14.map(|a| a * priced.close[t] / close);
+            let label = label_at(&bars, t, label_atr, barrier);
             // Adjusted and stored prices differ by the later splits' ratio.
             let scale = candles[t].close / close;
             Snapshot {
@@ -227,6 +237,38 @@ pub fn snapshots_from(candles: &[Candle], barrier: &Barrier, from: NaiveDate) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn labels_use_total_return_prices_where_every_bar_has_adj_close() {
+        // A 2 % dividend goes ex on day 3: raw close 100 → 98, the vendor's
+        // adj_close before it scaled by 0.98; opens 1 % above the close.
+        let candles: Vec<Candle> = [(1, 100.0, 98.0), (2, 100.0, 98.0), (3, 98.0, 98.0), (4, 99.0, 99.0)]
+            .iter()
+            .map(|&(d, close, adj)| Candle {
+                open: close * 1.01,
+                adj_close: Some(adj),
+                ..crate::candles::test_bar(d, close)
+            })
+            .collect();
+        // Day 1's trade enters at day 2's open and times out at day 3's close.
+        let barrier = Barrier::fixed(2, 0.05, 0.04);
+        let with = snapshots_from(&candles, &barrier, NaiveDate::MIN, PriceAdjust::AdjClose);
+        let without = snapshots_from(&candles, &barrier, NaiveDate::MIN, PriceAdjust::None);
+        let (a, b) = (with[0].label.unwrap(), without[0].label.unwrap());
+        // Total return: 98 / (101·0.98) − 1 = −1 %, the open's premium only;
+        // raw prices book the dividend as a −2.97 % loss.
+        assert!((a.gross_return - (98.0 / (101.0 * 0.98) - 1.0)).abs() < 1e-12, "{a:?}");
+        assert!((b.gross_return - (98.0 / 101.0 - 1.0)).abs() < 1e-12, "{b:?}");
+        for t in 0..candles.len() {
+            for i in 0..N_NUMERIC {
+                assert_eq!(
+                    with[t].features.numeric(i),
+                    without[t].features.numeric(i),
+                    "features ignore adj_close"
+                );
+            }
+        }
+    }
 
     #[test]
     fn features_are_scale_free() {

@@ -6,6 +6,7 @@ use rayon::prelude::*;
 
 use crate::candles::Candle;
 use crate::candles::quality::check_values;
+use crate::candles::splits::PriceAdjust;
 use crate::context::Context;
 use crate::db;
 use crate::features::{Snapshot, snapshots_from};
@@ -72,6 +73,7 @@ pub async fn read_and_build(
 ) -> anyhow::Result<Built> {
     let started = std::time::Instant::now();
     let barrier = *barrier;
+    let label_prices = ctx.settings.import.adjust;
     let (to_builder, from_reader) = std::sync::mpsc::sync_channel::<(usize, Symbol, Vec<Candle>)>(16);
     let builder = std::thread::spawn(move || {
         let mut built: Vec<(usize, (BuiltOne, Option<NaiveDate>))> = from_reader
@@ -79,7 +81,13 @@ pub async fn read_and_build(
             .par_bridge()
             .map(|(i, symbol, candles)| {
                 let first = candles.first().map(|c| c.date);
-                (i, (build_one(symbol, &candles, &barrier, min_bars, keep_from), first))
+                (
+                    i,
+                    (
+                        build_one(symbol, &candles, &barrier, min_bars, keep_from, label_prices),
+                        first,
+                    ),
+                )
             })
             .collect();
         // Back in watchlist order, whatever order the threads finished in.
@@ -128,7 +136,14 @@ pub async fn read_and_build(
 type BuiltOne = Result<(Symbol, Vec<Snapshot>), Skipped>;
 
 /// One symbol's snapshots, or why it is skipped.
-fn build_one(symbol: Symbol, candles: &[Candle], barrier: &Barrier, min_bars: usize, keep_from: NaiveDate) -> BuiltOne {
+fn build_one(
+    symbol: Symbol,
+    candles: &[Candle],
+    barrier: &Barrier,
+    min_bars: usize,
+    keep_from: NaiveDate,
+    label_prices: PriceAdjust,
+) -> BuiltOne {
     let skip = |reason: String| Skipped {
         symbol: symbol.to_string(),
         reason,
@@ -142,7 +157,7 @@ fn build_one(symbol: Symbol, candles: &[Candle], barrier: &Barrier, min_bars: us
             candles.len()
         )));
     }
-    let snapshots = snapshots_from(candles, barrier, keep_from);
+    let snapshots = snapshots_from(candles, barrier, keep_from, label_prices);
     Ok((symbol, snapshots))
 }
 

@@ -52,6 +52,8 @@ pub struct Prediction {
     pub p_online: Option<f64>,
     pub p_batch: Option<f64>,
     pub p_score: Option<f64>,
+    /// p·target − (1−p)·stop − costs, as fractions of the entry price.
+    pub expected_return: Option<f64>,
     pub rank: Option<u32>,
     pub in_top_k: bool,
     pub entry_close: Option<f64>,
@@ -124,6 +126,7 @@ async fn score(
                 p_online: Some(online[i]),
                 p_batch: Some(batch[i]),
                 p_score: Some(ensemble[i]),
+                expected_return: barrier.expected_return(ensemble[i], s.atr.map(|a| a / s.close)),
                 rank: None,
                 in_top_k: false,
                 entry_close: Some(s.close),
@@ -135,12 +138,17 @@ async fn score(
             }
         })
         .collect();
-    scored.sort_by(|a, b| {
-        b.p_score
-            .unwrap_or(0.0)
-            .total_cmp(&a.p_score.unwrap_or(0.0))
-            .then(a.symbol.cmp(&b.symbol))
-    });
+    // The ranking bootstrap chose on its walk-forward backtest.
+    let by_expected_return = models.feature_config.ranking.as_deref() == Some("expected_return");
+    let key = |p: &Prediction| {
+        let key = if by_expected_return {
+            p.expected_return
+        } else {
+            p.p_score
+        };
+        key.unwrap_or(f64::NEG_INFINITY)
+    };
+    scored.sort_by(|a, b| key(b).total_cmp(&key(a)).then(a.symbol.cmp(&b.symbol)));
     for (i, p) in scored.iter_mut().enumerate() {
         p.rank = Some(i as u32 + 1);
         p.in_top_k = i < options.top_k;
@@ -166,6 +174,7 @@ fn unscored(symbol: &str, status: String) -> Prediction {
         p_online: None,
         p_batch: None,
         p_score: None,
+        expected_return: None,
         rank: None,
         in_top_k: false,
         entry_close: None,
@@ -273,7 +282,9 @@ fn write_predictions(
         Field::new("p_online", DataType::Float64, true),
         Field::new("p_batch", DataType::Float64, true),
         Field::new("p_score", DataType::Float64, true),
+        Field::new("expected_return", DataType::Float64, true),
         Field::new("rank", DataType::Int64, true),
+        Field::new("ranked_by", DataType::Utf8, false),
         Field::new("in_top_k", DataType::Boolean, false),
         Field::new("entry_close", DataType::Float64, true),
         Field::new("target_price", DataType::Float64, true),
@@ -296,7 +307,12 @@ fn write_predictions(
         float(&|p| p.p_online),
         float(&|p| p.p_batch),
         float(&|p| p.p_score),
+        float(&|p| p.expected_return),
         Arc::new(Int64Array::from_iter(rows.iter().map(|p| p.rank.map(i64::from)))),
+        Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
+            models.feature_config.ranking.as_deref().unwrap_or("probability"),
+            n,
+        ))),
         Arc::new(BooleanArray::from_iter(rows.iter().map(|p| Some(p.in_top_k)))),
         float(&|p| p.entry_close),
         float(&|p| p.target_price),

@@ -54,9 +54,11 @@ fn python(script: &str, args: &[&std::path::Path]) -> serde_json::Value {
 #[test]
 fn bootstrap_writes_every_artifact_with_lineage_and_promotes_with_force() {
     let ctx = with_us_candles();
-    let run = bootstrap(&ctx, "us", &["--force"]);
+    // Fixed barriers: the labels are checked against +5 % / −4 % below.
+    let run = bootstrap(&ctx, "us", &["--force", "--barrier", "fixed"]);
     run.assert_ok();
     for line in [
+        "labels: entry next-open, barriers +5% / -4% from the entry, horizon 5 bars, 10 bp per side",
         "online ",
         "batch ",
         "ensemble ",
@@ -293,6 +295,7 @@ fn bad_flags_are_usage_errors() {
         ("--horizon=0", "--horizon"),
         ("--train-years=0", "--train-years"),
         ("--entry=tomorrow", "--entry"),
+        ("--barrier=wide", "--barrier"),
     ] {
         let run = ctx.run("bootstrap", &["--watchlist", "us", arg]);
         assert_eq!(run.code, 2, "{arg}: {}", run.stderr);
@@ -317,6 +320,16 @@ fn bad_flags_are_usage_errors() {
             run.stderr
         );
     }
+    let run = ctx.run(
+        "bootstrap",
+        &["--watchlist", "us", "--barrier", "atr", "--target", "0.1"],
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("--target/--stop are fractions for fixed barriers"),
+        "{}",
+        run.stderr
+    );
     assert!(artifact_dir_is_empty(&ctx, "us"), "nothing written on a usage error");
 }
 

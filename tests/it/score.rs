@@ -52,12 +52,18 @@ pub fn assert_valid_predictions(p: &serde_json::Value, k: usize) {
         .filter(|b| b.as_bool() == Some(true))
         .count();
     assert_eq!(in_top, k.min(scored.len()));
+    // Ranked by what bootstrap chose (said in every row).
+    let key = match p["ranked_by"][0].as_str().unwrap() {
+        "probability" => "p_score",
+        "expected_return" => "expected_return",
+        other => panic!("ranked by {other}"),
+    };
     let mut by_rank: Vec<(u64, f64)> = scored
         .iter()
-        .map(|&i| (ranks[i].unwrap(), p["p_score"][i].as_f64().unwrap()))
+        .map(|&i| (ranks[i].unwrap(), p[key][i].as_f64().unwrap()))
         .collect();
     by_rank.sort_by_key(|r| r.0);
-    assert!(by_rank.windows(2).all(|w| w[0].1 >= w[1].1), "p_score sorted by rank");
+    assert!(by_rank.windows(2).all(|w| w[0].1 >= w[1].1), "{key} sorted by rank");
     for col in ["p_online", "p_batch", "p_score"] {
         for &i in &scored {
             let x = p[col][i].as_f64().unwrap();

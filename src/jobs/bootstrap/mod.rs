@@ -18,7 +18,7 @@ use crate::models::backtest::{Backtest, backtest};
 use crate::models::metrics::{Baselines, Evaluation};
 use crate::models::online::OnlineModel;
 use crate::models::split::{Split, holdout, walk_forward};
-use crate::settings::Settings;
+use crate::settings::{BarrierKind, LabelConfig, Settings};
 use crate::store::{ArtifactRecord, WatchlistStore};
 use crate::symbols::Symbol;
 
@@ -47,6 +47,8 @@ pub struct BootstrapOptions {
     pub force: bool,
     /// `--entry`, over the config's `[labels] entry`.
     pub entry: Option<Entry>,
+    /// `--barrier`, over the config's `[labels] barrier`.
+    pub barrier: Option<BarrierKind>,
 }
 
 impl BootstrapOptions {
@@ -84,7 +86,11 @@ impl BootstrapOptions {
             target: self.target,
             stop: self.stop,
             entry: self.entry.unwrap_or(settings.labels.entry),
-            sizing: settings.labels.sizing(),
+            sizing: LabelConfig {
+                barrier: self.barrier.unwrap_or(settings.labels.barrier),
+                ..settings.labels.clone()
+            }
+            .sizing(),
             cost_bps_per_side: settings.costs.bps_per_side,
         }
     }
@@ -204,6 +210,8 @@ pub struct BootstrapReport {
     pub pooled_backtest: Option<Backtest>,
     /// The backtest of the holdout's validation dates.
     pub holdout_backtest: Backtest,
+    /// Ranking by probability or by expected return, over the walk-forward folds.
+    pub ranking: Option<RankingChoice>,
     pub barrier: Barrier,
     /// Symbols whose candles start after the first training date (they
     /// joined the data later: survivorship is not undone by this).
@@ -284,7 +292,9 @@ async fn bootstrap(
         fold_reports.sort_by_key(|f| f.fold);
         pooled.add(k, &split.valid, &fitted.valid_scores);
     }
-    let pooled_backtest = timed(&mut timings.metrics, || pooled.backtest(&data.rows, &params));
+    let pooled = timed(&mut timings.metrics, || pooled.backtests(&data.rows, &params, &barrier));
+    let ranking = pooled.as_ref().map(RankingChoice::from);
+    let pooled_backtest = pooled.map(|p| p.probability);
 
     // Final models: everything labelable, the round count early stopping
     // found, the online fit starting from the holdout's weights.
@@ -332,6 +342,7 @@ async fn bootstrap(
         production_precision_at_k: production.comparison.production_precision(),
         folds: fold_reports,
         pooled_backtest,
+        ranking,
         holdout_backtest,
         barrier,
         late_starts: built.late_starts,
@@ -513,14 +524,21 @@ struct Pooled {
     parts: Vec<(usize, Vec<usize>, Vec<f64>)>,
 }
 
+/// The pooled walk-forward backtests of the two rankings.
+struct PooledBacktests {
+    probability: Backtest,
+    expected_return: Backtest,
+}
+
 impl Pooled {
     fn add(&mut self, fold: usize, valid: &[usize], scores: &[f64]) {
         self.parts.push((fold, valid.to_vec(), scores.to_vec()));
     }
 
-    /// The backtest over every fold's validation dates (folds validate on
-    /// consecutive, disjoint blocks of dates).
-    fn backtest(mut self, rows: &[Snapshot], params: &TrainParams) -> Option<Backtest> {
+    /// The backtests over every fold's validation dates (folds validate on
+    /// consecutive, disjoint blocks of dates), ranked by probability and by
+    /// expected after-cost return.
+    fn backtests(mut self, rows: &[Snapshot], params: &TrainParams, barrier: &Barrier) -> Option<PooledBacktests> {
         if self.parts.is_empty() {
             return None;
         }
@@ -529,14 +547,52 @@ impl Pooled {
         let scores: Vec<f64> = self.parts.iter().flat_map(|p| p.2.iter().copied()).collect();
         let set = eval_set(rows, &idx);
         let dates = eval_dates(rows, &idx);
-        Some(backtest(
-            &set,
-            &dates,
-            &scores,
-            params.top_k,
-            params.horizon,
-            params.seed,
-        ))
+        let expected = expected_returns(rows, &idx, &scores, barrier);
+        let run = |scores: &[f64]| backtest(&set, &dates, scores, params.top_k, params.horizon, params.seed);
+        Some(PooledBacktests {
+            probability: run(&scores),
+            expected_return: run(&expected),
+        })
+    }
+}
+
+/// Each row's expected after-cost return from its probability.
+fn expected_returns(rows: &[Snapshot], idx: &[usize], probabilities: &[f64], barrier: &Barrier) -> Vec<f64> {
+    idx.iter()
+        .zip(probabilities)
+        .map(|(&i, &p)| {
+            let atr_over_close = rows[i].atr.map(|a| a / rows[i].close);
+            barrier.expected_return(p, atr_over_close).unwrap_or(f64::NEG_INFINITY)
+        })
+        .collect()
+}
+
+/// Walk-forward figures of the two rankings, and the one chosen.
+#[derive(Debug, Clone, Serialize)]
+pub struct RankingChoice {
+    /// `probability` unless ranking by expected return earned more per
+    /// top-K trade over the pooled walk-forward folds.
+    pub chosen: &'static str,
+    pub probability_top_k_mean_return: Option<f64>,
+    pub expected_return_top_k_mean_return: Option<f64>,
+    pub probability_excess: Option<f64>,
+    pub expected_return_excess: Option<f64>,
+}
+
+impl RankingChoice {
+    fn from(b: &PooledBacktests) -> RankingChoice {
+        let (p, e) = (&b.probability, &b.expected_return);
+        let better = match (e.top_k.mean_trade_return, p.top_k.mean_trade_return) {
+            (Some(e), Some(p)) => e > p,
+            _ => false,
+        };
+        RankingChoice {
+            chosen: if better { "expected_return" } else { "probability" },
+            probability_top_k_mean_return: p.top_k.mean_trade_return,
+            expected_return_top_k_mean_return: e.top_k.mean_trade_return,
+            probability_excess: p.excess.mean,
+            expected_return_excess: e.excess.mean,
+        }
     }
 }
 

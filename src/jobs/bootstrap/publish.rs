@@ -39,6 +39,7 @@ pub(super) fn write_artifacts(
             "min_bars": ctx.settings.ta.min_bars,
         },
         "label": report.barrier,
+        "label_prices": ctx.settings.import.adjust,
         "promotion": ctx.settings.promotion,
     });
     let candles = InputRef {
@@ -75,6 +76,7 @@ pub(super) fn write_artifacts(
     };
     let feature_config = FeatureConfig {
         label: Some(report.barrier),
+        ranking: report.ranking.as_ref().map(|r| r.chosen.to_string()),
         ..reference
     };
     let config = store.write_json(&by, spec("feature_config", "json"), &feature_config)?;
@@ -188,6 +190,7 @@ fn write_backtest(
                       returns after costs booked on the exit day",
         "folds": folds,
         "pooled": report.pooled_backtest,
+        "ranking": report.ranking,
         "holdout": report.holdout_backtest,
     });
     let json = store.write_json(by, json_spec, &summary)?;

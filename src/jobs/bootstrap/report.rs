@@ -27,7 +27,7 @@ pub fn summary_line(r: &BootstrapReport, started: Instant) -> String {
 
 /// The metrics table printed to stdout.
 pub fn table(r: &BootstrapReport) -> String {
-    let mut out = String::new();
+    let mut out = format!("labels: {}\n", describe_barrier(&r.barrier));
     let opt = |x: Option<f64>| x.map(|v| format!("{v:.4}")).unwrap_or_else(|| "n/a".into());
     out.push_str(&format!(
         "validation: {} rows, {} dates from {} (train {} rows; {} walk-forward folds)\n",
@@ -80,8 +80,34 @@ pub fn table(r: &BootstrapReport) -> String {
         ));
     }
     out.push_str(&backtest_lines(r));
+    if let Some(c) = &r.ranking {
+        let pct = |x: Option<f64>| x.map(|v| format!("{:+.3}%", 100.0 * v)).unwrap_or_else(|| "n/a".into());
+        out.push_str(&format!(
+            "ranking (pooled walk-forward, top-K mean trade / excess per date): probability {} / {}, \
+             expected return {} / {}: {}\n",
+            pct(c.probability_top_k_mean_return),
+            pct(c.probability_excess),
+            pct(c.expected_return_top_k_mean_return),
+            pct(c.expected_return_excess),
+            c.chosen
+        ));
+    }
     out.push_str(&format!("{}\n", r.decision));
     out
+}
+
+/// The label rules in words.
+pub fn describe_barrier(b: &crate::labels::Barrier) -> String {
+    let barriers = match b.sizing {
+        crate::labels::BarrierSizing::Fixed => format!("+{}% / -{}%", 100.0 * b.target, 100.0 * b.stop),
+        crate::labels::BarrierSizing::Atr { k_target, k_stop } => format!("+{k_target}·ATR14 / -{k_stop}·ATR14"),
+    };
+    format!(
+        "entry {}, barriers {barriers} from the entry, horizon {} bars, {} bp per side",
+        b.entry.as_str(),
+        b.horizon,
+        b.cost_bps_per_side
+    )
 }
 
 /// The backtest per fold and pooled, top-K against both baselines.
