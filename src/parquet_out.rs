@@ -122,21 +122,16 @@ fn to_batch(schema: &SchemaRef, rows: &[SignalRow], ta_version: i64) -> anyhow::
     Ok(RecordBatch::try_new(schema.clone(), columns)?)
 }
 
-/// The labeled data set: symbol, date, close, every feature, the label
-/// and its exit, and which part of the time split the row fell in.
+/// Labeled rows: symbol, date, close, every feature, the label and its
+/// exit, and `part` — which part of a time split the row fell in (or what
+/// the rows were for).
 pub fn write_labeled<W: Write + Send>(
     sink: W,
     rows: &[crate::features::Snapshot],
-    split: &crate::models::split::Split,
+    part: &[&'static str],
 ) -> anyhow::Result<Option<ParquetInfo>> {
     use crate::features::{CATEGORICAL_FEATURES, NUMERIC_FEATURES};
-    let mut part = vec!["purged"; rows.len()];
-    for &i in &split.train {
-        part[i] = "train";
-    }
-    for &i in &split.valid {
-        part[i] = "valid";
-    }
+    anyhow::ensure!(part.len() == rows.len(), "one part per labeled row");
     let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date");
     let day = |d: NaiveDate| (d - epoch).num_days() as i32;
     let mut fields = vec![

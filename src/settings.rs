@@ -36,8 +36,29 @@ pub struct FileConfig {
     pub labels: LabelConfig,
     pub costs: CostConfig,
     pub promotion: PromotionConfig,
+    pub incremental: IncrementalConfig,
     pub online: OnlineParams,
     pub batch: BatchParams,
+}
+
+/// `[incremental]`: when a daily update replaces the live online model.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IncrementalConfig {
+    /// Scan dates of prequential log loss the pointer decision looks at.
+    pub trailing_dates: usize,
+    /// How much worse (mean log loss) than the live online model the
+    /// updated one may be and still replace it.
+    pub tolerance: f64,
+}
+
+impl Default for IncrementalConfig {
+    fn default() -> Self {
+        IncrementalConfig {
+            trailing_dates: 20,
+            tolerance: 0.002,
+        }
+    }
 }
 
 /// `[labels]`: how a snapshot's trade enters and where its barriers sit.
@@ -218,6 +239,7 @@ pub struct Settings {
     pub labels: LabelConfig,
     pub costs: CostConfig,
     pub promotion: PromotionConfig,
+    pub incremental: IncrementalConfig,
     pub online: OnlineParams,
     pub batch: BatchParams,
 }
@@ -258,6 +280,7 @@ impl Settings {
             labels: file.labels,
             costs: file.costs,
             promotion: file.promotion,
+            incremental: file.incremental,
             online: file.online,
             batch: file.batch,
         })
@@ -319,6 +342,16 @@ fn validate_training(file: &FileConfig) -> Result<(), UsageError> {
         return Err(invalid(
             "costs.bps_per_side",
             format!("must be between 0 and 10000 basis points, got {bps}"),
+        ));
+    }
+    let inc = &file.incremental;
+    if inc.trailing_dates == 0 || !(inc.tolerance >= 0.0 && inc.tolerance.is_finite()) {
+        return Err(invalid(
+            "incremental",
+            format!(
+                "trailing_dates must be ≥ 1 and tolerance ≥ 0, got {} and {}",
+                inc.trailing_dates, inc.tolerance
+            ),
         ));
     }
     let p = &file.promotion;

@@ -132,6 +132,60 @@ pub async fn read_and_build(
     Ok(out)
 }
 
+/// Labeled rows in (date, symbol) order with their cross-sectional
+/// features, and what was left out.
+pub struct LabeledRows {
+    pub rows: Vec<Snapshot>,
+    /// Labeled rows dropped because a feature of their own row is undefined.
+    pub dropped_undefined: usize,
+    /// Symbols with at least one labeled row.
+    pub symbols: usize,
+}
+
+/// The labeled snapshots dated `from` or later, each with its date's
+/// cross-sectional features. The cross-section of a date is every row of
+/// that date whose own features are defined — labeled or not (a symbol
+/// whose horizon has not completed is still part of its date's market).
+pub fn labeled_cross_sections(mut built: Vec<(Symbol, Vec<Snapshot>)>, from: NaiveDate) -> LabeledRows {
+    let mut dropped = 0;
+    for (_, snapshots) in &mut built {
+        snapshots.retain(|s| {
+            let undefined = s.features.first_missing_base().is_some();
+            dropped += usize::from(undefined && s.label.is_some() && s.date >= from);
+            s.date >= from && !undefined
+        });
+    }
+    let symbols = built
+        .iter()
+        .filter(|(_, s)| s.iter().any(|r| r.label.is_some()))
+        .count();
+    let mut rows = in_date_symbol_order(built);
+    crate::features::fill_cross_section(&mut rows);
+    rows.retain(|s| s.label.is_some());
+    LabeledRows {
+        rows,
+        dropped_undefined: dropped,
+        symbols,
+    }
+}
+
+/// Every symbol's rows (each in date order) as one vector in (date,
+/// symbol) order: the (date, symbol, position) keys are sorted, then each
+/// row is copied once to its place.
+fn in_date_symbol_order(mut per_symbol: Vec<(Symbol, Vec<Snapshot>)>) -> Vec<Snapshot> {
+    per_symbol.sort_unstable_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+    let mut keys: Vec<(NaiveDate, u32, u32)> = per_symbol
+        .iter()
+        .enumerate()
+        .flat_map(|(s, (_, rows))| rows.iter().enumerate().map(move |(i, r)| (r.date, s as u32, i as u32)))
+        .collect();
+    // (date, symbol) is unique, so an unstable sort gives the one order.
+    keys.sort_unstable();
+    keys.iter()
+        .map(|&(_, s, i)| per_symbol[s as usize].1[i as usize].clone())
+        .collect()
+}
+
 /// A symbol's snapshots, or why it is skipped.
 type BuiltOne = Result<(Symbol, Vec<Snapshot>), Skipped>;
 
@@ -189,5 +243,64 @@ impl CandleHasher {
     fn finish(self) -> String {
         use sha2::Digest;
         crate::store::atomic::hex(&self.0.finalize())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::features::{Features, N_CATEGORICAL, N_NUMERIC};
+    use chrono::Datelike;
+
+    fn row(symbol: &str, day: u32, tag: f64) -> Snapshot {
+        Snapshot {
+            symbol: Symbol::parse(symbol).unwrap(),
+            date: NaiveDate::from_ymd_opt(2020, 1, day).unwrap(),
+            close: tag,
+            atr: None,
+            features: Features::new([None; N_NUMERIC], [None; N_CATEGORICAL]),
+            label: None,
+            window_end: None,
+        }
+    }
+
+    #[test]
+    fn rows_merge_in_date_then_symbol_order_and_carry_their_data() {
+        // Watchlist order is not name order; the symbols' histories differ
+        // (KO lacks day 3, BA starts on day 2). Each row's close tags where
+        // it belongs: day * 10 + the rank of its symbol's name.
+        let days: [(&str, u32, &[u32]); 4] = [
+            ("MSFT", 3, &[1, 2, 3, 4, 5]),
+            ("AAPL", 0, &[1, 2, 3, 4, 5]),
+            ("KO", 2, &[1, 2, 4, 5]),
+            ("BA", 1, &[2, 3, 4, 5]),
+        ];
+        let per_symbol: Vec<(Symbol, Vec<Snapshot>)> = days
+            .iter()
+            .map(|&(name, rank, days)| {
+                let rows = days.iter().map(|&d| row(name, d, f64::from(d * 10 + rank))).collect();
+                (Symbol::parse(name).unwrap(), rows)
+            })
+            .collect();
+        let rows = in_date_symbol_order(per_symbol);
+        let order: Vec<(u32, &str)> = rows.iter().map(|r| (r.date.day(), r.symbol.as_str())).collect();
+        assert_eq!(order.len(), 18);
+        assert_eq!(order[..3], [(1, "AAPL"), (1, "KO"), (1, "MSFT")]);
+        assert_eq!(order[7..10], [(3, "AAPL"), (3, "BA"), (3, "MSFT")]);
+        let mut expected = order.clone();
+        expected.sort_unstable();
+        assert_eq!(order, expected);
+        for r in &rows {
+            let rank = ["AAPL", "BA", "KO", "MSFT"]
+                .iter()
+                .position(|n| *n == r.symbol.as_str())
+                .unwrap();
+            assert_eq!(
+                r.close,
+                f64::from(r.date.day() * 10 + rank as u32),
+                "{:?}",
+                (r.date, &r.symbol)
+            );
+        }
     }
 }

@@ -32,6 +32,7 @@ pub mod artifacts;
 pub mod bootstrap;
 pub mod dataset;
 pub mod import;
+pub mod incremental;
 pub mod production;
 pub mod score;
 pub mod ta_run;

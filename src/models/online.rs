@@ -12,8 +12,15 @@
 //! | `max_iterations` | 200 | L-BFGS iterations | ≥ 1 |
 //! | `gradient_tolerance` | 1e-4 | L-BFGS stop, on the mean (per-row) gradient | > 0 |
 //! | `max_fit_rows` | 50 000 | rows the batch fit uses at most (a seeded uniform sample) | ≥ 1 |
-//! | `learning_rate` | 0.01 | SGD step of `partial_fit` | > 0 |
-//! | `epochs` | 1 | SGD passes over new rows | ≥ 1 |
+//! | `learning_rate` | 0.05 | largest move of a weight per scan date in `learn_day` (logits per unit of a scaled feature) | > 0 |
+//!
+//! Daily updates ([`OnlineModel::learn_day`]) take one AdaGrad step per
+//! scan date on that date's *mean* gradient: its size does not grow with
+//! the number of rows a date brings, no coordinate moves by more than
+//! `learning_rate` in one date (a market-wide drop labels every row 0 and
+//! moves the intercept by at most that), and steps shrink as evidence
+//! accumulates (per-coordinate sums of squared gradients, kept in the
+//! model so a daily run and a catch-up run give the same weights).
 
 use anyhow::Context as _;
 use linfa::prelude::*;
@@ -28,7 +35,6 @@ pub struct OnlineParams {
     pub max_iterations: u64,
     pub gradient_tolerance: f64,
     pub learning_rate: f64,
-    pub epochs: usize,
     /// 33 weights need far fewer rows than a 10-year universe has; L-BFGS
     /// over a million rows costs minutes on one core (no BLAS), a random
     /// subsample seconds, with the same fit to a few decimals.
@@ -41,8 +47,7 @@ impl Default for OnlineParams {
             l2: 1e-4,
             max_iterations: 200,
             gradient_tolerance: 1e-4,
-            learning_rate: 0.01,
-            epochs: 1,
+            learning_rate: 0.05,
             max_fit_rows: 50_000,
         }
     }
@@ -53,8 +58,8 @@ impl OnlineParams {
         if !(self.l2 >= 0.0 && self.l2.is_finite()) {
             return Err(format!("online.l2 must be ≥ 0, got {}", self.l2));
         }
-        if self.max_iterations == 0 || self.epochs == 0 || self.max_fit_rows == 0 {
-            return Err("online.max_iterations, online.epochs and online.max_fit_rows must be ≥ 1".into());
+        if self.max_iterations == 0 || self.max_fit_rows == 0 {
+            return Err("online.max_iterations and online.max_fit_rows must be ≥ 1".into());
         }
         if !(self.learning_rate > 0.0 && self.gradient_tolerance > 0.0) {
             return Err("online.learning_rate and online.gradient_tolerance must be > 0".into());
@@ -72,8 +77,19 @@ pub struct OnlineModel {
     pub weights: Vec<f64>,
     pub intercept: f64,
     pub l2: f64,
-    /// Rows seen by SGD updates since the batch fit.
+    /// Rows learned by daily updates since the batch fit.
     pub updated_rows: u64,
+    /// The last scan date whose label this model has learned (bootstrap:
+    /// its newest training row; each update: the newest date it learned).
+    #[serde(default)]
+    pub learned_through: Option<chrono::NaiveDate>,
+    /// AdaGrad's per-coordinate sums of squared gradients (weights, then
+    /// the intercept); empty until the first update.
+    #[serde(default)]
+    pub squared_gradients: Vec<f64>,
+    /// The bootstrap model this one was updated from (`None`: it is one).
+    #[serde(default)]
+    pub base_model: Option<String>,
 }
 
 fn sigmoid(z: f64) -> f64 {
@@ -157,6 +173,9 @@ impl OnlineModel {
             intercept: sign * fitted.intercept(),
             l2: params.l2,
             updated_rows: 0,
+            learned_through: None,
+            squared_gradients: Vec::new(),
+            base_model: None,
         })
     }
 
@@ -193,20 +212,45 @@ impl OnlineModel {
         crate::models::metrics::log_loss(&p, y) + 0.5 * self.l2 * self.weights.iter().map(|w| w * w).sum::<f64>()
     }
 
-    /// SGD steps on new rows, in their given order (deterministic), on the
-    /// same objective: w ← w − η·((p − y)·x + l2·w), b ← b − η·(p − y).
-    pub fn partial_fit(&mut self, flat: &[f64], y: &[u8], learning_rate: f64, epochs: usize) {
+    /// Learn one scan date's rows: one AdaGrad step on their mean gradient
+    /// of the objective (mean log loss + l2/2·‖w‖², intercept not
+    /// penalised): `G += g²; θ −= η·g/√G` per coordinate, so |step| ≤ η.
+    pub fn learn_day(&mut self, flat: &[f64], y: &[u8], learning_rate: f64) {
         let width = self.weights.len();
-        for _ in 0..epochs {
-            for (row, &label) in flat.chunks_exact(width).zip(y) {
-                let error = self.predict_row(row) - label as f64;
-                for (w, x) in self.weights.iter_mut().zip(row) {
-                    *w -= learning_rate * (error * x + self.l2 * *w);
-                }
-                self.intercept -= learning_rate * error;
+        if y.is_empty() || width == 0 {
+            return;
+        }
+        let mut gradient = vec![0.0; width + 1];
+        for (row, &label) in flat.chunks_exact(width).zip(y) {
+            let error = self.predict_row(row) - label as f64;
+            for (g, x) in gradient.iter_mut().zip(row) {
+                *g += error * x;
+            }
+            gradient[width] += error;
+        }
+        let n = y.len() as f64;
+        for (j, g) in gradient.iter_mut().enumerate() {
+            *g /= n;
+            if j < width {
+                *g += self.l2 * self.weights[j];
             }
         }
-        self.updated_rows += (y.len() * epochs) as u64;
+        if self.squared_gradients.len() != width + 1 {
+            self.squared_gradients = vec![0.0; width + 1];
+        }
+        for (j, g) in gradient.into_iter().enumerate() {
+            self.squared_gradients[j] += g * g;
+            if g == 0.0 {
+                continue;
+            }
+            let step = learning_rate * g / self.squared_gradients[j].sqrt();
+            if j < width {
+                self.weights[j] -= step;
+            } else {
+                self.intercept -= step;
+            }
+        }
+        self.updated_rows += y.len() as u64;
     }
 }
 
@@ -316,18 +360,108 @@ mod tests {
     }
 
     #[test]
-    fn partial_fit_lowers_the_loss_on_new_rows() {
+    fn a_one_sided_day_moves_the_intercept_by_at_most_the_rate() {
         let (x, y) = data(300, 5);
-        let model = OnlineModel::fit(x.view(), &y, names(), "h".into(), &OnlineParams::default(), None).unwrap();
-        // New rows from a shifted rule: the old model fits them worse.
-        let (x2, _) = data(200, 9);
-        let y2: Vec<u8> = x2.rows().into_iter().map(|r| u8::from(r[1] > 0.2)).collect();
+        let params = OnlineParams::default();
+        let model = OnlineModel::fit(x.view(), &y, names(), "h".into(), &params, None).unwrap();
+        let (x2, _) = data(500, 9);
         let flat: Vec<f64> = x2.iter().copied().collect();
-        let mut updated = model.clone();
-        updated.partial_fit(&flat, &y2, 0.05, 3);
-        let (before, after) = (model.objective(&flat, &y2), updated.objective(&flat, &y2));
-        assert!(after < before, "loss {before} -> {after}");
-        assert_eq!(updated.updated_rows, 600);
+        for label in [0u8, 1] {
+            let mut m = model.clone();
+            m.learn_day(&flat, &vec![label; 500], params.learning_rate);
+            let moved = m.intercept - model.intercept;
+            assert!(
+                moved.abs() <= params.learning_rate + 1e-15 && moved.abs() < 0.1,
+                "{label}: {moved}"
+            );
+            assert_eq!(moved > 0.0, label == 1, "towards the day's label");
+            // Ten times the rows: the same step (it is the mean gradient's).
+            let mut big = model.clone();
+            let flat10: Vec<f64> = flat.iter().cycle().take(flat.len() * 10).copied().collect();
+            big.learn_day(&flat10, &vec![label; 5000], params.learning_rate);
+            assert!((big.intercept - m.intercept).abs() < 1e-12);
+            assert_eq!(big.updated_rows, 5000);
+        }
+    }
+
+    /// AUC of a model's predictions on rows.
+    fn auc_of(m: &OnlineModel, x: &Array2<f64>, y: &[u8]) -> f64 {
+        let flat: Vec<f64> = x.iter().copied().collect();
+        crate::models::metrics::auc(&m.predict(&flat), y).unwrap()
+    }
+
+    /// A day of 200 rows whose labels follow coefficients `w`.
+    fn day(w: [f64; 2], seed: u64) -> (Array2<f64>, Vec<u8>) {
+        let (x, _) = data(200, seed);
+        let mut s = seed ^ 0x5555;
+        let y = x
+            .rows()
+            .into_iter()
+            .map(|r| {
+                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                let u = (s >> 11) as f64 / (1u64 << 53) as f64;
+                u8::from(u < sigmoid(w[0] * r[0] + w[1] * r[1]))
+            })
+            .collect();
+        (x, y)
+    }
+
+    #[test]
+    fn after_a_regime_change_updates_recover_and_the_frozen_model_does_not() {
+        let (before, after) = ([1.5, -0.8], [-1.5, 0.8]);
+        let params = OnlineParams {
+            learning_rate: 0.3,
+            ..Default::default()
+        };
+        // Bootstrap on 20 days of the first regime.
+        let (mut xs, mut ys) = (Vec::new(), Vec::new());
+        for d in 0..20 {
+            let (x, y) = day(before, 100 + d);
+            xs.extend(x.iter().copied());
+            ys.extend(y);
+        }
+        let x0 = Array2::from_shape_vec((ys.len(), 2), xs).unwrap();
+        let frozen = OnlineModel::fit(x0.view(), &ys, names(), "h".into(), &params, None).unwrap();
+        // 80 days after the change, predict-then-learn each day.
+        let mut updated = frozen.clone();
+        let (mut last_x, mut last_y) = (Vec::new(), Vec::new());
+        let (mut refit_x, mut refit_y) = (Vec::new(), Vec::new());
+        for d in 0..80 {
+            let (x, y) = day(after, 500 + d);
+            if d >= 60 {
+                last_x.extend(x.iter().copied());
+                last_y.extend(y.iter().copied());
+            } else if d >= 40 {
+                refit_x.extend(x.iter().copied());
+                refit_y.extend(y.iter().copied());
+            }
+            let flat: Vec<f64> = if d >= 60 {
+                Vec::new()
+            } else {
+                x.iter().copied().collect()
+            };
+            if d < 60 {
+                updated.learn_day(&flat, &y, params.learning_rate);
+            }
+        }
+        // Judged on the last 20 days, unseen by all three: a full refit on
+        // the 20 days before them, the updated model, the frozen one.
+        let xl = Array2::from_shape_vec((last_y.len(), 2), last_x).unwrap();
+        let xr = Array2::from_shape_vec((refit_y.len(), 2), refit_x).unwrap();
+        let refit = OnlineModel::fit(xr.view(), &refit_y, names(), "h".into(), &params, None).unwrap();
+        let (a_refit, a_updated, a_frozen) = (
+            auc_of(&refit, &xl, &last_y),
+            auc_of(&updated, &xl, &last_y),
+            auc_of(&frozen, &xl, &last_y),
+        );
+        assert!(a_frozen < 0.3, "the frozen model ranks backwards: {a_frozen}");
+        assert!(a_refit > 0.8, "{a_refit}");
+        assert!(a_updated > a_refit - 0.02, "updated {a_updated} vs refit {a_refit}");
+        assert!(
+            updated.weights[0] < 0.0 && updated.weights[1] > 0.0,
+            "{:?}",
+            updated.weights
+        );
     }
 
     #[test]

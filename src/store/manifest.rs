@@ -149,6 +149,16 @@ impl Manifest {
         stack
     }
 
+    /// Whether run `run_id` recorded a promotion decision (moved the
+    /// pointer, or said why not).
+    pub fn decided(&self, run_id: &str) -> bool {
+        self.entries.iter().any(|e| match e {
+            ManifestEntry::Promotion(change) => change.pointer.promoted_by_run == run_id,
+            ManifestEntry::Decision(d) => d.run_id == run_id,
+            ManifestEntry::Artifact(_) | ManifestEntry::Rollback(_) => false,
+        })
+    }
+
     pub fn current_pointer(&self) -> Option<&ProductionPointer> {
         self.pointer_history().last().copied()
     }

@@ -4,6 +4,7 @@
 mod bootstrap;
 mod common;
 mod import;
+mod incremental;
 mod mysql;
 mod score;
 mod store;

@@ -12,7 +12,7 @@ use crate::context::Context;
 use crate::db::job_runs::RunStatus;
 use crate::error::UsageError;
 use crate::features::Snapshot;
-use crate::jobs::dataset::{Skipped, read_and_build, resolve_as_of, watchlist_symbols};
+use crate::jobs::dataset::{Skipped, labeled_cross_sections, read_and_build, resolve_as_of, watchlist_symbols};
 use crate::labels::{Barrier, Entry};
 use crate::models::backtest::{Backtest, backtest};
 use crate::models::metrics::{Baselines, Evaluation};
@@ -431,20 +431,8 @@ fn labeled_rows(
     skipped: &[Skipped],
     ctx: &Context,
 ) -> anyhow::Result<DataSet> {
-    let mut built = built;
-    let mut dropped = 0;
-    // Unlabeled rows (the last `horizon` dates) stay until the
-    // cross-sections are built: they are part of their date's market.
-    for (_, snapshots) in &mut built {
-        snapshots.retain(|s| {
-            let undefined = s.features.first_missing_base().is_some();
-            dropped += usize::from(undefined && s.label.is_some() && s.date >= first_date);
-            s.date >= first_date && !undefined
-        });
-    }
-    let labeled_of = |rows: &[Snapshot]| rows.iter().filter(|s| s.label.is_some()).count();
-    let symbols = built.iter().filter(|(_, s)| labeled_of(s) > 0).count();
-    let labeled: usize = built.iter().map(|(_, s)| labeled_of(s)).sum();
+    let labeled = labeled_cross_sections(built, first_date);
+    let (symbols, dropped) = (labeled.symbols, labeled.dropped_undefined);
     let cfg = &ctx.settings.bootstrap;
     if symbols < cfg.min_symbols {
         let skipped = if skipped.is_empty() {
@@ -456,52 +444,32 @@ fn labeled_rows(
         return Err(TrainingDataError::TooFewSymbols {
             found: symbols,
             min: cfg.min_symbols,
-            rows: labeled,
+            rows: labeled.rows.len(),
             dropped,
             from: first_date,
             skipped,
         }
         .into());
     }
-    if labeled < cfg.min_rows {
+    if labeled.rows.len() < cfg.min_rows {
         return Err(TrainingDataError::TooFewRows {
-            found: labeled,
+            found: labeled.rows.len(),
             min: cfg.min_rows,
             dropped,
         }
         .into());
     }
-    let mut rows = in_date_symbol_order(built);
-    crate::features::fill_cross_section(&mut rows);
-    rows.retain(|s| s.label.is_some());
     tracing::info!(
         "labeled data: {} rows of {symbols} symbols from {first_date} ({dropped} dropped: undefined features)",
-        rows.len()
+        labeled.rows.len()
     );
     Ok(DataSet {
-        rows,
+        rows: labeled.rows,
         dropped_undefined: dropped,
         symbols,
         candle_hash,
         first_date,
     })
-}
-
-/// Every symbol's rows (each in date order) as one vector in (date,
-/// symbol) order: the (date, symbol, position) keys are sorted, then each
-/// row is copied once to its place.
-fn in_date_symbol_order(mut per_symbol: Vec<(Symbol, Vec<Snapshot>)>) -> Vec<Snapshot> {
-    per_symbol.sort_unstable_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
-    let mut keys: Vec<(NaiveDate, u32, u32)> = per_symbol
-        .iter()
-        .enumerate()
-        .flat_map(|(s, (_, rows))| rows.iter().enumerate().map(move |(i, r)| (r.date, s as u32, i as u32)))
-        .collect();
-    // (date, symbol) is unique, so an unstable sort gives the one order.
-    keys.sort_unstable();
-    keys.iter()
-        .map(|&(_, s, i)| per_symbol[s as usize].1[i as usize].clone())
-        .collect()
 }
 
 fn check_classes(rows: &[Snapshot], train: &[usize], options: &BootstrapOptions) -> Result<(), TrainingDataError> {
@@ -668,65 +636,6 @@ impl FoldReport {
             batch: fitted.batch_eval.clone(),
             ensemble: fitted.ensemble_eval.clone(),
             backtest,
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::features::{N_CATEGORICAL, N_NUMERIC};
-    use chrono::Datelike;
-
-    fn row(symbol: &str, day: u32, tag: f64) -> Snapshot {
-        Snapshot {
-            symbol: Symbol::parse(symbol).unwrap(),
-            date: NaiveDate::from_ymd_opt(2020, 1, day).unwrap(),
-            close: tag,
-            atr: None,
-            features: crate::features::Features::new([None; N_NUMERIC], [None; N_CATEGORICAL]),
-            label: None,
-            window_end: None,
-        }
-    }
-
-    #[test]
-    fn rows_merge_in_date_then_symbol_order_and_carry_their_data() {
-        // Watchlist order is not name order; the symbols' histories differ
-        // (KO lacks day 3, BA starts on day 2). Each row's close tags where
-        // it belongs: day * 10 + the rank of its symbol's name.
-        let days: [(&str, u32, &[u32]); 4] = [
-            ("MSFT", 3, &[1, 2, 3, 4, 5]),
-            ("AAPL", 0, &[1, 2, 3, 4, 5]),
-            ("KO", 2, &[1, 2, 4, 5]),
-            ("BA", 1, &[2, 3, 4, 5]),
-        ];
-        let per_symbol: Vec<(Symbol, Vec<Snapshot>)> = days
-            .iter()
-            .map(|&(name, rank, days)| {
-                let rows = days.iter().map(|&d| row(name, d, f64::from(d * 10 + rank))).collect();
-                (Symbol::parse(name).unwrap(), rows)
-            })
-            .collect();
-        let rows = in_date_symbol_order(per_symbol);
-        let order: Vec<(u32, &str)> = rows.iter().map(|r| (r.date.day(), r.symbol.as_str())).collect();
-        assert_eq!(order.len(), 18);
-        assert_eq!(order[..3], [(1, "AAPL"), (1, "KO"), (1, "MSFT")]);
-        assert_eq!(order[7..10], [(3, "AAPL"), (3, "BA"), (3, "MSFT")]);
-        let mut expected = order.clone();
-        expected.sort_unstable();
-        assert_eq!(order, expected);
-        for r in &rows {
-            let rank = ["AAPL", "BA", "KO", "MSFT"]
-                .iter()
-                .position(|n| *n == r.symbol.as_str())
-                .unwrap();
-            assert_eq!(
-                r.close,
-                f64::from(r.date.day() * 10 + rank as u32),
-                "{:?}",
-                (r.date, &r.symbol)
-            );
         }
     }
 }

@@ -56,7 +56,14 @@ pub(super) fn write_artifacts(
     let (labeled, reference) = rayon::join(
         || {
             store.write(&by, labeled_spec, |w| {
-                crate::parquet_out::write_labeled(w, &data.rows, split)
+                let mut part = vec!["purged"; data.rows.len()];
+                for &i in &split.train {
+                    part[i] = "train";
+                }
+                for &i in &split.valid {
+                    part[i] = "valid";
+                }
+                crate::parquet_out::write_labeled(w, &data.rows, &part)
             })
         },
         || FeatureConfig::from_training(data.rows.iter().map(|r| &r.features)),
@@ -81,7 +88,12 @@ pub(super) fn write_artifacts(
     };
     let config = store.write_json(&by, spec("feature_config", "json"), &feature_config)?;
     let bundle = store.write_json(&by, spec("transformer_bundle", "json"), &models.bundle)?;
-    let online = store.write_json(&by, spec("model_online", "json"), &models.online)?;
+    // What the model has learned: `incremental-update` continues after it.
+    let online_model = crate::models::online::OnlineModel {
+        learned_through: data.rows.last().map(|r| r.date),
+        ..models.online.clone()
+    };
+    let online = store.write_json(&by, spec("model_online", "json"), &online_model)?;
     let batch = store.write_bytes(&by, spec("model_batch", "txt"), models.batch.to_text()?.as_bytes())?;
 
     let importance: Vec<(String, f64)> = {

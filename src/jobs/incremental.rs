@@ -1,0 +1,553 @@
+//! `incremental-update`: the evening learning loop. For as-of `T`, every
+//! scan date whose horizon has completed by `T` and that the online model
+//! has not learned yet is labeled (by the same code as `bootstrap`),
+//! first scored by the current model, then learned — one AdaGrad step per
+//! scan date, in date order — and a new online model version is written.
+//!
+//! What has been learned is the model itself: each online model records
+//! the last scan date it learned (`learned_through`) and the bootstrap
+//! model it descends from (`base_model`). The next run continues from the
+//! newest model of the live bootstrap's lineage — the *chain head*,
+//! promoted or not — so daily runs and one catch-up run apply the same
+//! steps in the same order and give the same weights, and a second run for
+//! the same as-of finds nothing to learn and writes nothing.
+//!
+//! The scaler and category encoding stay the bundle's (the batch model
+//! relies on them too); the batch model and the bundle are never touched.
+//! The pointer moves to the new online version only when its prequential
+//! log loss over the trailing scan dates is not worse than the live online
+//! model's by more than a tolerance.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use arrow_array::{ArrayRef, Date32Array, Float64Array, Int64Array, StringArray};
+use arrow_schema::{DataType, Field, Schema};
+use chrono::NaiveDate;
+
+use crate::context::Context;
+use crate::db::job_runs::RunStatus;
+use crate::error::UsageError;
+use crate::features::transform::Columns;
+use crate::features::{Features, Snapshot};
+use crate::jobs::dataset::{labeled_cross_sections, read_and_build, resolve_as_of, watchlist_symbols};
+use crate::jobs::production::{NoProductionModel, ProductionModels};
+use crate::models::metrics::{EvalSet, Evaluation, evaluate};
+use crate::models::online::OnlineModel;
+use crate::store::atomic::sha256_file;
+use crate::store::{ArtifactRecord, InputRef, NameStyle, NewArtifact, WatchlistStore};
+
+pub const JOB: &str = "incremental-update";
+
+#[derive(Debug, Clone)]
+pub struct UpdateOptions {
+    /// K of the per-date precision@K.
+    pub top_k: usize,
+}
+
+/// One scan date's prequential figures: the chain's model before it
+/// learned the date, the frozen bootstrap model, the live online model.
+#[derive(Debug, Clone)]
+pub struct DateEval {
+    pub date: NaiveDate,
+    pub rows: usize,
+    pub positives: usize,
+    pub updated: Evaluation,
+    pub frozen: Evaluation,
+    pub production_log_loss: f64,
+}
+
+#[derive(Debug, Clone)]
+pub struct UpdateReport {
+    pub as_of: NaiveDate,
+    /// Why nothing was learned, when nothing was.
+    pub nothing_to_do: Option<String>,
+    pub dates: Vec<DateEval>,
+    pub rows: usize,
+    pub symbols: usize,
+    pub skipped: usize,
+    pub model: Option<String>,
+    pub promoted: bool,
+    pub decision: String,
+}
+
+pub async fn run(ctx: &Context, options: &UpdateOptions) -> anyhow::Result<UpdateReport> {
+    if options.top_k == 0 {
+        return Err(UsageError::InvalidSetting {
+            name: "--top-k",
+            message: "must be at least 1".into(),
+        }
+        .into());
+    }
+    let store = ctx.watchlist_store()?;
+    let _lock = store.lock_job(JOB)?;
+    let production =
+        ProductionModels::load(&store)?.ok_or_else(|| NoProductionModel(ctx.settings.watchlist.clone()))?;
+    let started = Instant::now();
+    let work = update(ctx, &store, &production, options);
+    super::audited(ctx, JOB, work, |r| (RunStatus::Ok, summary_line(r, started))).await
+}
+
+/// The models an update works with.
+struct Chain {
+    /// The newest model of the live bootstrap's lineage.
+    head: OnlineModel,
+    head_record: ArtifactRecord,
+    /// The bootstrap model the lineage starts from, as it was trained.
+    frozen: OnlineModel,
+    base_name: String,
+}
+
+async fn update(
+    ctx: &Context,
+    store: &WatchlistStore,
+    production: &ProductionModels,
+    options: &UpdateOptions,
+) -> anyhow::Result<UpdateReport> {
+    let symbols = watchlist_symbols(ctx, None).await?;
+    let as_of = resolve_as_of(ctx).await?;
+    let mut chain = chain_head(store, production)?;
+    let Some(learned_through) = chain.head.learned_through else {
+        anyhow::bail!(
+            "the live online model {} does not record which scan dates it learned (made by an older bootstrap): run bootstrap",
+            chain.head_record.name
+        );
+    };
+    let trained_through = chain.frozen.learned_through.unwrap_or(learned_through);
+    if as_of < trained_through {
+        return Err(UsageError::InvalidSetting {
+            name: "--as-of",
+            message: format!(
+                "{as_of} is before the end of the live models' training window ({trained_through}): nothing to learn there"
+            ),
+        }
+        .into());
+    }
+    let mut report = UpdateReport {
+        as_of,
+        nothing_to_do: None,
+        dates: Vec::new(),
+        rows: 0,
+        symbols: 0,
+        skipped: 0,
+        model: None,
+        promoted: false,
+        decision: String::new(),
+    };
+    let barrier = production
+        .feature_config
+        .label
+        .context("the live feature config records no label rules: run bootstrap")?;
+    let from = learned_through + chrono::Days::new(1);
+    let built = read_and_build(ctx, &symbols, as_of, &barrier, ctx.settings.ta.min_bars, from).await?;
+    for s in &built.skipped {
+        tracing::warn!("skipped {}: {}", s.symbol, s.reason);
+    }
+    report.skipped = built.skipped.len();
+    let labeled = labeled_cross_sections(built.snapshots, from);
+    if labeled.rows.is_empty() {
+        report.nothing_to_do = Some(format!(
+            "nothing to do: scan dates through {learned_through} already learned, none newer has completed its \
+             {}-bar horizon by {as_of}",
+            barrier.horizon
+        ));
+        finish_interrupted_decision(ctx, store, &chain, &mut report)?;
+        return Ok(report);
+    }
+    report.rows = labeled.rows.len();
+    report.symbols = labeled.symbols;
+    let learning_rate = ctx.settings.online.learning_rate;
+    for day in by_date(&labeled.rows) {
+        let features: Vec<&Features> = day.iter().map(|r| &r.features).collect();
+        let design = production.bundle.matrix(&features, Columns::Design);
+        let set = eval_set(day);
+        // Predict, then learn.
+        let updated = evaluate(&set, &chain.head.predict(&design), options.top_k);
+        let frozen = evaluate(&set, &chain.frozen.predict(&design), options.top_k);
+        let live = production.online.predict(&design);
+        chain.head.learn_day(&design, &set.label, learning_rate);
+        chain.head.learned_through = Some(day[0].date);
+        report.dates.push(DateEval {
+            date: day[0].date,
+            rows: day.len(),
+            positives: set.label.iter().filter(|&&l| l == 1).count(),
+            production_log_loss: crate::models::metrics::log_loss(&live, &set.label),
+            updated,
+            frozen,
+        });
+    }
+    chain.head.base_model = Some(chain.base_name.clone());
+    publish(ctx, store, &chain, &labeled.rows, &built.candle_hash, &mut report)?;
+    Ok(report)
+}
+
+/// The rows of each scan date (rows sorted by date).
+fn by_date(rows: &[Snapshot]) -> Vec<&[Snapshot]> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < rows.len() {
+        let end = start + rows[start..].partition_point(|r| r.date == rows[start].date);
+        out.push(&rows[start..end]);
+        start = end;
+    }
+    out
+}
+
+fn eval_set(day: &[Snapshot]) -> EvalSet {
+    let mut set = EvalSet::default();
+    for r in day {
+        let l = r.label.expect("labeled rows");
+        set.day.push(0);
+        set.label.push(l.label);
+        set.realized_return.push(l.realized_return);
+        set.bars_to_exit.push(l.bars_to_exit);
+        set.rule_buy.push(r.features.categorical(4) == Some("BUY"));
+    }
+    set
+}
+
+/// The live bootstrap's lineage: its model as trained, and the newest
+/// model updated from it (itself when none is).
+fn chain_head(store: &WatchlistStore, production: &ProductionModels) -> anyhow::Result<Chain> {
+    let live = &production.online;
+    let live_name = &production
+        .pointer
+        .artifacts
+        .get("model_online")
+        .context("the production pointer names no online model")?
+        .name;
+    let base_name = live.base_model.clone().unwrap_or_else(|| live_name.clone());
+    let records = store.list(Some("model_online"))?;
+    let base_record = records
+        .iter()
+        .find(|r| r.name == base_name)
+        .with_context(|| format!("the live online model's bootstrap model {base_name} is not in the manifest"))?;
+    let frozen = read_model(store, base_record)?;
+    // Listed newest first: the first of the lineage (its sidecar names
+    // the base) is the head.
+    for record in &records {
+        if record.name == base_name {
+            break;
+        }
+        let meta = store.meta(record)?;
+        if meta.parameters.get("base_model").and_then(|b| b.as_str()) == Some(base_name.as_str()) {
+            return Ok(Chain {
+                head: read_model(store, record)?,
+                head_record: record.clone(),
+                frozen,
+                base_name,
+            });
+        }
+    }
+    Ok(Chain {
+        head: frozen.clone(),
+        head_record: base_record.clone(),
+        frozen,
+        base_name,
+    })
+}
+
+/// An online model file, checked against its manifest sha256.
+fn read_model(store: &WatchlistStore, record: &ArtifactRecord) -> anyhow::Result<OnlineModel> {
+    let path = store.path_of(&record.name);
+    let found = sha256_file(&path).with_context(|| format!("cannot read model file {}", path.display()))?;
+    if found.sha256 != record.sha256 {
+        anyhow::bail!(
+            "model file {} is corrupted or was changed (sha256 differs from the manifest); \
+             `artifacts verify` lists what else is wrong",
+            path.display()
+        );
+    }
+    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read model file {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("model file {} is not a valid online model", record.name))
+}
+
+/// Write the increment, the prequential evaluation and the new model, and
+/// decide the pointer.
+fn publish(
+    ctx: &Context,
+    store: &WatchlistStore,
+    chain: &Chain,
+    rows: &[Snapshot],
+    candle_hash: &str,
+    report: &mut UpdateReport,
+) -> anyhow::Result<()> {
+    let by = ctx.writer();
+    let (first, last) = (report.dates[0].date, report.dates[report.dates.len() - 1].date);
+    let params = serde_json::json!({
+        "as_of": report.as_of,
+        "scan_dates": [first, last],
+        "base_model": chain.base_name,
+        "input_model": chain.head_record.name,
+        "candles_through": report.as_of,
+        "learning_rate": ctx.settings.online.learning_rate,
+        "trailing_dates": ctx.settings.incremental.trailing_dates,
+        "tolerance": ctx.settings.incremental.tolerance,
+    });
+    let candles = InputRef {
+        name: format!("candles:{}:..{}", ctx.settings.watchlist, report.as_of),
+        sha256: candle_hash.to_string(),
+    };
+    let input_model = InputRef {
+        name: chain.head_record.name.clone(),
+        sha256: chain.head_record.sha256.clone(),
+    };
+    let part = vec!["learned"; rows.len()];
+    let increment = store.write(
+        &by,
+        NewArtifact::new("labeled_increment", NameStyle::Timestamped, "parquet")
+            .prefix(format!("labeled_increment_{first}_{last}"))
+            .parameters(params.clone())
+            .inputs(vec![candles.clone(), input_model.clone()]),
+        |w| crate::parquet_out::write_labeled(w, rows, &part),
+    )?;
+    let eval = store.write(
+        &by,
+        NewArtifact::new("online_eval", NameStyle::Timestamped, "parquet")
+            .prefix(format!("online_eval_{first}_{last}"))
+            .parameters(params.clone())
+            .inputs(vec![input_model.clone()]),
+        |w| write_eval(w, &chain.base_name, &report.dates),
+    )?;
+    let model = store.write_json(
+        &by,
+        NewArtifact::new("model_online", NameStyle::Versioned, "json")
+            .parameters(params)
+            .inputs(vec![
+                input_model,
+                InputRef {
+                    name: increment.name.clone(),
+                    sha256: increment.sha256.clone(),
+                },
+            ]),
+        &chain.head,
+    )?;
+    decide(ctx, store, &chain.base_name, &eval.name, &model, report)
+}
+
+/// A run killed after writing its model but before deciding the pointer:
+/// the next run (which finds nothing new to learn) decides it, so the
+/// pointer ends where an uninterrupted run would have left it.
+fn finish_interrupted_decision(
+    ctx: &Context,
+    store: &WatchlistStore,
+    chain: &Chain,
+    report: &mut UpdateReport,
+) -> anyhow::Result<()> {
+    let head = &chain.head_record;
+    if head.name == chain.base_name || store.manifest()?.decided(&head.run_id) {
+        return Ok(());
+    }
+    tracing::warn!(
+        "{} was written by an interrupted run ({}) that did not decide the pointer: deciding now",
+        head.name,
+        head.run_id
+    );
+    // The interrupted run's evaluation file is in the store: every file counts.
+    decide(ctx, store, &chain.base_name, "", head, report)
+}
+
+/// Move the pointer to `model` when the trailing prequential log loss
+/// allows it; record the decision either way.
+fn decide(
+    ctx: &Context,
+    store: &WatchlistStore,
+    base: &str,
+    this_eval: &str,
+    model: &ArtifactRecord,
+    report: &mut UpdateReport,
+) -> anyhow::Result<()> {
+    let by = ctx.writer();
+    let trailing = trailing_window(store, base, this_eval, &report.dates, ctx)?;
+    let tolerance = ctx.settings.incremental.tolerance;
+    let (promote, figures) = match trailing {
+        Some((dates, updated, live)) => (
+            updated <= live + tolerance,
+            format!(
+                "prequential log loss over the last {dates} scan dates {updated:.5} vs the live online model's {live:.5} \
+                 (tolerance {tolerance})"
+            ),
+        ),
+        None => (false, "no scan date to judge on".to_string()),
+    };
+    report.decision = if promote {
+        format!("promoted {}: {figures}", model.name)
+    } else {
+        format!("kept {} as a candidate: {figures}", model.name)
+    };
+    if promote {
+        store.promote(&by, &[model], &report.decision)?;
+    } else {
+        store.record_decision(&by, false, &report.decision)?;
+    }
+    tracing::info!("{}", report.decision);
+    report.promoted = promote;
+    report.model = Some(model.name.clone());
+    Ok(())
+}
+
+/// (dates, row-weighted prequential log loss of the lineage, of the live
+/// model) over the last `trailing_dates` scan dates of this lineage: this
+/// run's and the earlier runs' evaluation files (the newest record of a
+/// date wins: a rerun after a crash may have evaluated it twice).
+fn trailing_window(
+    store: &WatchlistStore,
+    base: &str,
+    this_run: &str,
+    dates: &[DateEval],
+    ctx: &Context,
+) -> anyhow::Result<Option<(usize, f64, f64)>> {
+    let mut by_date: std::collections::BTreeMap<NaiveDate, (usize, f64, f64)> = Default::default();
+    let want = ctx.settings.incremental.trailing_dates;
+    // Oldest first, so that a newer record of a date replaces an older one.
+    for record in store.list(Some("online_eval"))?.into_iter().rev() {
+        if record.name == this_run {
+            continue;
+        }
+        let path = store.path_of(&record.name);
+        match read_eval(&path, base) {
+            Ok(rows) => by_date.extend(rows.into_iter().map(|(d, n, u, p)| (d, (n, u, p)))),
+            Err(err) => tracing::warn!(
+                "evaluation file {} left out of the trailing window: {err:#}",
+                record.name
+            ),
+        }
+    }
+    for d in dates {
+        by_date.insert(d.date, (d.rows, d.updated.log_loss, d.production_log_loss));
+    }
+    let window: Vec<&(usize, f64, f64)> = by_date.values().rev().take(want).collect();
+    let rows: usize = window.iter().map(|w| w.0).sum();
+    if rows == 0 {
+        return Ok(None);
+    }
+    let mean = |f: fn(&(usize, f64, f64)) -> f64| window.iter().map(|w| w.0 as f64 * f(w)).sum::<f64>() / rows as f64;
+    Ok(Some((window.len(), mean(|w| w.1), mean(|w| w.2))))
+}
+
+const EVAL_COLUMNS: [&str; 10] = [
+    "updated_auc",
+    "updated_log_loss",
+    "updated_brier",
+    "updated_precision_at_k",
+    "frozen_auc",
+    "frozen_log_loss",
+    "frozen_brier",
+    "frozen_precision_at_k",
+    "production_log_loss",
+    "k",
+];
+
+/// `online_eval_*.parquet`: one row per scan date, both models.
+fn write_eval<W: std::io::Write + Send>(
+    sink: W,
+    base: &str,
+    dates: &[DateEval],
+) -> anyhow::Result<Option<crate::store::ParquetInfo>> {
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date");
+    let n = dates.len();
+    let mut fields = vec![
+        Field::new("scan_date", DataType::Date32, false),
+        Field::new("base_model", DataType::Utf8, false),
+        Field::new("rows", DataType::Int64, false),
+        Field::new("positives", DataType::Int64, false),
+    ];
+    let mut columns: Vec<ArrayRef> = vec![
+        Arc::new(Date32Array::from_iter_values(
+            dates.iter().map(|d| (d.date - epoch).num_days() as i32),
+        )),
+        Arc::new(StringArray::from_iter_values(std::iter::repeat_n(base, n))),
+        Arc::new(Int64Array::from_iter_values(dates.iter().map(|d| d.rows as i64))),
+        Arc::new(Int64Array::from_iter_values(dates.iter().map(|d| d.positives as i64))),
+    ];
+    let values: [fn(&DateEval) -> Option<f64>; 10] = [
+        |d| d.updated.auc,
+        |d| Some(d.updated.log_loss),
+        |d| Some(d.updated.brier),
+        |d| Some(d.updated.precision_at_k),
+        |d| d.frozen.auc,
+        |d| Some(d.frozen.log_loss),
+        |d| Some(d.frozen.brier),
+        |d| Some(d.frozen.precision_at_k),
+        |d| Some(d.production_log_loss),
+        |d| Some(d.updated.k as f64),
+    ];
+    for (name, value) in EVAL_COLUMNS.iter().zip(values) {
+        fields.push(Field::new(*name, DataType::Float64, true));
+        columns.push(Arc::new(Float64Array::from_iter(dates.iter().map(value))));
+    }
+    crate::parquet_out::write_batch(sink, Arc::new(Schema::new(fields)), columns, n)
+}
+
+/// (scan date, rows, updated log loss, production log loss) of an
+/// evaluation file's rows of lineage `base`.
+fn read_eval(path: &std::path::Path, base: &str) -> anyhow::Result<Vec<(NaiveDate, usize, f64, f64)>> {
+    use arrow_array::Array;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let file = std::fs::File::open(path)?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)?.build()?;
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date");
+    let mut out = Vec::new();
+    for batch in reader {
+        let batch = batch?;
+        let column = |name: &str| {
+            batch
+                .column_by_name(name)
+                .with_context(|| format!("no column {name}"))
+                .cloned()
+        };
+        let dates = column("scan_date")?;
+        let dates = dates.as_any().downcast_ref::<Date32Array>().context("scan_date type")?;
+        let bases = column("base_model")?;
+        let bases = bases
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .context("base_model type")?;
+        let rows = column("rows")?;
+        let rows = rows.as_any().downcast_ref::<Int64Array>().context("rows type")?;
+        let updated = column("updated_log_loss")?;
+        let updated = updated
+            .as_any()
+            .downcast_ref::<Float64Array>()
+            .context("updated_log_loss type")?;
+        let live = column("production_log_loss")?;
+        let live = live
+            .as_any()
+            .downcast_ref::<Float64Array>()
+            .context("production_log_loss type")?;
+        for i in 0..batch.num_rows() {
+            if bases.value(i) != base || updated.is_null(i) || live.is_null(i) {
+                continue;
+            }
+            out.push((
+                epoch + chrono::Days::new(dates.value(i) as u64),
+                rows.value(i) as usize,
+                updated.value(i),
+                live.value(i),
+            ));
+        }
+    }
+    Ok(out)
+}
+
+pub fn summary_line(r: &UpdateReport, started: Instant) -> String {
+    if let Some(nothing) = &r.nothing_to_do {
+        return format!("incremental-update: {nothing} (as of {})", r.as_of);
+    }
+    let (first, last) = (r.dates[0].date, r.dates[r.dates.len() - 1].date);
+    let mean = |f: fn(&DateEval) -> f64| r.dates.iter().map(f).sum::<f64>() / r.dates.len() as f64;
+    format!(
+        "incremental-update: learned {} scan date(s) {first}..{last}, {} rows of {} symbols ({} skipped) as of {}; \
+         prequential log loss updated {:.4} vs frozen {:.4}; {}; in {:.2} s",
+        r.dates.len(),
+        r.rows,
+        r.symbols,
+        r.skipped,
+        r.as_of,
+        mean(|d| d.updated.log_loss),
+        mean(|d| d.frozen.log_loss),
+        r.decision,
+        started.elapsed().as_secs_f64()
+    )
+}

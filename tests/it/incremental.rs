@@ -1,0 +1,303 @@
+//! `incremental-update`: daily runs equal a catch-up, idempotence, the
+//! prequential file, kill -9, bad input.
+
+use std::time::Duration;
+
+use crate::bootstrap::{artifact, bootstrap, with_us_candles};
+use crate::common::{TestContext, fixture};
+
+/// Bootstrap as of 2020-10-30 (learned through 2020-10-23): November 2020
+/// is left to learn.
+fn bootstrapped() -> TestContext {
+    let ctx = with_us_candles();
+    bootstrap(&ctx, "us", &["--force", "--as-of", "2020-10-30"]).assert_ok();
+    ctx
+}
+
+/// The fixture's first `n` trading dates after 2020-10-30.
+fn november(n: usize) -> Vec<String> {
+    let text = std::fs::read_to_string(fixture("us_daily_10sym_2018_2020.csv")).unwrap();
+    let mut dates: Vec<String> = text
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split(',').nth(1).map(str::to_string))
+        .filter(|d| d.as_str() > "2020-10-30")
+        .collect();
+    dates.sort();
+    dates.dedup();
+    dates.truncate(n);
+    dates
+}
+
+fn update(ctx: &TestContext, as_of: &str) -> crate::common::Run {
+    ctx.run(
+        "incremental-update",
+        &["--watchlist", "us", "--top-k", "3", "--as-of", as_of],
+    )
+}
+
+/// The online model that has learned the most (the lineage's head).
+fn head(ctx: &TestContext) -> serde_json::Value {
+    artifact(ctx, "us", "model_online_v")
+        .iter()
+        .map(|p| serde_json::from_slice::<serde_json::Value>(&std::fs::read(p).unwrap()).unwrap())
+        .max_by_key(|m| m["learned_through"].as_str().unwrap_or("").to_string())
+        .unwrap()
+}
+
+fn weights(model: &serde_json::Value) -> Vec<f64> {
+    let mut w: Vec<f64> = model["weights"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
+    w.push(model["intercept"].as_f64().unwrap());
+    w
+}
+
+fn assert_same_weights(a: &serde_json::Value, b: &serde_json::Value) {
+    assert_eq!(a["learned_through"], b["learned_through"]);
+    for (x, y) in weights(a).iter().zip(weights(b)) {
+        assert!((x - y).abs() <= 1e-12, "{x} vs {y}");
+    }
+}
+
+#[test]
+fn ten_daily_runs_equal_one_catch_up_and_a_second_run_changes_nothing() {
+    let days = november(10);
+    let daily = bootstrapped();
+    for day in &days {
+        update(&daily, day).assert_ok();
+    }
+    let catch_up = bootstrapped();
+    let run = update(&catch_up, &days[9]);
+    run.assert_ok();
+    assert!(
+        run.stderr.contains("learned 10 scan date(s) 2020-10-26..2020-11-06"),
+        "{}",
+        run.stderr
+    );
+    let (a, b) = (head(&daily), head(&catch_up));
+    assert_eq!(a["learned_through"], "2020-11-06");
+    assert_same_weights(&a, &b);
+    for m in [&a, &b] {
+        assert!(
+            m["base_model"].as_str().unwrap().starts_with("model_online_v1_"),
+            "{}",
+            m["base_model"]
+        );
+    }
+    assert_ne!(
+        weights(&a),
+        weights(&head_of_bootstrap(&daily)),
+        "the updates moved the weights"
+    );
+
+    // The same as-of again: nothing to do, nothing written.
+    let manifest = std::fs::read(catch_up.artifacts().join("us/manifest.jsonl")).unwrap();
+    let files = std::fs::read_dir(catch_up.artifacts().join("us")).unwrap().count();
+    let again = update(&catch_up, &days[9]);
+    again.assert_ok();
+    assert!(
+        again
+            .stderr
+            .contains("nothing to do: scan dates through 2020-11-06 already learned"),
+        "{}",
+        again.stderr
+    );
+    assert_eq!(
+        std::fs::read(catch_up.artifacts().join("us/manifest.jsonl")).unwrap(),
+        manifest
+    );
+    assert_eq!(
+        std::fs::read_dir(catch_up.artifacts().join("us")).unwrap().count(),
+        files
+    );
+    // An earlier as-of never re-applies learned rows.
+    update(&catch_up, &days[5]).assert_ok();
+    assert_eq!(
+        std::fs::read(catch_up.artifacts().join("us/manifest.jsonl")).unwrap(),
+        manifest
+    );
+    catch_up.run("artifacts", &["--watchlist", "us", "verify"]).assert_ok();
+
+    // The prequential file, read by pyarrow: one row per learned scan date,
+    // both models, a log loss that is a log loss.
+    let evals = artifact(&catch_up, "us", "online_eval_");
+    assert_eq!(evals.len(), 1);
+    let output = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(
+            r#"
+import json, sys
+import pyarrow.parquet as pq
+t = pq.read_table(sys.argv[1]).to_pydict()
+print(json.dumps({k: [str(x) for x in v] for k, v in t.items()}))
+"#,
+        )
+        .arg(&evals[0])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let t: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let dates: Vec<&str> = t["scan_date"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_str().unwrap())
+        .collect();
+    assert_eq!(dates.len(), 10);
+    assert_eq!((dates[0], dates[9]), ("2020-10-26", "2020-11-06"));
+    for col in [
+        "updated_log_loss",
+        "frozen_log_loss",
+        "updated_brier",
+        "frozen_precision_at_k",
+    ] {
+        for v in t[col].as_array().unwrap() {
+            let x: f64 = v.as_str().unwrap().parse().unwrap();
+            assert!(x.is_finite() && x >= 0.0, "{col} {x}");
+        }
+    }
+    // On the first date both models are the bootstrap model.
+    assert_eq!(t["updated_log_loss"][0], t["frozen_log_loss"][0]);
+    assert!(t["rows"].as_array().unwrap().iter().all(|r| r == "10"));
+}
+
+/// The bootstrap's own online model (no base).
+fn head_of_bootstrap(ctx: &TestContext) -> serde_json::Value {
+    artifact(ctx, "us", "model_online_v")
+        .iter()
+        .map(|p| serde_json::from_slice::<serde_json::Value>(&std::fs::read(p).unwrap()).unwrap())
+        .find(|m| m["base_model"].is_null())
+        .unwrap()
+}
+
+/// The online model the production pointer names.
+fn production_online(ctx: &TestContext) -> serde_json::Value {
+    let pointer: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(ctx.artifacts().join("us/production.json")).unwrap()).unwrap();
+    let name = pointer["artifacts"]["model_online"]["name"].as_str().unwrap();
+    serde_json::from_slice(&std::fs::read(ctx.artifacts().join("us").join(name)).unwrap()).unwrap()
+}
+
+/// xorshift64*: seeded kill delays.
+struct Rng(u64);
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n
+    }
+}
+
+/// A copy of a folder tree.
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn kill_9_during_updates_leaves_the_store_verifiable_and_the_rerun_equal() {
+    let days = november(10);
+    let ctx = bootstrapped();
+    let store = ctx.artifacts().join("us");
+    let saved = ctx.path("bootstrapped-store");
+    copy_tree(&store, &saved);
+    let started = std::time::Instant::now();
+    update(&ctx, &days[9]).assert_ok();
+    let full = started.elapsed().as_millis() as u64;
+    let want = head(&ctx);
+    let live = production_online(&ctx);
+    assert_same_weights(&live, &want);
+
+    // Each round starts from the bootstrapped store, is killed at a seeded
+    // moment within one uninterrupted run's duration, then verified and
+    // rerun to the end.
+    let mut rng = Rng(0x1234_5678);
+    let mut interrupted = 0;
+    let rounds = 12;
+    for _ in 0..rounds {
+        std::fs::remove_dir_all(&store).unwrap();
+        copy_tree(&saved, &store);
+        let mut child = ctx
+            .command("incremental-update")
+            .args(["--watchlist", "us", "--top-k", "3", "--as-of", &days[9]])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(rng.below(full.max(1))));
+        child.kill().unwrap(); // SIGKILL
+        let status = child.wait().unwrap();
+        interrupted += usize::from(!status.success());
+        ctx.run("artifacts", &["--watchlist", "us", "verify"]).assert_ok();
+        update(&ctx, &days[9]).assert_ok();
+        ctx.run("artifacts", &["--watchlist", "us", "verify"]).assert_ok();
+        assert_same_weights(&head(&ctx), &want);
+        // The pointer too ends where the uninterrupted run left it, also
+        // when the kill fell between the model and the decision.
+        assert_same_weights(&production_online(&ctx), &want);
+    }
+    assert!(
+        interrupted >= rounds / 2,
+        "only {interrupted} of {rounds} runs were killed before they ended"
+    );
+}
+
+#[test]
+fn bad_input_is_one_clear_line_and_changes_nothing() {
+    // No production model yet.
+    let ctx = with_us_candles();
+    update(&ctx, "2020-11-09").assert_error(1, "no production model for us: run bootstrap first");
+
+    let ctx = bootstrapped();
+    let manifest = || std::fs::read(ctx.artifacts().join("us/manifest.jsonl")).unwrap();
+    let before = manifest();
+    // An as-of inside the training window.
+    update(&ctx, "2020-06-30").assert_error(2, "before the end of the live models' training window (2020-10-23)");
+    // A watchlist without symbols.
+    let run = ctx.run("incremental-update", &["--watchlist", "empty", "--as-of", "2020-11-09"]);
+    run.assert_error(1, "no production model for empty");
+    // Bad flags.
+    let run = ctx.run("incremental-update", &["--watchlist", "us", "--top-k", "0"]);
+    run.assert_error(2, "--top-k");
+    assert_eq!(manifest(), before);
+
+    // A corrupted model file: named, refused, nothing written.
+    let model = &artifact(&ctx, "us", "model_online_v1_")[0];
+    let mut bytes = std::fs::read(model).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] = if bytes[at] == b'1' { b'2' } else { b'1' };
+    std::fs::write(model, &bytes).unwrap();
+    let run = update(&ctx, "2020-11-09");
+    run.assert_error(1, "is corrupted or was changed");
+    assert_eq!(manifest(), before);
+}
+
+#[test]
+fn a_watchlist_whose_members_are_gone_is_refused_with_a_clear_line() {
+    let ctx = bootstrapped();
+    // The store has a production model, the database no member for it.
+    let swingml::db::Db::Sqlite(pool) = ctx.db() else {
+        unreachable!("the test context is SQLite")
+    };
+    crate::common::block_on(async {
+        sqlx::query("DELETE FROM watchlist_members WHERE watchlist = ?")
+            .bind("us")
+            .execute(&pool)
+            .await
+    })
+    .unwrap();
+    update(&ctx, "2020-11-09").assert_error(1, "watchlist us has no symbols");
+}
