@@ -1,7 +1,7 @@
 //! The per-run context: validated settings, the database, the artifact
 //! store and the run's identity.
 
-use chrono::{SecondsFormat, Utc};
+use chrono::Utc;
 
 use crate::db::Db;
 use crate::settings::Settings;
@@ -50,9 +50,4 @@ pub fn new_run_id(job: &str) -> String {
         Utc::now().format("%Y%m%dT%H%M%S%3fZ"),
         std::process::id()
     )
-}
-
-/// Time stamps the pipeline writes: UTC, RFC 3339.
-pub fn utc_now_rfc3339() -> String {
-    Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
 }

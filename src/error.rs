@@ -2,11 +2,10 @@
 //!
 //! Library code returns these typed errors where a caller must tell cases
 //! apart; jobs wrap them with `anyhow::Context`. The binaries find the class
-//! by walking the error chain ([`exit_code_for`]) and print the whole chain on
-//! one line (`{:#}`), so a user sees what was wrong and what to do.
+//! by walking the error chain (`cli::exit_code_for`) and print the whole chain
+//! on one line (`{:#}`), so a user sees what was wrong and what to do.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 /// Mistakes in what the user typed or configured: exit code 2.
 #[derive(Debug, thiserror::Error)]
@@ -36,37 +35,4 @@ pub enum UsageError {
 #[error("{count} alert(s) raised")]
 pub struct AlertsRaised {
     pub count: usize,
-}
-
-/// Exit code for an error: 2 for usage/configuration, 3 for raised alerts,
-/// 1 for everything else (data, database, I/O failures).
-pub fn exit_code_for(err: &anyhow::Error) -> u8 {
-    for cause in err.chain() {
-        if cause.downcast_ref::<UsageError>().is_some() {
-            return 2;
-        }
-        if cause.downcast_ref::<AlertsRaised>().is_some() {
-            return 3;
-        }
-        if let Some(store_err) = cause.downcast_ref::<crate::store::StoreError>()
-            && store_err.is_usage()
-        {
-            return 2;
-        }
-    }
-    1
-}
-
-/// Turn a job's result into the process exit code, printing a failure as
-/// one line on stderr (never a panic or a backtrace).
-pub fn report(result: anyhow::Result<()>) -> ExitCode {
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            let code = exit_code_for(&err);
-            // One line on stderr, whatever the log format: cron mails it as is.
-            eprintln!("error: {err:#}");
-            ExitCode::from(code)
-        }
-    }
 }

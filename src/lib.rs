@@ -20,6 +20,7 @@
 
 pub mod candles;
 pub mod cli;
+pub mod clock;
 pub mod context;
 pub mod db;
 pub mod error;

@@ -5,7 +5,15 @@ use std::io::IsTerminal;
 
 use tracing::level_filters::LevelFilter;
 
-use crate::cli::LogFormat;
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
 
 /// Start the global subscriber. `verbosity` is -2 (errors) .. 2 (trace).
 pub fn init(format: LogFormat, verbosity: i8) {

@@ -9,9 +9,9 @@ use chrono::NaiveDate;
 use serde::Deserialize;
 
 use crate::candles::splits::PriceAdjust;
-use crate::cli::{CommonArgs, LogFormat};
 use crate::error::UsageError;
 use crate::labels::{BarrierSizing, Entry};
+use crate::logging::LogFormat;
 use crate::models::batch::BatchParams;
 use crate::models::online::OnlineParams;
 use crate::symbols::validate_watchlist;
@@ -20,6 +20,49 @@ pub const DEFAULT_CONFIG_PATH: &str = "config/swingml.toml";
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/swingml.db?mode=rwc";
 pub const DEFAULT_ARTIFACTS: &str = "artifacts";
 pub const DEFAULT_WATCHLIST: &str = "default";
+
+/// Flags every binary takes. Precedence: flag > env > config file > default.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct CommonArgs {
+    /// TOML configuration file [default: config/swingml.toml when it exists]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Database URL: sqlite://PATH (embedded default) or
+    /// mysql://USER:PASSWORD@HOST:PORT/DB [default: sqlite://data/swingml.db?mode=rwc]
+    #[arg(
+        long,
+        global = true,
+        env = "DATABASE_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub database_url: Option<String>,
+
+    /// Root folder of the artifact store [default: artifacts]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub artifacts: Option<PathBuf>,
+
+    /// Watchlist to work on [default: from the config file, else "default"]
+    #[arg(long, global = true, value_name = "NAME")]
+    pub watchlist: Option<String>,
+
+    /// Run as of this trading date (YYYY-MM-DD) [default: the latest date with candles]
+    #[arg(long, global = true, value_name = "YYYY-MM-DD")]
+    pub as_of: Option<String>,
+
+    /// Log format on stderr [default: text]
+    #[arg(long, global = true, value_enum)]
+    pub log_format: Option<LogFormat>,
+
+    /// More log output (-v debug, -vv trace)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Less log output (-q warnings only, -qq errors only)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "verbose")]
+    pub quiet: u8,
+}
 
 /// The TOML file as written. Unknown keys are an error (a typo must not be
 /// silently ignored).
@@ -396,6 +439,15 @@ mod tests {
         CommonArgs::default()
     }
 
+    /// 2 for a usage error (what the binaries exit with), else 1.
+    fn usage(err: &anyhow::Error) -> u8 {
+        if err.chain().any(|c| c.downcast_ref::<UsageError>().is_some()) {
+            2
+        } else {
+            1
+        }
+    }
+
     #[test]
     fn flag_beats_file_beats_default() {
         let dir = tempfile::tempdir().unwrap();
@@ -420,7 +472,7 @@ mod tests {
         let mut a = args();
         a.config = Some(path);
         let err = Settings::resolve(&a).unwrap_err();
-        assert_eq!(crate::error::exit_code_for(&err), 2);
+        assert_eq!(usage(&err), 2);
         assert!(format!("{err:#}").contains("watchlits"), "{err:#}");
     }
 
@@ -439,7 +491,7 @@ mod tests {
             let mut a = args();
             a.config = Some(path.clone());
             let err = Settings::resolve(&a).unwrap_err();
-            assert_eq!(crate::error::exit_code_for(&err), 2, "{text}");
+            assert_eq!(usage(&err), 2, "{text}");
             assert!(format!("{err:#}").contains(name), "{text}: {err:#}");
         }
         std::fs::write(
@@ -491,6 +543,6 @@ mod tests {
         assert!(Settings::resolve(&a).is_err());
         let mut a = args();
         a.watchlist = Some("../x".into());
-        assert_eq!(crate::error::exit_code_for(&Settings::resolve(&a).unwrap_err()), 2);
+        assert_eq!(usage(&Settings::resolve(&a).unwrap_err()), 2);
     }
 }

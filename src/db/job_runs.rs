@@ -27,7 +27,7 @@ impl RunStatus {
 pub async fn start(db: &Db, run_id: &str, job: &str, watchlist: &str, as_of: Option<NaiveDate>) -> anyhow::Result<()> {
     const SQL: &str = "INSERT INTO job_runs (run_id, job, watchlist, as_of, started_at, status)
         VALUES (?, ?, ?, ?, ?, ?)";
-    let now = crate::context::utc_now_rfc3339();
+    let now = crate::clock::utc_now_rfc3339();
     with_pool!(db, pool => {
         sqlx::query(SQL)
             .bind(run_id)
@@ -45,7 +45,7 @@ pub async fn start(db: &Db, run_id: &str, job: &str, watchlist: &str, as_of: Opt
 
 pub async fn finish(db: &Db, run_id: &str, status: RunStatus, message: &str) -> anyhow::Result<()> {
     const SQL: &str = "UPDATE job_runs SET finished_at = ?, status = ?, message = ? WHERE run_id = ?";
-    let now = crate::context::utc_now_rfc3339();
+    let now = crate::clock::utc_now_rfc3339();
     with_pool!(db, pool => {
         sqlx::query(SQL).bind(&now).bind(status.as_str()).bind(message).bind(run_id).execute(pool).await.map(|_| ())
     })?;

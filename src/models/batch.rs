@@ -17,6 +17,7 @@
 use lightgbm3::{Booster, ImportanceType};
 
 use super::boosting;
+pub use super::boosting::Matrix;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -94,13 +95,6 @@ const PARALLEL_PREDICT_ROWS: usize = 10_000;
 pub struct BatchModel {
     booster: Booster,
     n_features: usize,
-}
-
-/// Training rows in row-major order.
-pub struct Matrix<'a> {
-    pub flat: &'a [f64],
-    pub labels: &'a [u8],
-    pub width: usize,
 }
 
 impl BatchModel {

@@ -13,7 +13,12 @@ use std::ptr::null_mut;
 
 use lightgbm3_sys as sys;
 
-use super::batch::Matrix;
+/// Training rows in row-major order.
+pub struct Matrix<'a> {
+    pub flat: &'a [f64],
+    pub labels: &'a [u8],
+    pub width: usize,
+}
 
 /// A boosted model in LightGBM's text format, and the probabilities it
 /// gives the validation rows when there were any.

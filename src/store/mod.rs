@@ -219,7 +219,7 @@ impl WatchlistStore {
         let path = self.dir.join(".locks").join(format!("{job}.lock"));
         match FileLock::try_acquire(&path).map_err(io_err(&path))? {
             Ok(mut lock) => {
-                lock.write_holder(&crate::context::utc_now_rfc3339())
+                lock.write_holder(&crate::clock::utc_now_rfc3339())
                     .map_err(io_err(&path))?;
                 Ok(JobLock { _lock: lock })
             }
@@ -260,7 +260,7 @@ impl WatchlistStore {
         let _guard = self.lock_manifest()?;
         let manifest = self.manifest()?;
         let version = manifest.next_version(&spec.kind);
-        let created_at = crate::context::utc_now_rfc3339();
+        let created_at = crate::clock::utc_now_rfc3339();
         let name = self.free_name(&spec, version);
         let final_path = self.dir.join(&name);
         temp.persist(&final_path).map_err(io_err(&final_path))?;
@@ -374,7 +374,7 @@ impl WatchlistStore {
         let pointer = ProductionPointer {
             watchlist: self.watchlist.clone(),
             artifacts: live,
-            since: crate::context::utc_now_rfc3339(),
+            since: crate::clock::utc_now_rfc3339(),
             promoted_by_run: by.run_id.clone(),
             job: by.job.clone(),
             reason: reason.to_string(),
@@ -434,7 +434,7 @@ impl WatchlistStore {
             job: by.job.clone(),
             promoted,
             reason: reason.to_string(),
-            created_at: crate::context::utc_now_rfc3339(),
+            created_at: crate::clock::utc_now_rfc3339(),
         });
         let path = self.dir.join(MANIFEST);
         manifest::append(&path, &entry).map_err(io_err(&path))
@@ -450,7 +450,7 @@ impl WatchlistStore {
             return Err(StoreError::NothingToRollBack(self.watchlist.clone()));
         }
         let mut restored = history[history.len() - 2].clone();
-        restored.since = crate::context::utc_now_rfc3339();
+        restored.since = crate::clock::utc_now_rfc3339();
         restored.promoted_by_run = by.run_id.clone();
         restored.job = by.job.clone();
         restored.reason = format!("rollback from {}", history[history.len() - 1].promoted_by_run);

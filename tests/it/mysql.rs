@@ -126,3 +126,26 @@ fn mysql_end_to_end_import_indicators_bootstrap_score() {
     let p = crate::score::read_predictions(&files[0]);
     crate::score::assert_valid_predictions(&p, 3);
 }
+
+#[test]
+fn mysql_incremental_update_learns_what_the_sqlite_run_learns() {
+    let Some(ctx) = mysql_context() else { return };
+    let lite = TestContext::new();
+    let mut heads = Vec::new();
+    for c in [&ctx, &lite] {
+        c.import(&[&fixture("us_daily_10sym_2018_2020.csv")], "us").assert_ok();
+        crate::bootstrap::bootstrap(c, "us", &["--force", "--as-of", "2020-10-30"]).assert_ok();
+        let run = c.run(
+            "incremental-update",
+            &["--watchlist", "us", "--top-k", "3", "--as-of", "2020-11-13"],
+        );
+        run.assert_ok();
+        assert!(run.stderr.contains("learned 10 scan date(s)"), "{}", run.stderr);
+        let model = crate::bootstrap::artifact(c, "us", "model_online_v2_");
+        heads.push(std::fs::read_to_string(&model[0]).unwrap());
+    }
+    let parse = |s: &str| serde_json::from_str::<serde_json::Value>(s).unwrap();
+    let (a, b) = (parse(&heads[0]), parse(&heads[1]));
+    assert_eq!(a["weights"], b["weights"], "the same bits on both databases");
+    assert_eq!(a["intercept"], b["intercept"]);
+}

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# incremental-update on the full US set (504 symbols, 2007-2021), release
+# build: a 30-scan-date catch-up and a one-day update, each end to end
+# (process start, candles read, indicators, labels, updates, artifacts),
+# with wall time and peak RSS. The bootstrap before them is not measured.
+#
+#   bash bench/incremental.sh [DATA_FILE]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+data=${1:-../shared/data/full/us_sp500_daily_2007_2021.csv.gz}
+[ -f "$data" ] || { echo "benchmark data not found: $data" >&2; exit 1; }
+[ -x /usr/bin/time ] || { echo "needs /usr/bin/time (apt-get install time)" >&2; exit 1; }
+cargo build --release --locked --bins >&2
+bin=$(realpath "${CARGO_TARGET_DIR:-target}/release")
+data=$(realpath "$data")
+work=$(mktemp -d "${TMPDIR:-/tmp}/swingml-bench-inc.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+cd "$work"
+export DATABASE_URL="sqlite://$work/bench.db?mode=rwc"
+common=(--artifacts "$work/artifacts" --watchlist sp500)
+
+# The trading dates: bootstrap 36 dates before the end (it learns through
+# 41 before), a catch-up to 6 before the end learns 30 scan dates, the next
+# day learns one more.
+mapfile -t dates < <(gzip -dc "$data" | tail -n +2 | cut -d, -f2 | sort -u | tail -n 36)
+"$bin/ta-signals" "${common[@]}" import "$data" 2>/dev/null
+"$bin/bootstrap" "${common[@]}" --train-years 3 --as-of "${dates[0]}" --force >/dev/null 2>&1
+
+step() {
+  local name=$1; shift
+  sync
+  /usr/bin/time -v -o "$work/time.txt" "$@" 2>"$work/log.txt" >/dev/null || { cat "$work/log.txt" >&2; exit 1; }
+  local wall rss
+  wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {print $2}' "$work/time.txt" | awk -F: '{ if (NF==3) print $1*3600+$2*60+$3; else print $1*60+$2 }')
+  rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$work/time.txt")
+  printf '%-40s %7.2f s %8.1f MB peak RSS\n' "$name" "$wall" "$(echo "$rss / 1024" | bc -l)"
+  grep -h "incremental-update:" "$work/log.txt" | sed 's/^.*INFO /    /' | cut -c1-220 || true
+}
+step "catch-up (30 scan dates, 504 symbols)" "$bin/incremental-update" "${common[@]}" --as-of "${dates[30]}"
+step "one day (1 scan date, 504 symbols)" "$bin/incremental-update" "${common[@]}" --as-of "${dates[31]}"
+step "same day again (nothing to do)" "$bin/incremental-update" "${common[@]}" --as-of "${dates[31]}"
