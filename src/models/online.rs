@@ -454,6 +454,7 @@ mod tests {
             auc_of(&updated, &xl, &last_y),
             auc_of(&frozen, &xl, &last_y),
         );
+        eprintln!("AUC on the last 20 days: refit {a_refit:.3}, updated {a_updated:.3}, frozen {a_frozen:.3}");
         assert!(a_frozen < 0.3, "the frozen model ranks backwards: {a_frozen}");
         assert!(a_refit > 0.8, "{a_refit}");
         assert!(a_updated > a_refit - 0.02, "updated {a_updated} vs refit {a_refit}");

@@ -301,3 +301,36 @@ fn a_watchlist_whose_members_are_gone_is_refused_with_a_clear_line() {
     .unwrap();
     update(&ctx, "2020-11-09").assert_error(1, "watchlist us has no symbols");
 }
+
+#[test]
+fn a_feature_config_from_other_code_is_refused_naming_the_columns() {
+    let ctx = bootstrapped();
+    let store = swingml::store::Store::new(ctx.artifacts()).watchlist("us").unwrap();
+    // A live feature config whose columns differ from this program's: one
+    // feature renamed, the hash recomputed (as another build would write it).
+    let path = &artifact(&ctx, "us", "feature_config_v1_")[0];
+    let mut config: swingml::features::config::FeatureConfig =
+        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    config.columns[0].name = "rsi_21".into();
+    config.hash = swingml::features::config::hash_of(config.definitions_version, &config.columns);
+    let by = swingml::store::Writer {
+        job: "test".into(),
+        run_id: "other-build".into(),
+    };
+    let record = store
+        .write_json(
+            &by,
+            swingml::store::NewArtifact::new("feature_config", swingml::store::NameStyle::Versioned, "json"),
+            &config,
+        )
+        .unwrap();
+    store.promote(&by, &[&record], "a config from another build").unwrap();
+    let manifest = std::fs::read(ctx.artifacts().join("us/manifest.jsonl")).unwrap();
+    let run = update(&ctx, "2020-11-09");
+    run.assert_error(1, "missing rsi_14");
+    assert!(run.error_line().contains("unknown rsi_21"), "{}", run.stderr);
+    assert_eq!(
+        std::fs::read(ctx.artifacts().join("us/manifest.jsonl")).unwrap(),
+        manifest
+    );
+}
