@@ -381,7 +381,7 @@ fn validate_training(file: &FileConfig) -> Result<(), UsageError> {
         }
     }
     let bps = file.costs.bps_per_side;
-    if !(bps >= 0.0 && bps < 10_000.0) {
+    if !(0.0..10_000.0).contains(&bps) {
         return Err(invalid(
             "costs.bps_per_side",
             format!("must be between 0 and 10000 basis points, got {bps}"),

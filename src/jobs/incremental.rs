@@ -158,7 +158,11 @@ async fn update(
     report.rows = labeled.rows.len();
     report.symbols = labeled.symbols;
     let learning_rate = ctx.settings.online.learning_rate;
-    for day in by_date(&labeled.rows) {
+    let days = by_date(&labeled.rows);
+    // Hidden unless stderr is a terminal (cron logs get the summary line).
+    let progress = crate::logging::progress_bar(days.len() as u64, "scan dates");
+    for day in days {
+        progress.inc(1);
         let features: Vec<&Features> = day.iter().map(|r| &r.features).collect();
         let design = production.bundle.matrix(&features, Columns::Design);
         let set = eval_set(day);
@@ -177,6 +181,7 @@ async fn update(
             frozen,
         });
     }
+    progress.finish_and_clear();
     chain.head.base_model = Some(chain.base_name.clone());
     publish(ctx, store, &chain, &labeled.rows, &built.candle_hash, &mut report)?;
     Ok(report)

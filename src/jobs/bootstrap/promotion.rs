@@ -32,8 +32,8 @@ pub enum ProductionComparison {
         from: NaiveDate,
         rows: usize,
         dates: usize,
-        candidate: Evaluation,
-        production: Evaluation,
+        candidate: Box<Evaluation>,
+        production: Box<Evaluation>,
     },
 }
 
@@ -102,8 +102,8 @@ pub fn compare_with_production(
         from: rows[idx[0]].date,
         rows: idx.len(),
         dates: candidate.dates,
-        production: evaluate(&set, &live, k),
-        candidate,
+        production: Box::new(evaluate(&set, &live, k)),
+        candidate: Box::new(candidate),
     })
 }
 
@@ -349,8 +349,8 @@ mod tests {
                 from: date(11),
                 rows: 100,
                 dates: 10,
-                candidate: evaluation(10, cp, ce, 0.0),
-                production: evaluation(10, pp, pe, 0.0),
+                candidate: Box::new(evaluation(10, cp, ce, 0.0)),
+                production: Box::new(evaluation(10, pp, pe, 0.0)),
             },
             as_of: Some(date(10)),
         };
