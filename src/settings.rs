@@ -80,8 +80,41 @@ pub struct FileConfig {
     pub costs: CostConfig,
     pub promotion: PromotionConfig,
     pub incremental: IncrementalConfig,
+    pub monitor: MonitorConfig,
     pub online: OnlineParams,
     pub batch: BatchParams,
+}
+
+/// `[monitor]`: thresholds of the night watch.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MonitorConfig {
+    pub psi_warn: f64,
+    pub psi_alert: f64,
+    /// This many features at or over `psi_alert`: "retrain recommended".
+    pub retrain_after_drifted_features: usize,
+    /// The precision check needs this many dates and top-K picks with
+    /// completed horizons; with fewer it is a note, never an alarm.
+    pub min_completed_dates: usize,
+    pub min_completed_picks: usize,
+    /// Calendar days between the live models' training as-of and the run's.
+    pub max_model_age_days: i64,
+    /// Weekday sessions the newest candle may lag behind today.
+    pub max_data_lag_sessions: i64,
+}
+
+impl Default for MonitorConfig {
+    fn default() -> Self {
+        MonitorConfig {
+            psi_warn: 0.1,
+            psi_alert: 0.25,
+            retrain_after_drifted_features: 3,
+            min_completed_dates: 5,
+            min_completed_picks: 30,
+            max_model_age_days: 45,
+            max_data_lag_sessions: 2,
+        }
+    }
 }
 
 /// `[incremental]`: when a daily update replaces the live online model.
@@ -283,6 +316,7 @@ pub struct Settings {
     pub costs: CostConfig,
     pub promotion: PromotionConfig,
     pub incremental: IncrementalConfig,
+    pub monitor: MonitorConfig,
     pub online: OnlineParams,
     pub batch: BatchParams,
 }
@@ -324,6 +358,7 @@ impl Settings {
             costs: file.costs,
             promotion: file.promotion,
             incremental: file.incremental,
+            monitor: file.monitor,
             online: file.online,
             batch: file.batch,
         })

@@ -55,6 +55,20 @@ pub struct FeatureConfig {
     /// bootstrap's walk-forward backtest; not part of the hash).
     #[serde(default)]
     pub ranking: Option<String>,
+    /// What the models showed on the holdout's validation dates, for
+    /// `monitor` to compare live figures with (not part of the hash).
+    #[serde(default)]
+    pub validation: Option<ValidationReference>,
+}
+
+/// The holdout's figures a live model is held to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ValidationReference {
+    pub k: usize,
+    pub precision_at_k: f64,
+    /// Deciles of the ensemble score on the validation rows: the
+    /// reference for the drift of `p_score`.
+    pub score: Option<NumericReference>,
 }
 
 /// A feature config that does not match the running code.
@@ -106,6 +120,7 @@ impl FeatureConfig {
             reference: reference(training),
             label: None,
             ranking: None,
+            validation: None,
         }
     }
 
@@ -197,7 +212,7 @@ fn reference<'a>(training: impl Iterator<Item = &'a Features> + Clone) -> Refere
 
 /// Decile edges (the 0th, 10th, …, 100th order statistics) and the share of
 /// the values in each bin.
-fn numeric_reference(mut values: Vec<f64>) -> Option<NumericReference> {
+pub fn numeric_reference(mut values: Vec<f64>) -> Option<NumericReference> {
     if values.is_empty() {
         return None;
     }

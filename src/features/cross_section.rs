@@ -14,18 +14,8 @@
 use super::{Features, N_BASE_NUMERIC, NUMERIC_FEATURES};
 use crate::models::metrics::ranks;
 
-/// The cross-sectional features, in model order (after the base ones).
-pub const CROSS_SECTION_FEATURES: [&str; 9] = [
-    "xs_rank_ret_5d",
-    "xs_rank_ret_20d",
-    "xs_rank_volatility_20d",
-    "xs_rank_rsi_14",
-    "xs_rank_volume_ratio_20",
-    "market_ret_5d",
-    "market_ret_20d",
-    "market_breadth_sma50",
-    "rel_strength_20d",
-];
+// The cross-sectional features are `NUMERIC_FEATURES[N_BASE_NUMERIC..]`,
+// filled below in that order.
 
 /// Index of a base feature by name.
 fn base(name: &str) -> usize {

@@ -8,6 +8,7 @@
 
 pub mod config;
 pub mod cross_section;
+pub mod drift;
 pub mod transform;
 
 use chrono::NaiveDate;
@@ -20,7 +21,7 @@ use crate::symbols::Symbol;
 
 /// Numeric features, in model order: those of a symbol's own indicator
 /// row ([`N_BASE_NUMERIC`] of them), then the cross-sectional ones
-/// ([`cross_section::CROSS_SECTION_FEATURES`]).
+/// ([`cross_section`] fills them, in this order).
 pub const NUMERIC_FEATURES: [&str; 26] = [
     "rsi_14",
     "macd_hist_over_close",

@@ -33,6 +33,7 @@ pub mod bootstrap;
 pub mod dataset;
 pub mod import;
 pub mod incremental;
+pub mod monitor;
 pub mod production;
 pub mod score;
 pub mod ta_run;

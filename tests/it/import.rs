@@ -294,11 +294,3 @@ fn invalid_watchlist_and_date_flags_are_usage_errors() {
     run.assert_error(2, "invalid date");
     assert!(!ctx.artifacts().join("..").join("escape").exists());
 }
-
-#[test]
-fn binaries_not_built_yet_say_so_with_exit_2() {
-    let ctx = TestContext::new();
-    let run = ctx.run("monitor", &[]);
-    assert_eq!(run.code, 2);
-    assert!(run.error_line().contains("not available yet"), "{}", run.stderr);
-}

@@ -174,10 +174,11 @@ fn head_of_bootstrap(ctx: &TestContext) -> serde_json::Value {
         .unwrap()
 }
 
-/// The online model the production pointer names.
+/// The online model the production pointer names (the manifest's pointer:
+/// the commit point; `production.json` is its copy, written after it).
 fn production_online(ctx: &TestContext) -> serde_json::Value {
-    let pointer: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(ctx.artifacts().join("us/production.json")).unwrap()).unwrap();
+    let shown = ctx.run("artifacts", &["--watchlist", "us", "show-production"]);
+    let pointer: serde_json::Value = serde_json::from_str(&shown.assert_ok().stdout).unwrap();
     let name = pointer["artifacts"]["model_online"]["name"].as_str().unwrap();
     serde_json::from_slice(&std::fs::read(ctx.artifacts().join("us").join(name)).unwrap()).unwrap()
 }

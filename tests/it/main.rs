@@ -5,6 +5,7 @@ mod bootstrap;
 mod common;
 mod import;
 mod incremental;
+mod monitor;
 mod mysql;
 mod score;
 mod store;

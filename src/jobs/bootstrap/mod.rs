@@ -212,6 +212,9 @@ pub struct BootstrapReport {
     pub holdout_backtest: Backtest,
     /// Ranking by probability or by expected return, over the walk-forward folds.
     pub ranking: Option<RankingChoice>,
+    /// The holdout's ensemble scores (the drift reference of `p_score`).
+    #[serde(skip)]
+    pub validation_scores: Vec<f64>,
     pub barrier: Barrier,
     /// Symbols whose candles start after the first training date (they
     /// joined the data later: survivorship is not undone by this).
@@ -343,6 +346,7 @@ async fn bootstrap(
         folds: fold_reports,
         pooled_backtest,
         ranking,
+        validation_scores: fitted.valid_scores.clone(),
         holdout_backtest,
         barrier,
         late_starts: built.late_starts,

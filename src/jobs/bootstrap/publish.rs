@@ -84,6 +84,11 @@ pub(super) fn write_artifacts(
     let feature_config = FeatureConfig {
         label: Some(report.barrier),
         ranking: report.ranking.as_ref().map(|r| r.chosen.to_string()),
+        validation: Some(crate::features::config::ValidationReference {
+            k: report.ensemble.k,
+            precision_at_k: report.ensemble.precision_at_k,
+            score: crate::features::config::numeric_reference(report.validation_scores.clone()),
+        }),
         ..reference
     };
     let config = store.write_json(&by, spec("feature_config", "json"), &feature_config)?;
