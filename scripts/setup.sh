@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Install what swingml needs on Debian/Ubuntu: the C/C++ toolchain pieces
 # for the LightGBM build (cmake >= 3.28, libclang for bindgen), MariaDB for
-# the MySQL tests, and the independent readers the tests check outputs
-# with: pyarrow (Parquet) and Python's lightgbm (model files).
+# the MySQL tests, the independent readers the tests check outputs with:
+# pyarrow (Parquet) and Python's lightgbm (model files), and Chromium, which
+# opens monitor's HTML report in the tests.
 # As root it installs; otherwise it prints the commands to run.
 set -euo pipefail
 
-packages=(build-essential pkg-config libclang-dev mariadb-server mariadb-client python3-pip time bc)
+packages=(build-essential pkg-config libclang-dev mariadb-server mariadb-client python3-pip time bc chromium)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -101,6 +101,9 @@ pub struct MonitorConfig {
     pub max_model_age_days: i64,
     /// Weekday sessions the newest candle may lag behind today.
     pub max_data_lag_sessions: i64,
+    /// Slack-compatible webhook for alerts (env SWINGML_WEBHOOK_URL and
+    /// `--notify-url` win). It carries a secret: never logged in full.
+    pub webhook_url: Option<String>,
 }
 
 impl Default for MonitorConfig {
@@ -113,6 +116,7 @@ impl Default for MonitorConfig {
             min_completed_picks: 30,
             max_model_age_days: 45,
             max_data_lag_sessions: 2,
+            webhook_url: None,
         }
     }
 }

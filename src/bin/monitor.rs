@@ -30,6 +30,10 @@ struct Cli {
     /// Terminal summary format
     #[arg(long, value_enum, default_value = "text")]
     format: ReportFormat,
+    /// Slack-compatible webhook the alerts are posted to when the status is
+    /// `alerts` [default: config `[monitor] webhook_url`]
+    #[arg(long, env = "SWINGML_WEBHOOK_URL", hide_env_values = true, value_name = "URL")]
+    notify_url: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -39,6 +43,7 @@ fn main() -> ExitCode {
         top_k: cli.top_k,
         fail_on_alerts: cli.fail_on_alerts,
         format: cli.format,
+        notify_url: cli.notify_url,
     };
     let format = options.format;
     run_job(monitor::JOB, &cli.common, |ctx| async move {

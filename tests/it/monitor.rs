@@ -203,3 +203,152 @@ fn no_predictions_yet_says_run_score_first() {
     let run = ctx.run("monitor", &["--watchlist", "us"]);
     run.assert_error(1, "no predictions for us up to 2020-12-31: run score first");
 }
+
+/// A one-shot HTTP listener on loopback: the body of the first request.
+fn webhook_listener() -> (String, std::sync::mpsc::Receiver<String>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!(
+        "http://{}/services/T000/B000/secret-token",
+        listener.local_addr().unwrap()
+    );
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut length = 0;
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = v.trim().parse().unwrap();
+            }
+            if line == "\r\n" || line.is_empty() {
+                break;
+            }
+        }
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).unwrap();
+        let mut stream = stream;
+        stream
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+            .unwrap();
+        tx.send(String::from_utf8(body).unwrap()).unwrap();
+    });
+    (url, rx)
+}
+
+#[test]
+fn alerts_reach_the_webhook_and_an_unreachable_one_still_writes_the_report() {
+    let ctx = replay(&DECEMBER[8..]);
+    let (url, body) = webhook_listener();
+    let run = ctx.run("monitor", &["--watchlist", "us", "--notify-url", &url]);
+    run.assert_ok();
+    let body: serde_json::Value =
+        serde_json::from_str(&body.recv_timeout(std::time::Duration::from_secs(20)).unwrap()).unwrap();
+    let text = body["text"].as_str().unwrap();
+    assert!(text.contains("data_stale: the newest candle is 2020-12-31"), "{text}");
+    assert!(text.contains("report: ") && text.contains("monitor_report_"), "{text}");
+    assert!(
+        !run.stderr.contains("secret-token"),
+        "the webhook's secret path is never logged: {}",
+        run.stderr
+    );
+
+    // Nobody listens on this port: an error line, the report is written.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let before = artifact(&ctx, "us", "monitor_report_").len();
+    let run = ctx
+        .command("monitor")
+        .args(["--watchlist", "us"])
+        .env("SWINGML_WEBHOOK_URL", format!("http://{closed}/hook/secret-token"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("could not post the alerts to the webhook at http://127.0.0.1/"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("secret-token"), "{stderr}");
+    assert_eq!(
+        artifact(&ctx, "us", "monitor_report_").len(),
+        before + 2,
+        "JSON and HTML written"
+    );
+}
+
+#[test]
+fn the_html_report_opens_in_a_real_browser_with_every_chart() {
+    let ctx = replay(&DECEMBER);
+    monitor(&ctx, "2020-12-31", &[]).assert_ok();
+    let page = artifact(&ctx, "us", "monitor_report_")
+        .into_iter()
+        .find(|p| p.extension().is_some_and(|e| e == "html"))
+        .unwrap();
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(!html.contains("<script"), "no scripts");
+    assert!(!html.contains("src=\"http"), "nothing loaded from the network");
+    let chromium = ["chromium", "chromium-browser", "google-chrome"]
+        .iter()
+        .find(|b| {
+            std::process::Command::new("which")
+                .arg(b)
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .expect("Chromium is needed for this test: scripts/setup.sh installs it (apt-get install chromium)");
+    let profile = ctx.path("chromium-profile");
+    let shot = ctx.path("report.png");
+    let flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--enable-logging=stderr",
+        "--hide-scrollbars",
+    ];
+    let url = format!("file://{}", page.display());
+    let dom = std::process::Command::new(chromium)
+        .args(flags)
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(["--dump-dom", &url])
+        .output()
+        .unwrap();
+    assert!(dom.status.success(), "{}", String::from_utf8_lossy(&dom.stderr));
+    let rendered = String::from_utf8_lossy(&dom.stdout);
+    assert_eq!(
+        rendered.matches("<svg").count(),
+        4,
+        "every chart is in the page the browser built"
+    );
+    assert!(rendered.contains("precision@K per scan date") && rendered.contains("PSI per feature"));
+    let console: Vec<&str> = String::from_utf8_lossy(&dom.stderr)
+        .lines()
+        .filter(|l| l.contains("CONSOLE"))
+        .map(|_| "console message")
+        .collect();
+    assert!(console.is_empty(), "console messages: {console:?}");
+    let run = std::process::Command::new(chromium)
+        .args(flags)
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args([
+            "--window-size=760,1900",
+            &format!("--screenshot={}", shot.display()),
+            &url,
+        ])
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    // A blank 760×1900 page compresses to a few kB; charts and tables do not.
+    let png = std::fs::read(&shot).unwrap();
+    assert_eq!(&png[1..4], b"PNG");
+    assert!(png.len() > 40_000, "screenshot of {} bytes looks blank", png.len());
+}

@@ -27,6 +27,8 @@ use crate::labels::Label;
 use crate::models::metrics::{auc, log_loss};
 use crate::store::{InputRef, NameStyle, NewArtifact, WatchlistStore};
 
+mod html;
+
 pub const JOB: &str = "monitor";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -43,6 +45,8 @@ pub struct MonitorOptions {
     pub top_k: Option<usize>,
     pub fail_on_alerts: bool,
     pub format: ReportFormat,
+    /// `--notify-url` / env `SWINGML_WEBHOOK_URL` (clap merges both).
+    pub notify_url: Option<String>,
 }
 
 /// One scored prediction and, once its horizon completed, its outcome.
@@ -115,12 +119,16 @@ pub struct MonitorReport {
     pub pooled: Performance,
     pub dates: Vec<DateReport>,
     pub drift: Vec<Drift>,
+    /// 10 bins of p_score over the completed predictions.
+    pub calibration: Vec<crate::models::metrics::CalibrationBin>,
     pub alerts: Vec<Alert>,
     pub notes: Vec<String>,
     /// Predictions files left out, and why.
     pub skipped_files: Vec<(String, String)>,
     #[serde(skip)]
     pub report_path: Option<String>,
+    #[serde(skip)]
+    pub html_path: Option<String>,
 }
 
 pub async fn run(ctx: &Context, options: &MonitorOptions) -> anyhow::Result<MonitorReport> {
@@ -143,7 +151,63 @@ pub async fn run(ctx: &Context, options: &MonitorOptions) -> anyhow::Result<Moni
     let production =
         ProductionModels::load(&store)?.ok_or_else(|| NoProductionModel(ctx.settings.watchlist.clone()))?;
     let work = monitor(ctx, &store, &production, options);
-    super::audited(ctx, JOB, work, |r| (RunStatus::Ok, summary_line(r))).await
+    let report = super::audited(ctx, JOB, work, |r| (RunStatus::Ok, summary_line(r))).await?;
+    let url = options
+        .notify_url
+        .clone()
+        .or_else(|| ctx.settings.monitor.webhook_url.clone());
+    if let (Some(url), "alerts") = (url, report.status) {
+        // The report is written whatever the webhook does.
+        match notify(&url, &report).await {
+            Ok(()) => tracing::info!("alerts posted to the webhook at {}", redact(&url)),
+            Err(err) => tracing::error!("could not post the alerts to the webhook at {}: {err:#}", redact(&url)),
+        }
+    }
+    Ok(report)
+}
+
+/// Scheme and host of a URL: webhook paths carry the secret.
+fn redact(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(u) => format!("{}://{}/…", u.scheme(), u.host_str().unwrap_or("?")),
+        Err(_) => "(an unparsable URL)".to_string(),
+    }
+}
+
+/// POST `{"text": …}` — the alert lines and the report's path — to a
+/// Slack-compatible webhook, with a timeout.
+async fn notify(url: &str, report: &MonitorReport) -> anyhow::Result<()> {
+    let mut lines = vec![format!(
+        "swingml monitor {} as of {}: {} alert(s)",
+        report.watchlist,
+        report.as_of,
+        report.alerts.iter().filter(|a| a.severity == "alert").count()
+    )];
+    lines.extend(
+        report
+            .alerts
+            .iter()
+            .filter(|a| a.severity == "alert")
+            .map(|a| format!("• {}: {}", a.code, a.message)),
+    );
+    if let Some(path) = report.html_path.as_ref().or(report.report_path.as_ref()) {
+        lines.push(format!("report: {path}"));
+    }
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .build()?;
+    let response = client
+        .post(url)
+        .json(&serde_json::json!({ "text": lines.join("\n") }))
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", e.without_url()))?;
+    anyhow::ensure!(
+        response.status().is_success(),
+        "the webhook answered {}",
+        response.status()
+    );
+    Ok(())
 }
 
 /// The run's outcome for the exit code: alerts are a failure (exit 3) only
@@ -211,10 +275,12 @@ async fn monitor(
         pooled: Performance::default(),
         dates: Vec::new(),
         drift: Vec::new(),
+        calibration: Vec::new(),
         alerts: Vec::new(),
         notes: Vec::new(),
         skipped_files: Vec::new(),
         report_path: None,
+        html_path: None,
     };
     let live_config = production
         .pointer
@@ -271,6 +337,14 @@ async fn monitor(
         });
     }
     report.pooled = performance(&rows, options.top_k);
+    let completed: Vec<&Scored> = rows.iter().filter(|r| r.outcome.is_some()).collect();
+    report.calibration = crate::models::metrics::calibration(
+        &completed.iter().map(|r| r.p_score).collect::<Vec<_>>(),
+        &completed
+            .iter()
+            .map(|r| r.outcome.map_or(0, |l| l.label))
+            .collect::<Vec<_>>(),
+    );
     report.drift = drift(production, &rows);
     alerts(
         ctx,
@@ -697,6 +771,16 @@ fn publish(
         name: preview.name.clone(),
         sha256: preview.sha256.clone(),
     });
+    let page = html::render(report, ctx.settings.monitor.psi_warn, ctx.settings.monitor.psi_alert);
+    let html = store.write_bytes(
+        &by,
+        NewArtifact::new("monitor_html", NameStyle::Timestamped, "html")
+            .prefix("monitor_report")
+            .parameters(params.clone())
+            .inputs(inputs.clone()),
+        page.as_bytes(),
+    )?;
+    report.html_path = Some(store.path_of(&html.name).display().to_string());
     let record = store.write_json(
         &by,
         NewArtifact::new("monitor_report", NameStyle::Timestamped, "json")
