@@ -352,3 +352,87 @@ fn the_html_report_opens_in_a_real_browser_with_every_chart() {
     assert_eq!(&png[1..4], b"PNG");
     assert!(png.len() > 40_000, "screenshot of {} bytes looks blank", png.len());
 }
+
+#[test]
+fn a_thirty_day_replay_completes_each_scan_date_on_its_fifth_session() {
+    // The fixture's last 30 trading dates of 2020, bootstrap just before.
+    let text = std::fs::read_to_string(crate::common::fixture("us_daily_10sym_2018_2020.csv")).unwrap();
+    let mut dates: Vec<String> = text
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split(',').nth(1).map(str::to_string))
+        .collect();
+    dates.sort();
+    dates.dedup();
+    let days: Vec<String> = dates[dates.len() - 30..].to_vec();
+    let before = &dates[dates.len() - 31];
+    let ctx = with_us_candles();
+    ctx.run("ta-signals", &["run", "--watchlist", "us"]).assert_ok();
+    bootstrap(&ctx, "us", &["--force", "--as-of", before]).assert_ok();
+    for (i, day) in days.iter().enumerate() {
+        ctx.run("score", &["--watchlist", "us", "--top-k", "3", "--as-of", day])
+            .assert_ok();
+        ctx.run(
+            "incremental-update",
+            &["--watchlist", "us", "--top-k", "3", "--as-of", day],
+        )
+        .assert_ok();
+        if i % 6 == 5 || i == days.len() - 1 {
+            let run = ctx.run(
+                "monitor",
+                &[
+                    "--watchlist",
+                    "us",
+                    "--as-of",
+                    day,
+                    "--predictions-days-back",
+                    "30",
+                    "--format",
+                    "json",
+                ],
+            );
+            let r = report(run.assert_ok());
+            // Scan date j is complete from session j + 5 on.
+            let completed: Vec<u64> = r["dates"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d["completed"].as_u64().unwrap())
+                .collect();
+            let want: Vec<u64> = (0..=i).map(|j| if j + 5 <= i { 10 } else { 0 }).collect();
+            assert_eq!(completed, want, "as of {day}");
+            assert!(
+                r["alerts"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .all(|a| a["code"] != "incremental_lagging"),
+                "{}",
+                r["alerts"]
+            );
+        }
+    }
+    let last = days.last().unwrap();
+    let twice: Vec<serde_json::Value> = (0..2)
+        .map(|_| {
+            let run = ctx.run(
+                "monitor",
+                &[
+                    "--watchlist",
+                    "us",
+                    "--as-of",
+                    last,
+                    "--predictions-days-back",
+                    "30",
+                    "--format",
+                    "json",
+                ],
+            );
+            let mut r = report(run.assert_ok());
+            r["run_id"] = serde_json::Value::Null;
+            r
+        })
+        .collect();
+    assert_eq!(twice[0], twice[1], "the same as-of gives the same report");
+    ctx.run("artifacts", &["--watchlist", "us", "verify"]).assert_ok();
+}
