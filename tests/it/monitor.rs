@@ -182,6 +182,24 @@ fn alerts_fail_the_run_only_when_asked_and_bad_input_is_one_line() {
         "{skipped}"
     );
 
+    // Predictions of a program with other features (one column missing):
+    // named, skipped, with the reason.
+    let older = artifact(&ctx, "us", "predictions_").into_iter().rev().nth(1).unwrap();
+    let status = std::process::Command::new("python3")
+        .arg("-c")
+        .arg("import sys, pyarrow.parquet as pq; t = pq.read_table(sys.argv[1]); pq.write_table(t.drop(['rsi_14']), sys.argv[1])")
+        .arg(&older)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let r = report(monitor(&ctx, "2020-12-31", &[]).assert_ok());
+    let skipped = r["skipped_files"].to_string();
+    assert!(
+        skipped.contains(older.file_name().unwrap().to_str().unwrap())
+            && skipped.contains("another feature config than this program's (missing columns: rsi_14)"),
+        "{skipped}"
+    );
+
     let run = ctx.run(
         "monitor",
         &[

@@ -282,35 +282,11 @@ async fn monitor(
         report_path: None,
         html_path: None,
     };
-    let live_config = production
-        .pointer
-        .artifacts
-        .get("feature_config")
-        .map(|r| r.sha256.clone());
     let mut rows: Vec<Scored> = Vec::new();
     let mut used: Vec<InputRef> = Vec::new();
     let mut per_date: Vec<(NaiveDate, String, Vec<Scored>)> = Vec::new();
     for date in &window {
         let Some(file) = files.get(date) else { continue };
-        let meta_inputs = store
-            .list(Some("predictions"))?
-            .into_iter()
-            .find(|r| r.name == file.name)
-            .map(|r| store.meta(&r))
-            .transpose()?
-            .map(|m| m.inputs)
-            .unwrap_or_default();
-        if let Some(live) = &live_config
-            && !meta_inputs
-                .iter()
-                .any(|i| i.name.starts_with("feature_config") && &i.sha256 == live)
-        {
-            report.skipped_files.push((
-                file.name.clone(),
-                "scored with another feature config than the live one".into(),
-            ));
-            continue;
-        }
         match read_predictions(&store.path_of(&file.name)) {
             Ok(mut scored) => {
                 for s in &mut scored {
@@ -412,10 +388,30 @@ fn read_predictions(path: &Path) -> anyhow::Result<Vec<Scored>> {
         .filter(|n| *n != "ta_recommendation")
         .collect();
     columns.extend(categorical.iter().map(|n| col(*n)));
-    let frame = LazyFrame::scan_parquet(PlRefPath::new(text), ScanArgsParquet::default())?
-        .filter(col("status").eq(lit("scored")))
-        .select(columns)
-        .collect()?;
+    let mut scan = LazyFrame::scan_parquet(PlRefPath::new(text), ScanArgsParquet::default())?;
+    // Predictions of a program with other features cannot be compared.
+    let schema = scan.collect_schema()?;
+    let missing: Vec<&str> = [
+        "symbol",
+        "as_of",
+        "p_score",
+        "rank",
+        "in_top_k",
+        "ta_recommendation",
+        "status",
+    ]
+    .into_iter()
+    .chain(NUMERIC_FEATURES)
+    .chain(categorical.iter().copied())
+    .filter(|c| schema.get(c).is_none())
+    .collect();
+    if !missing.is_empty() {
+        anyhow::bail!(
+            "scored with another feature config than this program's (missing columns: {})",
+            missing.join(", ")
+        );
+    }
+    let frame = scan.filter(col("status").eq(lit("scored"))).select(columns).collect()?;
     let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date");
     let strings = |name: &str| -> anyhow::Result<Vec<Option<String>>> {
         Ok(frame
