@@ -196,18 +196,21 @@ async fn notify(url: &str, report: &MonitorReport) -> anyhow::Result<()> {
     let client = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(10))
         .build()?;
-    let response = client
-        .post(url)
-        .json(&serde_json::json!({ "text": lines.join("\n") }))
-        .send()
-        .await
-        .map_err(|e| anyhow::anyhow!("{}", e.without_url()))?;
-    anyhow::ensure!(
-        response.status().is_success(),
-        "the webhook answered {}",
-        response.status()
-    );
-    Ok(())
+    let body = serde_json::json!({ "text": lines.join("\n") });
+    // One retry after a short pause: a webhook endpoint that blips once
+    // should not cost the night's alert.
+    let mut last = None;
+    for attempt in 0..2 {
+        if attempt > 0 {
+            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        }
+        match client.post(url).json(&body).send().await {
+            Ok(response) if response.status().is_success() => return Ok(()),
+            Ok(response) => last = Some(anyhow::anyhow!("the webhook answered {}", response.status())),
+            Err(err) => last = Some(anyhow::anyhow!("{}", err.without_url())),
+        }
+    }
+    Err(last.unwrap_or_else(|| anyhow::anyhow!("no attempt made")))
 }
 
 /// The run's outcome for the exit code: alerts are a failure (exit 3) only
@@ -914,6 +917,59 @@ mod tests {
         let (lo, hi) = wilson(0, 10).unwrap();
         assert!(lo.abs() < 1e-12 && (hi - 0.2775).abs() < 5e-5, "{lo} {hi}");
         assert_eq!(wilson(0, 0), None);
+    }
+
+    /// A scored row with a known outcome (`label`, after-cost `ret`).
+    fn row(rank: i64, p: f64, outcome: Option<(u8, f64)>) -> Scored {
+        Scored {
+            symbol: format!("S{rank}"),
+            as_of: NaiveDate::from_ymd_opt(2020, 12, 1).unwrap(),
+            p_score: p,
+            rank,
+            in_top_k: rank <= 2,
+            rule_buy: rank % 2 == 0,
+            numeric: Vec::new(),
+            categorical: Vec::new(),
+            outcome: outcome.map(|(label, ret)| Label {
+                label,
+                exit_reason: crate::labels::ExitReason::Timeout,
+                bars_to_exit: 5,
+                entry_price: 100.0,
+                exit_price: 100.0 * (1.0 + ret),
+                gross_return: ret + 0.002,
+                realized_return: ret,
+            }),
+        }
+    }
+
+    #[test]
+    fn realised_figures_by_hand() {
+        // Five scored, four completed, the top-2 marked by score.
+        let rows = [
+            row(1, 0.8, Some((1, 0.05))),
+            row(2, 0.6, Some((0, -0.04))),
+            row(3, 0.4, Some((1, 0.03))),
+            row(4, 0.2, Some((0, 0.01))),
+            row(5, 0.1, None),
+        ];
+        let p = performance(&rows, None);
+        assert_eq!((p.scored, p.completed, p.pending, p.top_k_completed), (5, 4, 1, 2));
+        assert_eq!(p.precision_at_k, Some(0.5));
+        assert_eq!(p.top_k_hit_rate, Some(0.5));
+        // Positives 0.8, 0.4 vs negatives 0.6, 0.2: pairs won 1 + 1 + 0 + 1 = 3 of 4.
+        assert_eq!(p.auc, Some(0.75));
+        // (0.2² + 0.6² + 0.6² + 0.2²) / 4 = 0.2
+        assert!((p.brier.unwrap() - 0.2).abs() < 1e-15);
+        let ll = -(0.8f64.ln() + 0.4f64.ln() + 0.4f64.ln() + 0.8f64.ln()) / 4.0;
+        assert!((p.log_loss.unwrap() - ll).abs() < 1e-15);
+        assert!((p.top_k_mean_return.unwrap() - 0.005).abs() < 1e-15);
+        assert!((p.all_mean_return.unwrap() - 0.0125).abs() < 1e-15);
+        // Rule BUY: ranks 2 and 4 → (−0.04 + 0.01) / 2.
+        assert!((p.rule_buy_mean_return.unwrap() + 0.015).abs() < 1e-15);
+        // --top-k 3 instead of the file's marks: 2 of 3.
+        assert_eq!(performance(&rows, Some(3)).precision_at_k, Some(2.0 / 3.0));
+        let (lo, hi) = p.precision_at_k_ci95.unwrap();
+        assert!(lo < 0.5 && hi > 0.5);
     }
 
     #[test]
