@@ -3,6 +3,7 @@
 
 mod bootstrap;
 mod common;
+mod cron;
 mod import;
 mod incremental;
 mod monitor;
