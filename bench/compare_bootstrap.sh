@@ -11,6 +11,7 @@
 # `bootstrap --train-years 10 --force` into separate artifact stores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 
 old=${1:?old bin dir}; new=${2:?new bin dir}
 data=${3:-../shared/data/full/us_sp500_daily_2007_2021.csv.gz}
@@ -31,8 +32,8 @@ run() {
   /usr/bin/time -v -o "$work/time.txt" "$2/bootstrap" --artifacts "$work/$1" --watchlist sp500 \
     --train-years 10 --top-k 10 --force >/dev/null 2>"$work/log.txt" || { cat "$work/log.txt" >&2; exit 1; }
   local wall rss
-  wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {print $2}' "$work/time.txt" | awk -F: '{ if (NF==3) print $1*3600+$2*60+$3; else print $1*60+$2 }')
-  rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$work/time.txt")
+  wall=$(time_wall "$work/time.txt")
+  rss=$(time_rss_kb "$work/time.txt")
   echo "$1 $wall $(echo "$rss / 1024" | bc -l)"
 }
 

@@ -7,6 +7,7 @@
 #   bash bench/incremental.sh [DATA_FILE]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 
 data=${1:-../shared/data/full/us_sp500_daily_2007_2021.csv.gz}
 [ -f "$data" ] || { echo "benchmark data not found: $data" >&2; exit 1; }
@@ -32,8 +33,8 @@ step() {
   sync
   /usr/bin/time -v -o "$work/time.txt" "$@" 2>"$work/log.txt" >/dev/null || { cat "$work/log.txt" >&2; exit 1; }
   local wall rss
-  wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {print $2}' "$work/time.txt" | awk -F: '{ if (NF==3) print $1*3600+$2*60+$3; else print $1*60+$2 }')
-  rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$work/time.txt")
+  wall=$(time_wall "$work/time.txt")
+  rss=$(time_rss_kb "$work/time.txt")
   printf '%-40s %7.2f s %8.1f MB peak RSS\n' "$name" "$wall" "$(echo "$rss / 1024" | bc -l)"
   grep -h "incremental-update:" "$work/log.txt" | sed 's/^.*INFO /    /' | cut -c1-220 || true
 }

@@ -8,6 +8,7 @@
 #   bash bench/monitor.sh --synthetic 5000     # bench/synth.py, 2.5 years, seed 1
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 
 if [ "${1:-}" = "--synthetic" ]; then
   symbols=${2:?number of symbols}
@@ -41,7 +42,7 @@ done
 sync
 /usr/bin/time -v -o "$work/time.txt" "$bin/monitor" "${common[@]}" --as-of "${dates[30]}" \
   --predictions-days-back 30 >"$work/out.txt" 2>"$work/log.txt" || { cat "$work/log.txt" >&2; exit 1; }
-wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {print $2}' "$work/time.txt" | awk -F: '{ if (NF==3) print $1*3600+$2*60+$3; else print $1*60+$2 }')
-rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$work/time.txt")
+wall=$(time_wall "$work/time.txt")
+rss=$(time_rss_kb "$work/time.txt")
 printf "monitor, 30 days x $label: %.2f s, %.1f MB peak RSS\n" "$wall" "$(echo "$rss / 1024" | bc -l)"
 head -4 "$work/out.txt"

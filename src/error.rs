@@ -30,6 +30,19 @@ pub enum UsageError {
     NotAvailableYet(&'static str),
 }
 
+impl UsageError {
+    /// A count flag (`--top-k`, `--predictions-days-back`, …) of at least 1.
+    pub fn require_at_least_one(name: &'static str, value: usize) -> Result<(), UsageError> {
+        if value == 0 {
+            return Err(UsageError::InvalidSetting {
+                name,
+                message: "must be at least 1".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
 /// `monitor --fail-on-alerts` found alerts: exit code 3.
 #[derive(Debug, thiserror::Error)]
 #[error("{count} alert(s) raised")]

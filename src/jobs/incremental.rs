@@ -73,13 +73,7 @@ pub struct UpdateReport {
 }
 
 pub async fn run(ctx: &Context, options: &UpdateOptions) -> anyhow::Result<UpdateReport> {
-    if options.top_k == 0 {
-        return Err(UsageError::InvalidSetting {
-            name: "--top-k",
-            message: "must be at least 1".into(),
-        }
-        .into());
-    }
+    UsageError::require_at_least_one("--top-k", options.top_k)?;
     let store = ctx.watchlist_store()?;
     let _lock = store.lock_job(JOB)?;
     let production =

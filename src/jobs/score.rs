@@ -74,13 +74,7 @@ pub struct ScoreReport {
 }
 
 pub async fn run(ctx: &Context, options: &ScoreOptions) -> anyhow::Result<ScoreReport> {
-    if options.top_k == 0 {
-        return Err(crate::error::UsageError::InvalidSetting {
-            name: "--top-k",
-            message: "must be at least 1".into(),
-        }
-        .into());
-    }
+    crate::error::UsageError::require_at_least_one("--top-k", options.top_k)?;
     let store = ctx.watchlist_store()?;
     let _lock = store.lock_job(JOB)?;
     let models = ProductionModels::load(&store)?.ok_or_else(|| NoProductionModel(ctx.settings.watchlist.clone()))?;

@@ -72,10 +72,7 @@ impl BootstrapOptions {
         if !(self.train_years > 0.0 && self.train_years.is_finite()) {
             return bad("--train-years", format!("must be positive, got {}", self.train_years));
         }
-        if self.top_k == 0 {
-            return bad("--top-k", "must be at least 1".into());
-        }
-        Ok(())
+        UsageError::require_at_least_one("--top-k", self.top_k)
     }
 
     /// The label rules: the flags' barriers, entry and sizing from

@@ -1,0 +1,11 @@
+# Shared by the bench scripts (sourced): read /usr/bin/time -v's report.
+
+# time_wall FILE: the wall-clock seconds.
+time_wall() {
+  awk -F': ' '/Elapsed \(wall clock\)/ {print $2}' "$1" | awk -F: '{ if (NF==3) print $1*3600+$2*60+$3; else print $1*60+$2 }'
+}
+
+# time_rss_kb FILE: the peak resident set size in kB.
+time_rss_kb() {
+  awk -F': ' '/Maximum resident set size/ {print $2}' "$1"
+}

@@ -1,0 +1,222 @@
+//! The night watch's alerts: drift, a realised precision drop (only with
+//! enough completed evidence), stale models and data, missing scores and
+//! symbols, a lagging incremental update.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{Datelike, NaiveDate};
+use serde::Serialize;
+
+use super::MonitorReport;
+use super::figures::Drift;
+use super::predictions::{PredictionsFile, Scored};
+use crate::context::Context;
+use crate::jobs::production::ProductionModels;
+use crate::store::WatchlistStore;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Alert {
+    pub code: &'static str,
+    /// `warn` or `alert`.
+    pub severity: &'static str,
+    pub message: String,
+    pub figures: serde_json::Value,
+}
+
+/// Weekdays after `from` up to and including `to` (sessions, without the
+/// exchange's holidays).
+pub(super) fn weekdays_between(from: NaiveDate, to: NaiveDate) -> i64 {
+    let mut n = 0;
+    let mut d = from;
+    while d < to {
+        d = d.succ_opt().expect("a next day");
+        n += i64::from(d.weekday().number_from_monday() <= 5);
+    }
+    n
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(super) fn alerts(
+    ctx: &Context,
+    store: &WatchlistStore,
+    production: &ProductionModels,
+    symbols: &[crate::symbols::Symbol],
+    window: &[NaiveDate],
+    files: &BTreeMap<NaiveDate, PredictionsFile>,
+    per_date: &[(NaiveDate, String, Vec<Scored>)],
+    report: &mut MonitorReport,
+    cfg: &crate::settings::MonitorConfig,
+) -> anyhow::Result<()> {
+    let mut found: Vec<Alert> = Vec::new();
+    let mut notes: Vec<String> = Vec::new();
+    let mut add = |code, severity, message: String, figures| {
+        found.push(Alert {
+            code,
+            severity,
+            message,
+            figures,
+        })
+    };
+    let drifted: Vec<&Drift> = report.drift.iter().filter(|d| d.psi >= cfg.psi_alert).collect();
+    for d in &report.drift {
+        if d.psi >= cfg.psi_alert || d.psi >= cfg.psi_warn {
+            let severity = if d.psi >= cfg.psi_alert { "alert" } else { "warn" };
+            add(
+                "feature_drift",
+                severity,
+                format!("{} drifted: PSI {:.3}", d.feature, d.psi),
+                serde_json::json!({"feature": d.feature, "psi": d.psi}),
+            );
+        }
+    }
+    if drifted.len() >= cfg.retrain_after_drifted_features {
+        let names: Vec<&str> = drifted.iter().map(|d| d.feature.as_str()).collect();
+        add(
+            "retrain_recommended",
+            "alert",
+            format!(
+                "{} features drifted (PSI ≥ {}): retrain recommended",
+                names.len(),
+                cfg.psi_alert
+            ),
+            serde_json::json!({"features": names}),
+        );
+    }
+    // Realised precision against the training validation figure, only
+    // with enough completed evidence.
+    let completed_dates = report
+        .dates
+        .iter()
+        .filter(|d| d.performance.top_k_completed > 0)
+        .count();
+    match (report.validation_precision_at_k, report.pooled.precision_at_k) {
+        (Some(train), Some(live))
+            if completed_dates >= cfg.min_completed_dates
+                && report.pooled.top_k_completed >= cfg.min_completed_picks =>
+        {
+            if live < 0.8 * train {
+                add(
+                    "precision_drop",
+                    "alert",
+                    format!("precision@K {live:.3} is more than 20 % below the validation {train:.3}"),
+                    serde_json::json!({"live": live, "validation": train, "ci95": report.pooled.precision_at_k_ci95,
+                        "dates": completed_dates, "picks": report.pooled.top_k_completed}),
+                );
+            }
+        }
+        _ => notes.push(format!(
+            "insufficient data for the precision check: {completed_dates} completed date(s), {} completed pick(s) \
+             (minimum {} and {})",
+            report.pooled.top_k_completed, cfg.min_completed_dates, cfg.min_completed_picks
+        )),
+    }
+    // Model age: the live batch model's training as-of.
+    if let Some(trained) = trained_as_of(store, production) {
+        let age = (report.as_of - trained).num_days();
+        if age > cfg.max_model_age_days {
+            add(
+                "model_stale",
+                "warn",
+                format!(
+                    "the live models were trained through {trained}, {age} days before {}: run bootstrap",
+                    report.as_of
+                ),
+                serde_json::json!({"trained_as_of": trained, "age_days": age}),
+            );
+        }
+    }
+    // Newest candle: against today unless an as-of was given (back-fill).
+    let newest = *window.last().unwrap_or(&report.as_of);
+    let now = ctx.settings.as_of.unwrap_or_else(|| chrono::Utc::now().date_naive());
+    let lag = weekdays_between(newest, now);
+    if lag > cfg.max_data_lag_sessions {
+        add(
+            "data_stale",
+            "alert",
+            format!("the newest candle is {newest}, {lag} weekday session(s) before {now}: is the data feed running?"),
+            serde_json::json!({"newest_candle": newest, "sessions": lag}),
+        );
+    }
+    // Watchlist symbols missing from the last predictions.
+    if let Some((date, _, scored)) = per_date.last() {
+        let present: BTreeSet<&str> = scored.iter().map(|s| s.symbol.as_str()).collect();
+        let missing: Vec<&str> = symbols
+            .iter()
+            .map(|s| s.as_str())
+            .filter(|s| !present.contains(s))
+            .collect();
+        if !missing.is_empty() {
+            add(
+                "symbols_not_scored",
+                "warn",
+                format!(
+                    "{} watchlist symbol(s) not scored on {date}: {}",
+                    missing.len(),
+                    missing.join(", ")
+                ),
+                serde_json::json!({"date": date, "symbols": missing}),
+            );
+        }
+    }
+    let unscored: Vec<&NaiveDate> = window.iter().filter(|d| !files.contains_key(d)).collect();
+    if !unscored.is_empty() {
+        add(
+            "score_missing",
+            "warn",
+            format!("{} trading date(s) without a score run", unscored.len()),
+            serde_json::json!({"dates": unscored}),
+        );
+    }
+    // The online model should have learned the scan date `horizon` bars back.
+    let horizon = production.feature_config.label.map_or(5, |b| b.horizon);
+    if window.len() > horizon
+        && let Some(learned) = production.online.learned_through
+    {
+        let due = window[window.len() - 1 - horizon];
+        if learned < due {
+            add(
+                "incremental_lagging",
+                "warn",
+                format!(
+                    "the live online model learned through {learned}; scan dates through {due} are due: run incremental-update"
+                ),
+                serde_json::json!({"learned_through": learned, "due": due}),
+            );
+        }
+    }
+    report.alerts.extend(found);
+    report.notes.extend(notes);
+    Ok(())
+}
+
+/// The as-of the live batch model was trained with (its sidecar).
+pub(super) fn trained_as_of(store: &WatchlistStore, production: &ProductionModels) -> Option<NaiveDate> {
+    let name = &production.pointer.artifacts.get("model_batch")?.name;
+    let record = store
+        .list(Some("model_batch"))
+        .ok()?
+        .into_iter()
+        .find(|r| &r.name == name)?;
+    store
+        .meta(&record)
+        .ok()?
+        .parameters
+        .get("as_of")?
+        .as_str()?
+        .parse()
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sessions_count_weekdays_only() {
+        let d = |day| NaiveDate::from_ymd_opt(2024, 3, day).unwrap();
+        // Friday 1st → Monday 4th: one session; → Friday 8th: five.
+        assert_eq!(weekdays_between(d(1), d(4)), 1);
+        assert_eq!(weekdays_between(d(1), d(8)), 5);
+        assert_eq!(weekdays_between(d(4), d(4)), 0);
+    }
+}
