@@ -11,6 +11,7 @@ use crate::context::Context;
 use crate::db;
 use crate::features::{Snapshot, snapshots_from};
 use crate::labels::Barrier;
+use crate::models::metrics::EvalSet;
 use crate::symbols::Symbol;
 
 /// A symbol left out, and why.
@@ -184,6 +185,32 @@ fn in_date_symbol_order(mut per_symbol: Vec<(Symbol, Vec<Snapshot>)>) -> Vec<Sna
     keys.iter()
         .map(|&(_, s, i)| per_symbol[s as usize].1[i as usize].clone())
         .collect()
+}
+
+/// The rows `idx` (sorted by date) as the metrics need them.
+pub fn eval_set(rows: &[Snapshot], idx: &[usize]) -> EvalSet {
+    let mut set = EvalSet::default();
+    let mut day = 0u32;
+    for (n, &i) in idx.iter().enumerate() {
+        if n > 0 && rows[i].date != rows[idx[n - 1]].date {
+            day += 1;
+        }
+        let l = rows[i].label.expect("labeled");
+        set.day.push(day);
+        set.label.push(l.label);
+        set.realized_return.push(l.realized_return);
+        set.bars_to_exit.push(l.bars_to_exit);
+        set.rule_buy.push(rows[i].features.categorical(4) == Some("BUY"));
+    }
+    set
+}
+
+/// The distinct scan dates of `idx` rows (sorted by date), in order: day
+/// `d` of [`eval_set`] is `dates[d]`.
+pub fn eval_dates(rows: &[Snapshot], idx: &[usize]) -> Vec<NaiveDate> {
+    let mut dates: Vec<NaiveDate> = idx.iter().map(|&i| rows[i].date).collect();
+    dates.dedup();
+    dates
 }
 
 /// A symbol's snapshots, or why it is skipped.

@@ -31,9 +31,9 @@ use crate::db::job_runs::RunStatus;
 use crate::error::UsageError;
 use crate::features::transform::Columns;
 use crate::features::{Features, Snapshot};
-use crate::jobs::dataset::{labeled_cross_sections, read_and_build, resolve_as_of, watchlist_symbols};
+use crate::jobs::dataset::{eval_set, labeled_cross_sections, read_and_build, resolve_as_of, watchlist_symbols};
 use crate::jobs::production::{NoProductionModel, ProductionModels};
-use crate::models::metrics::{EvalSet, Evaluation, evaluate};
+use crate::models::metrics::{Evaluation, evaluate};
 use crate::models::online::OnlineModel;
 use crate::store::atomic::sha256_file;
 use crate::store::{ArtifactRecord, InputRef, NameStyle, NewArtifact, WatchlistStore};
@@ -159,7 +159,8 @@ async fn update(
         progress.inc(1);
         let features: Vec<&Features> = day.iter().map(|r| &r.features).collect();
         let design = production.bundle.matrix(&features, Columns::Design);
-        let set = eval_set(day);
+        let all: Vec<usize> = (0..day.len()).collect();
+        let set = eval_set(day, &all);
         // Predict, then learn.
         let updated = evaluate(&set, &chain.head.predict(&design), options.top_k);
         let frozen = evaluate(&set, &chain.frozen.predict(&design), options.top_k);
@@ -191,19 +192,6 @@ fn by_date(rows: &[Snapshot]) -> Vec<&[Snapshot]> {
         start = end;
     }
     out
-}
-
-fn eval_set(day: &[Snapshot]) -> EvalSet {
-    let mut set = EvalSet::default();
-    for r in day {
-        let l = r.label.expect("labeled rows");
-        set.day.push(0);
-        set.label.push(l.label);
-        set.realized_return.push(l.realized_return);
-        set.bars_to_exit.push(l.bars_to_exit);
-        set.rule_buy.push(r.features.categorical(4) == Some("BUY"));
-    }
-    set
 }
 
 /// The live bootstrap's lineage: its model as trained, and the newest

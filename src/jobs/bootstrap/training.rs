@@ -15,9 +15,10 @@ use ndarray::ArrayView2;
 use super::Timings;
 use crate::features::transform::{Columns, TransformerBundle};
 use crate::features::{Features, Snapshot};
+pub use crate::jobs::dataset::{eval_dates, eval_set};
 use crate::models::batch::{BatchModel, BatchParams, Matrix};
 use crate::models::ensemble;
-use crate::models::metrics::{Baselines, EvalSet, Evaluation, baselines, evaluate};
+use crate::models::metrics::{Baselines, Evaluation, baselines, evaluate};
 use crate::models::online::{OnlineModel, OnlineParams};
 use crate::models::split::{Split, holdout};
 
@@ -164,32 +165,6 @@ pub struct Fitted {
     pub batch_eval: Evaluation,
     pub ensemble_eval: Evaluation,
     pub baselines: Baselines,
-}
-
-/// The rows `idx` (sorted by date) as the metrics need them.
-pub fn eval_set(rows: &[Snapshot], idx: &[usize]) -> EvalSet {
-    let mut set = EvalSet::default();
-    let mut day = 0u32;
-    for (n, &i) in idx.iter().enumerate() {
-        if n > 0 && rows[i].date != rows[idx[n - 1]].date {
-            day += 1;
-        }
-        let l = rows[i].label.expect("labeled");
-        set.day.push(day);
-        set.label.push(l.label);
-        set.realized_return.push(l.realized_return);
-        set.bars_to_exit.push(l.bars_to_exit);
-        set.rule_buy.push(rows[i].features.categorical(4) == Some("BUY"));
-    }
-    set
-}
-
-/// The distinct scan dates of `idx` rows (sorted by date), in order: day
-/// `d` of [`eval_set`] is `dates[d]`.
-pub fn eval_dates(rows: &[Snapshot], idx: &[usize]) -> Vec<chrono::NaiveDate> {
-    let mut dates: Vec<chrono::NaiveDate> = idx.iter().map(|&i| rows[i].date).collect();
-    dates.dedup();
-    dates
 }
 
 /// Why a training window cannot be fitted honestly.
