@@ -18,6 +18,7 @@
 //! - [`parquet_out`]: Parquet writing shared by the jobs.
 //! - [`jobs`]: one module per binary's job.
 
+pub mod calendar;
 pub mod candles;
 pub mod cli;
 pub mod clock;

@@ -33,12 +33,13 @@ impl Symbol {
     }
 
     /// Exchange facts implied by the Yahoo-style suffix: `.NS` / `.BO` are
-    /// Indian listings; a symbol without an exchange suffix (`AAPL`,
+    /// Indian listings, `.PS` Philippine ones; a symbol without an exchange suffix (`AAPL`,
     /// `BRK.B` — a share class) is a US listing, as on Yahoo.
     pub fn listing(&self) -> Listing {
         match self.0.rsplit_once('.').map(|(_, s)| s) {
             Some("NS") => Listing::INDIA_NSE,
             Some("BO") => Listing::INDIA_BSE,
+            Some("PS") => Listing::PHILIPPINES,
             _ => Listing::US,
         }
     }
@@ -72,6 +73,12 @@ impl Listing {
         country: "IN",
         currency: "INR",
         timezone: "Asia/Kolkata",
+    };
+    pub const PHILIPPINES: Listing = Listing {
+        exchange: "PSE",
+        country: "PH",
+        currency: "PHP",
+        timezone: "Asia/Manila",
     };
     pub const INDIA_BSE: Listing = Listing {
         exchange: "BSE",
