@@ -32,6 +32,7 @@ pub mod labels;
 pub mod logging;
 pub mod models;
 pub mod parquet_out;
+pub mod providers;
 pub mod settings;
 pub mod store;
 pub mod symbols;

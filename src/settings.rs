@@ -5,8 +5,11 @@
 
 use std::path::{Path, PathBuf};
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
+
+use crate::calendar::{CalendarConfig, Calendars};
+use crate::candles::CandleSource;
 
 use crate::candles::splits::PriceAdjust;
 use crate::error::UsageError;
@@ -51,6 +54,12 @@ pub struct CommonArgs {
     #[arg(long, global = true, value_name = "YYYY-MM-DD")]
     pub as_of: Option<String>,
 
+    /// Only candles from this source (yahoo, twelvedata, finnhub — also
+    /// FINNHUB_LOCAL — or import): bootstrap, score and incremental-update
+    /// use the symbols whose candles all came from it [default: any]
+    #[arg(long, global = true, value_name = "NAME")]
+    pub source: Option<String>,
+
     /// Log format on stderr [default: text]
     #[arg(long, global = true, value_enum)]
     pub log_format: Option<LogFormat>,
@@ -83,7 +92,115 @@ pub struct FileConfig {
     pub monitor: MonitorConfig,
     pub online: OnlineParams,
     pub batch: BatchParams,
+    pub fetch: FetchConfig,
+    pub calendar: CalendarConfig,
 }
+
+/// `[fetch]`: the data providers `ta-signals fetch` asks, in order.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FetchConfig {
+    /// The fallback chain: a symbol goes to the next provider when one fails.
+    pub providers: Vec<String>,
+    /// Calendar days re-fetched before each symbol's last stored candle, so
+    /// that a provider's revision of recent bars is picked up.
+    pub overlap_days: u32,
+    /// History fetched for a symbol with no stored candles.
+    pub history_years: u32,
+    pub timeout_secs: f64,
+    /// Retries after a 429, a 5xx or a network error (per provider).
+    pub retries: u32,
+    /// First backoff; doubled per retry, with jitter, capped at `max_backoff_ms`.
+    pub backoff_ms: u64,
+    pub max_backoff_ms: u64,
+    /// Requests in flight at once.
+    pub concurrency: usize,
+    /// Symbols per database write (a killed run keeps what was written).
+    pub write_every: usize,
+    pub yahoo: ProviderConfig,
+    pub twelvedata: ProviderConfig,
+    pub finnhub: ProviderConfig,
+}
+
+/// One provider's endpoint and rate limit.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProviderConfig {
+    /// Base URL (tests and proxies); the public API when unset.
+    pub base_url: Option<String>,
+    /// Requests per minute (0 = no limit).
+    pub requests_per_minute: f64,
+}
+
+impl Default for FetchConfig {
+    fn default() -> Self {
+        let rate = |requests_per_minute| ProviderConfig {
+            base_url: None,
+            requests_per_minute,
+        };
+        FetchConfig {
+            providers: vec!["yahoo".into(), "twelvedata".into()],
+            overlap_days: 5,
+            history_years: 10,
+            timeout_secs: 20.0,
+            retries: 3,
+            backoff_ms: 500,
+            max_backoff_ms: 30_000,
+            concurrency: 4,
+            write_every: 50,
+            // Free tiers: TwelveData 8 and Finnhub 60 requests a minute;
+            // Yahoo publishes none, 120 is polite.
+            yahoo: rate(120.0),
+            twelvedata: rate(8.0),
+            finnhub: rate(60.0),
+        }
+    }
+}
+
+impl Default for ProviderConfig {
+    fn default() -> Self {
+        ProviderConfig {
+            base_url: None,
+            requests_per_minute: 60.0,
+        }
+    }
+}
+
+/// An API key: shown as `***` in every debug print.
+#[derive(Clone)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// Provider API keys, from the environment only.
+#[derive(Debug, Clone, Default)]
+pub struct ApiKeys {
+    pub twelvedata: Option<Secret>,
+    pub finnhub: Option<Secret>,
+}
+
+impl ApiKeys {
+    /// The key of a provider that needs one, when set.
+    pub fn get(&self, provider: crate::providers::ProviderName) -> Option<String> {
+        use crate::providers::ProviderName;
+        let key = match provider {
+            ProviderName::Yahoo => return None,
+            ProviderName::TwelveData => &self.twelvedata,
+            ProviderName::Finnhub => &self.finnhub,
+        };
+        key.as_ref().map(|k| k.0.clone())
+    }
+}
+
+pub const TWELVEDATA_KEY_VAR: &str = "TWELVEDATA_API_KEY";
+pub const FINNHUB_KEY_VAR: &str = "FINNHUB_API_KEY";
+/// Overrides the clock (RFC 3339) for the session arithmetic of default
+/// as-of dates: for tests and for replaying what a cron run did.
+pub const NOW_VAR: &str = "SWINGML_NOW";
 
 /// `[monitor]`: thresholds of the night watch.
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
@@ -323,6 +440,13 @@ pub struct Settings {
     pub monitor: MonitorConfig,
     pub online: OnlineParams,
     pub batch: BatchParams,
+    pub fetch: FetchConfig,
+    pub calendars: Calendars,
+    /// The instant "today" and "the latest closed session" are taken at.
+    pub now: DateTime<Utc>,
+    /// `--source`: only candles from it (None: any).
+    pub source: Option<CandleSource>,
+    pub api_keys: ApiKeys,
 }
 
 impl Settings {
@@ -347,6 +471,32 @@ impl Settings {
         validate_watchlist(&watchlist)?;
         let as_of = args.as_of.as_deref().map(parse_date).transpose()?;
         validate_import(&file.import)?;
+        validate_fetch(&file.fetch)?;
+        let source = args
+            .source
+            .as_deref()
+            .map(|raw| {
+                CandleSource::parse(raw).ok_or_else(|| UsageError::InvalidSetting {
+                    name: "--source",
+                    message: format!("unknown source {raw:?}: use yahoo, twelvedata, finnhub (or FINNHUB_LOCAL) or import"),
+                })
+            })
+            .transpose()?;
+        let calendars = Calendars::new(&file.calendar)?;
+        let now = match std::env::var(NOW_VAR) {
+            Ok(raw) => DateTime::parse_from_rfc3339(raw.trim())
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|_| UsageError::InvalidSetting {
+                    name: NOW_VAR,
+                    message: format!("{raw:?} is not an RFC 3339 time stamp"),
+                })?,
+            Err(_) => Utc::now(),
+        };
+        let key = |var: &str| std::env::var(var).ok().filter(|k| !k.trim().is_empty()).map(Secret);
+        let api_keys = ApiKeys {
+            twelvedata: key(TWELVEDATA_KEY_VAR),
+            finnhub: key(FINNHUB_KEY_VAR),
+        };
         Ok(Settings {
             database_url,
             artifacts,
@@ -365,6 +515,11 @@ impl Settings {
             monitor: file.monitor,
             online: file.online,
             batch: file.batch,
+            fetch: file.fetch,
+            calendars,
+            now,
+            source,
+            api_keys,
         })
     }
 }
@@ -450,6 +605,29 @@ fn validate_training(file: &FileConfig) -> Result<(), UsageError> {
             "bootstrap.min_symbols",
             "min_symbols and min_rows must be ≥ 1".into(),
         ));
+    }
+    Ok(())
+}
+
+fn validate_fetch(fetch: &FetchConfig) -> Result<(), UsageError> {
+    let invalid = |name: &'static str, message: String| UsageError::InvalidSetting { name, message };
+    if fetch.providers.is_empty() {
+        return Err(invalid("fetch.providers", "name at least one provider".into()));
+    }
+    if !(fetch.timeout_secs > 0.0 && fetch.timeout_secs.is_finite()) {
+        return Err(invalid("fetch.timeout_secs", format!("must be positive, got {}", fetch.timeout_secs)));
+    }
+    if fetch.concurrency == 0 || fetch.write_every == 0 {
+        return Err(invalid("fetch.concurrency", "concurrency and write_every must be ≥ 1".into()));
+    }
+    for (name, p) in [
+        ("fetch.yahoo", &fetch.yahoo),
+        ("fetch.twelvedata", &fetch.twelvedata),
+        ("fetch.finnhub", &fetch.finnhub),
+    ] {
+        if !(p.requests_per_minute >= 0.0 && p.requests_per_minute.is_finite()) {
+            return Err(invalid(name, format!("requests_per_minute must be ≥ 0, got {}", p.requests_per_minute)));
+        }
     }
     Ok(())
 }

@@ -27,6 +27,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let options = UpdateOptions { top_k: cli.top_k };
     run_job(incremental::JOB, &cli.common, |ctx| async move {
+        if !swingml::jobs::dataset::session_today(&ctx).await? {
+            return Ok(());
+        }
         incremental::run(&ctx, &options).await?;
         ctx.db.close().await;
         Ok(())

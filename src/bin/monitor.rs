@@ -47,6 +47,9 @@ fn main() -> ExitCode {
     };
     let format = options.format;
     run_job(monitor::JOB, &cli.common, |ctx| async move {
+        if !swingml::jobs::dataset::session_today(&ctx).await? {
+            return Ok(());
+        }
         let report = monitor::run(&ctx, &options).await?;
         print!("{}", monitor::render(&report, format)?);
         ctx.db.close().await;

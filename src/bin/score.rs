@@ -38,6 +38,9 @@ fn main() -> ExitCode {
         format: cli.format,
     };
     run_job(score::JOB, &cli.common, |ctx| async move {
+        if !swingml::jobs::dataset::session_today(&ctx).await? {
+            return Ok(());
+        }
         let report = score::run(&ctx, &options).await?;
         print!("{}", score::render(&report, options.format)?);
         ctx.db.close().await;

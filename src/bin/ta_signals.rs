@@ -1,4 +1,5 @@
-//! `ta-signals`: load candles (`import`) and compute indicators (`run`).
+//! `ta-signals`: load candles (`import` from files, `fetch` from data
+//! providers) and compute indicators (`run`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -31,6 +32,32 @@ enum Command {
         #[arg(required = true, value_name = "PATH")]
         paths: Vec<PathBuf>,
     },
+    /// Fetch new daily candles of the watchlist's symbols from the data
+    /// providers (Yahoo, TwelveData, Finnhub) and store them like an import.
+    ///
+    /// Each symbol is asked from its last stored candle (minus a few days of
+    /// overlap, to pick up revised bars) up to the latest session of its
+    /// exchange whose close has passed. Providers are tried in the order of
+    /// `[fetch] providers`; API keys come from TWELVEDATA_API_KEY and
+    /// FINNHUB_API_KEY. One symbol's failure is reported, the others
+    /// continue (exit 1 when any failed).
+    Fetch {
+        /// Ask only this provider (yahoo, twelvedata or finnhub) instead of the configured chain
+        #[arg(long, value_name = "NAME")]
+        provider: Option<String>,
+        /// Ask every symbol from this date (back-fill) instead of its last stored candle
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        since: Option<String>,
+        /// Base URL of every provider asked (a local server or a proxy)
+        #[arg(long, value_name = "URL")]
+        base_url: Option<String>,
+        /// Add these symbols (comma-separated) to the --watchlist first
+        #[arg(long, value_name = "SYMBOLS", value_delimiter = ',')]
+        symbols: Vec<String>,
+        /// Then compute the new indicator rows (as `ta-signals run`)
+        #[arg(long)]
+        run: bool,
+    },
     /// Compute every indicator column for the watchlist's symbols (all
     /// symbols with candles when no --watchlist is given).
     ///
@@ -53,6 +80,30 @@ fn main() -> ExitCode {
             jobs::import::run(&ctx, &jobs::import::ImportOptions { paths }).await?;
             ctx.db.close().await;
             Ok(())
+        }),
+        Command::Fetch {
+            provider,
+            since,
+            base_url,
+            symbols,
+            run,
+        } => run_job(jobs::fetch::JOB, &cli.common, |ctx| async move {
+            let since = since.as_deref().map(swingml::settings::parse_date).transpose()?;
+            let options = jobs::fetch::FetchOptions {
+                provider,
+                since,
+                base_url,
+                symbols,
+            };
+            let fetched = jobs::fetch::run(&ctx, &options).await?;
+            if run {
+                jobs::ta_run::run(&ctx, &jobs::ta_run::RunOptions::default()).await?;
+            }
+            ctx.db.close().await;
+            match fetched.failed.len() {
+                0 => Ok(()),
+                n => anyhow::bail!("fetch: {n} symbol(s) got no bars (see the warnings above)"),
+            }
         }),
         Command::Run { full, parquet } => run_job(jobs::ta_run::JOB, &cli.common, |ctx| async move {
             jobs::ta_run::run(&ctx, &jobs::ta_run::RunOptions { full, parquet }).await?;

@@ -105,6 +105,9 @@ fn push_candle(by_symbol: &mut Vec<(Symbol, Vec<Incoming>)>, incoming: Incoming)
 #[derive(Debug, Default)]
 pub struct Compared {
     pub to_insert: Vec<Candle>,
+    /// Stored rows to replace with the incoming values (a provider's
+    /// revision of a bar it gave before).
+    pub to_revise: Vec<Candle>,
     pub unchanged: u64,
     /// Intraday roll-ups that differ from a stored daily candle.
     pub superseded: u64,
@@ -114,15 +117,22 @@ pub struct Compared {
 /// Compare `incoming` (one symbol, date order) with `stored` (same symbol,
 /// date order): identical rows change nothing, different ones are
 /// quarantined (the stored row is kept) unless they are intraday roll-ups,
-/// which give way; new ones are inserted. New rows are then checked for
-/// the two flag rules against the merged series.
-pub fn compare_with_stored(incoming: Vec<Incoming>, stored: &[Candle], max_move: f64) -> Compared {
+/// which give way, or `may_revise` allows replacing the stored row of that
+/// date; new ones are inserted. New rows are then checked for the two flag
+/// rules against the merged series.
+pub fn compare_with_stored(
+    incoming: Vec<Incoming>,
+    stored: &[Candle],
+    max_move: f64,
+    may_revise: &dyn Fn(NaiveDate) -> bool,
+) -> Compared {
     let index: HashMap<NaiveDate, &Candle> = stored.iter().map(|c| (c.date, c)).collect();
     let mut out = Compared::default();
     for Incoming { candle, derived } in incoming {
         match index.get(&candle.date) {
             Some(existing) if existing.same_values(&candle) => out.unchanged += 1,
             Some(_) if derived => out.superseded += 1,
+            Some(_) if may_revise(candle.date) => out.to_revise.push(candle),
             Some(existing) => out.offences.push(Offence {
                 source: String::new(),
                 line: 0,
@@ -221,6 +231,7 @@ mod tests {
             }],
             &stored,
             0.4,
+            &|_| false,
         );
         assert_eq!((c.superseded, c.offences.len(), c.to_insert.len()), (1, 0, 0));
     }
@@ -250,18 +261,25 @@ mod tests {
             incoming(candle(3, 12.0)),
             incoming(candle(4, 10.0)),
         ];
-        let c = compare_with_stored(rows, &stored, 0.4);
+        let c = compare_with_stored(rows.clone(), &stored, 0.4, &|_| false);
         assert_eq!(c.unchanged, 1);
         assert_eq!(c.to_insert.len(), 1);
         assert_eq!(c.offences.len(), 1);
         assert_eq!(c.offences[0].rule, Rule::ConflictsWithStored);
+        assert!(c.to_revise.is_empty());
+
+        // A provider revising its own bar of the 3rd replaces it.
+        let c = compare_with_stored(rows, &stored, 0.4, &|date| date.to_string() == "2024-01-03");
+        assert_eq!((c.unchanged, c.to_insert.len(), c.offences.len()), (1, 1, 0));
+        assert_eq!(c.to_revise.len(), 1);
+        assert_eq!(c.to_revise[0].close, 12.0);
     }
 
     #[test]
     fn weekend_and_split_flags_only_for_new_rows() {
         let stored = vec![candle(5, 100.0)];
         // 2024-01-06 is a Saturday; a −50 % move with nothing to explain it.
-        let c = compare_with_stored(vec![incoming(candle(6, 50.0))], &stored, 0.4);
+        let c = compare_with_stored(vec![incoming(candle(6, 50.0))], &stored, 0.4, &|_| false);
         let rules: Vec<Rule> = c.offences.iter().map(|o| o.rule).collect();
         assert_eq!(rules, vec![Rule::SuspectedSplit, Rule::WeekendDate]);
         assert_eq!(c.to_insert.len(), 1, "flagged rows are kept");

@@ -54,3 +54,62 @@ pub(crate) fn test_bar(day: u32, close: f64) -> Candle {
         split_coef: None,
     }
 }
+
+/// Where a stored candle came from (the `candles.source` column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum CandleSource {
+    /// `ta-signals import` of a file.
+    Import,
+    Yahoo,
+    TwelveData,
+    Finnhub,
+}
+
+impl CandleSource {
+    pub const ALL: [CandleSource; 4] = [
+        CandleSource::Import,
+        CandleSource::Yahoo,
+        CandleSource::TwelveData,
+        CandleSource::Finnhub,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CandleSource::Import => "import",
+            CandleSource::Yahoo => "yahoo",
+            CandleSource::TwelveData => "twelvedata",
+            CandleSource::Finnhub => "finnhub",
+        }
+    }
+
+    /// A source by name, case-insensitive. `FINNHUB_LOCAL` — the name
+    /// earlier tools gave their local table of Finnhub candles — is Finnhub.
+    pub fn parse(raw: &str) -> Option<CandleSource> {
+        let name = raw.trim().to_ascii_lowercase();
+        match name.as_str() {
+            "finnhub_local" => Some(CandleSource::Finnhub),
+            _ => CandleSource::ALL.into_iter().find(|s| s.as_str() == name),
+        }
+    }
+}
+
+impl std::fmt::Display for CandleSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CandleSource;
+
+    #[test]
+    fn source_names_round_trip_and_finnhub_local_is_finnhub() {
+        for source in CandleSource::ALL {
+            assert_eq!(CandleSource::parse(source.as_str()), Some(source));
+        }
+        assert_eq!(CandleSource::parse("FINNHUB_LOCAL"), Some(CandleSource::Finnhub));
+        assert_eq!(CandleSource::parse("Yahoo"), Some(CandleSource::Yahoo));
+        assert_eq!(CandleSource::parse("bloomberg"), None);
+    }
+}

@@ -6,12 +6,15 @@ use anyhow::Context as _;
 use chrono::NaiveDate;
 use sqlx::Row;
 
-use super::{Db, Dialect, in_transaction, with_pool};
-use crate::candles::Candle;
+use std::collections::HashMap;
 
-const COLUMNS: &str = "symbol, date, open, high, low, close, adj_close, volume, split_coef";
-const PLACEHOLDERS: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?)";
-/// Rows per multi-row INSERT: 9 parameters each, far below both databases'
+use super::{Db, Dialect, in_transaction, with_pool};
+use crate::candles::{Candle, CandleSource};
+use crate::symbols::Symbol;
+
+const COLUMNS: &str = "symbol, date, open, high, low, close, adj_close, volume, split_coef, source";
+const PLACEHOLDERS: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+/// Rows per multi-row INSERT: 10 parameters each, far below both databases'
 /// limits on bound parameters, large enough to amortise the round trip.
 const CHUNK: usize = 256;
 
@@ -34,8 +37,9 @@ fn insert_sql(dialect: Dialect, rows: usize) -> &'static str {
     if rows == CHUNK { &texts[0] } else { &texts[1] }
 }
 
-/// Insert candles in transactions of `batch_rows`; returns rows inserted.
-pub async fn insert(db: &Db, candles: &[Candle], batch_rows: usize) -> anyhow::Result<u64> {
+/// Insert candles from `source` in transactions of `batch_rows`; returns
+/// rows inserted.
+pub async fn insert(db: &Db, candles: &[Candle], source: CandleSource, batch_rows: usize) -> anyhow::Result<u64> {
     let mut inserted = 0;
     for batch in candles.chunks(batch_rows.max(CHUNK)) {
         inserted += in_transaction!(db, tx => {
@@ -44,18 +48,100 @@ pub async fn insert(db: &Db, candles: &[Candle], batch_rows: usize) -> anyhow::R
             for chunk in &mut chunks {
                 let mut query = sqlx::query(insert_sql(db.dialect(), CHUNK));
                 for c in chunk {
-                    query = bind_candle(query, c);
+                    query = bind_candle(query, c).bind(source.as_str());
                 }
                 n += query.execute(&mut *tx).await?.rows_affected();
             }
             for c in chunks.remainder() {
-                let query = bind_candle(sqlx::query(insert_sql(db.dialect(), 1)), c);
+                let query = bind_candle(sqlx::query(insert_sql(db.dialect(), 1)), c).bind(source.as_str());
                 n += query.execute(&mut *tx).await?.rows_affected();
             }
             n
         });
     }
     Ok(inserted)
+}
+
+/// Replace stored candles with a provider's revised values, and drop the
+/// saved indicator state of their symbols (in the same transaction), so
+/// that the next `ta-signals run` recomputes them from the revised bars.
+pub async fn revise(db: &Db, candles: &[Candle], source: CandleSource) -> anyhow::Result<u64> {
+    const UPDATE: &str = "UPDATE candles SET open = ?, high = ?, low = ?, close = ?, adj_close = ?,
+        volume = ?, split_coef = ?, source = ? WHERE symbol = ? AND date = ?";
+    const DROP_STATE: &str = "DELETE FROM ta_state WHERE symbol = ?";
+    if candles.is_empty() {
+        return Ok(0);
+    }
+    let mut symbols: Vec<&str> = candles.iter().map(|c| c.symbol.as_str()).collect();
+    symbols.dedup();
+    Ok(in_transaction!(db, tx => {
+        let mut n = 0;
+        for c in candles {
+            n += sqlx::query(UPDATE)
+                .bind(c.open)
+                .bind(c.high)
+                .bind(c.low)
+                .bind(c.close)
+                .bind(c.adj_close)
+                .bind(c.volume)
+                .bind(c.split_coef)
+                .bind(source.as_str())
+                .bind(c.symbol.as_str())
+                .bind(c.date)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        }
+        for symbol in symbols {
+            sqlx::query(DROP_STATE).bind(symbol).execute(&mut *tx).await?;
+        }
+        n
+    }))
+}
+
+/// The last stored candle date of each symbol that has one.
+pub async fn last_dates(db: &Db, symbols: &[Symbol]) -> anyhow::Result<HashMap<Symbol, NaiveDate>> {
+    const SQL: &str = "SELECT MAX(date) FROM candles WHERE symbol = ?";
+    let mut out = HashMap::new();
+    for symbol in symbols {
+        let last: Option<NaiveDate> = with_pool!(db, pool => {
+            sqlx::query_scalar(SQL).bind(symbol.as_str()).fetch_one(pool).await
+        })?;
+        if let Some(last) = last {
+            out.insert(symbol.clone(), last);
+        }
+    }
+    Ok(out)
+}
+
+/// The source of each stored candle of `symbol` from `first` to `last`.
+pub async fn sources_between(
+    db: &Db,
+    symbol: &Symbol,
+    first: NaiveDate,
+    last: NaiveDate,
+) -> anyhow::Result<HashMap<NaiveDate, Option<CandleSource>>> {
+    const SQL: &str = "SELECT date, source FROM candles WHERE symbol = ? AND date >= ? AND date <= ?";
+    let rows: Vec<(NaiveDate, String)> = with_pool!(db, pool => {
+        sqlx::query_as(SQL).bind(symbol.as_str()).bind(first).bind(last).fetch_all(pool).await
+    })?;
+    Ok(rows
+        .into_iter()
+        .map(|(date, source)| (date, CandleSource::parse(&source)))
+        .collect())
+}
+
+/// Candles of `symbol` up to `through` that did not come from `source`.
+pub async fn count_not_from(db: &Db, symbol: &Symbol, through: NaiveDate, source: CandleSource) -> anyhow::Result<i64> {
+    const SQL: &str = "SELECT COUNT(*) FROM candles WHERE symbol = ? AND date <= ? AND source <> ?";
+    Ok(with_pool!(db, pool => {
+        sqlx::query_scalar::<_, i64>(SQL)
+            .bind(symbol.as_str())
+            .bind(through)
+            .bind(source.as_str())
+            .fetch_one(pool)
+            .await
+    })?)
 }
 
 fn bind_candle<'q, DB>(
@@ -271,12 +357,12 @@ pub async fn count(db: &Db) -> anyhow::Result<i64> {
     })?)
 }
 
-/// The latest date with a candle, over the watchlist's symbols.
-pub async fn latest_date(db: &Db, watchlist: &str) -> anyhow::Result<Option<NaiveDate>> {
+/// The latest date with a candle up to `through`, over the watchlist's symbols.
+pub async fn latest_date_through(db: &Db, watchlist: &str, through: NaiveDate) -> anyhow::Result<Option<NaiveDate>> {
     const SQL: &str = "SELECT MAX(c.date) FROM candles c
-        JOIN watchlist_members w ON w.symbol = c.symbol WHERE w.watchlist = ?";
+        JOIN watchlist_members w ON w.symbol = c.symbol WHERE w.watchlist = ? AND c.date <= ?";
     Ok(with_pool!(db, pool => {
-        sqlx::query_scalar::<_, Option<NaiveDate>>(SQL).bind(watchlist).fetch_one(pool).await
+        sqlx::query_scalar::<_, Option<NaiveDate>>(SQL).bind(watchlist).bind(through).fetch_one(pool).await
     })?)
 }
 

@@ -1,8 +1,9 @@
 //! Schema migrations for both dialects, embedded in the binary.
 //!
 //! Each migration is a list of statements applied once and recorded in
-//! `schema_migrations`. The statements use `IF NOT EXISTS`, so two processes
-//! migrating a new database at the same moment do no harm.
+//! `schema_migrations`. The statements use `IF NOT EXISTS`, and an added
+//! column that is already there counts as added, so two processes
+//! migrating the same database at the same moment do no harm.
 
 use super::{Db, Dialect, with_pool};
 
@@ -13,12 +14,20 @@ struct Migration {
     mysql: &'static str,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "symbols, watchlists, candles, ta_signals, ta_state, job_runs",
-    sqlite: include_str!("../../migrations/sqlite/0001_initial.sql"),
-    mysql: include_str!("../../migrations/mysql/0001_initial.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "symbols, watchlists, candles, ta_signals, ta_state, job_runs",
+        sqlite: include_str!("../../migrations/sqlite/0001_initial.sql"),
+        mysql: include_str!("../../migrations/mysql/0001_initial.sql"),
+    },
+    Migration {
+        version: 2,
+        description: "candles.source",
+        sqlite: include_str!("../../migrations/sqlite/0002_candle_source.sql"),
+        mysql: include_str!("../../migrations/mysql/0002_candle_source.sql"),
+    },
+];
 
 const CREATE_LEDGER_SQLITE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
     version INTEGER NOT NULL PRIMARY KEY, description TEXT NOT NULL, applied_at TEXT NOT NULL)";
@@ -45,7 +54,11 @@ pub(super) async fn run(db: &Db) -> anyhow::Result<()> {
             Dialect::MySql => migration.mysql,
         };
         for statement in statements(script) {
-            with_pool!(db, pool => sqlx::query(statement).execute(pool).await.map(|_| ()))?;
+            let applied = with_pool!(db, pool => sqlx::query(statement).execute(pool).await.map(|_| ()));
+            match applied {
+                Err(err) if is_duplicate_column(&err) => {}
+                other => other?,
+            }
         }
         let now = chrono::Utc::now().to_rfc3339();
         with_pool!(db, pool => {
@@ -60,6 +73,12 @@ pub(super) async fn run(db: &Db) -> anyhow::Result<()> {
         tracing::debug!(version = migration.version, "applied migration");
     }
     Ok(())
+}
+
+/// "Duplicate column name" (both databases): another process added the
+/// column between our ledger read and our `ALTER TABLE`.
+fn is_duplicate_column(err: &sqlx::Error) -> bool {
+    err.to_string().to_ascii_lowercase().contains("duplicate column name")
 }
 
 /// Split a script into its statements. Slices of a `&'static str` stay
@@ -81,15 +100,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn scripts_split_into_create_statements() {
-        for m in MIGRATIONS {
-            let sqlite: Vec<_> = statements(m.sqlite).collect();
-            let mysql: Vec<_> = statements(m.mysql).collect();
-            assert_eq!(sqlite.len(), mysql.len());
-            assert_eq!(sqlite.len(), 6);
-            for s in sqlite.iter().chain(&mysql) {
-                assert!(s.contains("CREATE TABLE IF NOT EXISTS"), "{s}");
-            }
+    fn scripts_split_into_their_statements() {
+        let counts: Vec<(usize, usize)> = MIGRATIONS
+            .iter()
+            .map(|m| (statements(m.sqlite).count(), statements(m.mysql).count()))
+            .collect();
+        assert_eq!(counts, [(6, 6), (1, 1)]);
+        for s in statements(MIGRATIONS[0].sqlite).chain(statements(MIGRATIONS[0].mysql)) {
+            assert!(s.contains("CREATE TABLE IF NOT EXISTS"), "{s}");
+        }
+        for s in statements(MIGRATIONS[1].sqlite).chain(statements(MIGRATIONS[1].mysql)) {
+            assert!(s.contains("ALTER TABLE candles ADD COLUMN source"), "{s}");
         }
     }
 }

@@ -25,26 +25,99 @@ pub struct Skipped {
 /// have some.
 pub async fn watchlist_symbols(ctx: &Context, max_symbols: Option<usize>) -> anyhow::Result<Vec<Symbol>> {
     let name = &ctx.settings.watchlist;
-    let mut members = db::watchlists::members(&ctx.db, name).await?;
+    let members = db::watchlists::members(&ctx.db, name).await?;
     if members.is_empty() {
         anyhow::bail!(
             "watchlist {name} has no symbols: import candles with `ta-signals import --watchlist {name} FILE`"
         );
     }
+    let mut members = from_source(ctx, members).await?;
     if let Some(max) = max_symbols {
         members.truncate(max);
     }
     Ok(members)
 }
 
-/// The run's as-of date: the flag, else the latest candle of the watchlist.
+/// The run's as-of date: the flag, else the newest candle of the watchlist
+/// up to the latest session of its exchange whose close has passed (in the
+/// exchange's time zone: a bar of a session still open is not used). An
+/// as-of behind that session is logged: the feed may have stalled.
 pub async fn resolve_as_of(ctx: &Context) -> anyhow::Result<NaiveDate> {
     if let Some(date) = ctx.settings.as_of {
         return Ok(date);
     }
-    db::candles::latest_date(&ctx.db, &ctx.settings.watchlist)
+    let calendar = watchlist_calendar(ctx).await?;
+    let session = calendar.latest_closed_session(ctx.settings.now);
+    let newest = db::candles::latest_date_through(&ctx.db, &ctx.settings.watchlist, session)
         .await?
-        .ok_or_else(|| anyhow::anyhow!("watchlist {} has no candles: import some first", ctx.settings.watchlist))
+        .ok_or_else(|| anyhow::anyhow!("watchlist {} has no candles: import some first", ctx.settings.watchlist))?;
+    let behind = calendar.sessions_between(newest, session);
+    if behind > 0 {
+        tracing::info!(
+            "as of {newest}, the newest candle: {behind} {} session(s) before the latest closed one ({session})",
+            calendar.name
+        );
+    }
+    Ok(newest)
+}
+
+/// Whether a daily job (score, incremental-update, monitor) has work
+/// today: not when no `--as-of` was given and today is not a session of
+/// the watchlist's exchange (a weekend or a holiday in the exchange's time
+/// zone) — then it says so in one line and the run ends with exit 0.
+pub async fn session_today(ctx: &Context) -> anyhow::Result<bool> {
+    if ctx.settings.as_of.is_some() {
+        return Ok(true);
+    }
+    let calendar = watchlist_calendar(ctx).await?;
+    let today = calendar.local_date(ctx.settings.now);
+    if calendar.is_session(today) {
+        return Ok(true);
+    }
+    tracing::info!(
+        "{}: nothing to do: {today} ({}) is not a {} session; pass --as-of to run for an earlier one",
+        ctx.job,
+        today.format("%A"),
+        calendar.name
+    );
+    Ok(false)
+}
+
+/// With `--source`, the symbols whose candles all came from it (the others
+/// are named in one log line); all of them otherwise.
+pub async fn from_source(ctx: &Context, symbols: Vec<Symbol>) -> anyhow::Result<Vec<Symbol>> {
+    let Some(source) = ctx.settings.source else {
+        return Ok(symbols);
+    };
+    let mut kept = Vec::new();
+    let mut mixed = Vec::new();
+    for symbol in symbols {
+        if db::candles::count_not_from(&ctx.db, &symbol, NaiveDate::MAX, source).await? == 0 {
+            kept.push(symbol);
+        } else {
+            mixed.push(symbol.to_string());
+        }
+    }
+    if !mixed.is_empty() {
+        tracing::info!(
+            "--source {source}: {} symbol(s) left out, their candles are not all from {source}: {}",
+            mixed.len(),
+            mixed.join(", ")
+        );
+    }
+    if kept.is_empty() {
+        anyhow::bail!(
+            "no symbol of watchlist {} has candles only from {source}",
+            ctx.settings.watchlist
+        );
+    }
+    Ok(kept)
+}
+
+/// The exchange calendar the watchlist runs on.
+pub async fn watchlist_calendar(ctx: &Context) -> anyhow::Result<&crate::calendar::ExchangeCalendar> {
+    let members = db::watchlists::members(&ctx.db, &ctx.settings.watchlist).await?;
+    Ok(ctx.settings.calendars.for_watchlist(&ctx.settings.watchlist, &members))
 }
 
 /// The snapshots of a watchlist, per symbol, and what went into them.

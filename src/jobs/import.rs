@@ -12,13 +12,14 @@ use std::time::Instant;
 use anyhow::Context as _;
 use rayon::prelude::*;
 
-use crate::candles::batch::{Incoming, Tagged, compare_with_stored, dedupe};
+use super::ingest::Revisions;
+use crate::candles::CandleSource;
+use crate::candles::batch::{Tagged, dedupe};
 use crate::candles::quality::{Offence, Severity};
 use crate::candles::source::{FileKind, FileRead, read_file};
 use crate::context::Context;
-use crate::db::{self, job_runs::RunStatus};
+use crate::db::job_runs::RunStatus;
 use crate::error::UsageError;
-use crate::store::{NameStyle, NewArtifact};
 
 pub const JOB: &str = "import";
 
@@ -92,36 +93,19 @@ async fn import(ctx: &Context, files: &[PathBuf], started: Instant) -> anyhow::R
     summary.superseded = deduped.superseded;
     offences.extend(deduped.offences);
 
-    let mut to_insert = Vec::new();
-    let mut symbols = Vec::new();
-    for (symbol, incoming) in deduped.by_symbol {
-        let (first, last) = date_range(&incoming);
-        let stored = db::candles::around(&ctx.db, &symbol, first, last).await?;
-        let compared = compare_with_stored(incoming, &stored, ctx.settings.import.max_daily_move);
-        summary.unchanged += compared.unchanged;
-        summary.superseded += compared.superseded;
-        offences.extend(compared.offences.into_iter().map(|mut o| {
-            if o.source.is_empty() {
-                o.source = "import".to_string();
-            }
-            o
-        }));
-        to_insert.extend(compared.to_insert);
-        symbols.push(symbol);
-    }
     let write_started = Instant::now();
-    summary.inserted = db::candles::insert(&ctx.db, &to_insert, ctx.settings.import.batch_rows).await?;
-    let watchlist = ctx
-        .settings
-        .watchlist_explicit
-        .then_some(ctx.settings.watchlist.as_str());
-    db::watchlists::register(&ctx.db, &symbols, watchlist).await?;
+    let stored = super::ingest::store(ctx, deduped.by_symbol, CandleSource::Import, &Revisions::KeepStored).await?;
     tracing::debug!(
         read_secs,
         write_secs = write_started.elapsed().as_secs_f64(),
-        rows = summary.inserted,
+        rows = stored.inserted,
         "import timings"
     );
+    summary.inserted = stored.inserted;
+    summary.unchanged += stored.unchanged;
+    summary.superseded += stored.superseded;
+    offences.extend(stored.offences);
+    let symbols = stored.symbols;
     summary.symbols = symbols.len();
     summary.quarantined = offences
         .iter()
@@ -129,15 +113,9 @@ async fn import(ctx: &Context, files: &[PathBuf], started: Instant) -> anyhow::R
         .count() as u64;
     summary.flagged = offences.len() as u64 - summary.quarantined;
     if !offences.is_empty() {
-        summary.report = Some(write_report(ctx, &offences, &sources)?);
+        summary.report = Some(super::ingest::write_report(ctx, &offences, &sources)?);
     }
     Ok(summary)
-}
-
-fn date_range(rows: &[Incoming]) -> (chrono::NaiveDate, chrono::NaiveDate) {
-    let dates = rows.iter().map(|r| r.candle.date);
-    let first = dates.clone().min().expect("a symbol group has rows");
-    (first, dates.max().unwrap_or(first))
 }
 
 /// Expand folders (their supported files, sorted) and check that every
@@ -175,32 +153,6 @@ fn resolve_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
         }
     }
     Ok(files)
-}
-
-/// The quarantine report: one CSV row per offence, through the store.
-fn write_report(ctx: &Context, offences: &[Offence], sources: &[String]) -> anyhow::Result<String> {
-    let store = ctx.watchlist_store()?;
-    let spec = NewArtifact::new("quarantine_report", NameStyle::Timestamped, "csv")
-        .prefix("quarantine")
-        .parameters(serde_json::json!({ "sources": sources, "max_daily_move": ctx.settings.import.max_daily_move }));
-    let record = store.write(&ctx.writer(), spec, |w| {
-        let mut csv = csv::Writer::from_writer(w);
-        csv.write_record(["source", "line", "symbol", "date", "rule", "severity", "detail"])?;
-        for o in offences {
-            csv.write_record([
-                o.source.as_str(),
-                &o.line.to_string(),
-                o.symbol.as_str(),
-                o.date.as_str(),
-                o.rule.as_str(),
-                o.severity().as_str(),
-                o.detail.as_str(),
-            ])?;
-        }
-        csv.flush()?;
-        Ok(None)
-    })?;
-    Ok(store.path_of(&record.name).display().to_string())
 }
 
 pub fn summary_line(s: &ImportSummary, started: Instant) -> String {

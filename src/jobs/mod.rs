@@ -31,7 +31,9 @@ where
 pub mod artifacts;
 pub mod bootstrap;
 pub mod dataset;
+pub mod fetch;
 pub mod import;
+pub mod ingest;
 pub mod incremental;
 pub mod monitor;
 pub mod production;

@@ -249,6 +249,7 @@ async fn select_symbols(ctx: &Context, options: &ScoreOptions) -> anyhow::Result
             (Some(want), None) => unplaced.push(unscored(symbol.as_str(), format!("country unknown (filter {want})"))),
         }
     }
+    let mut symbols = crate::jobs::dataset::from_source(ctx, symbols).await?;
     if let Some(limit) = options.limit {
         symbols.truncate(limit);
     }

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use chrono::{Datelike, NaiveDate};
+use chrono::NaiveDate;
 use serde::Serialize;
 
 use super::MonitorReport;
@@ -23,20 +23,8 @@ pub struct Alert {
     pub figures: serde_json::Value,
 }
 
-/// Weekdays after `from` up to and including `to` (sessions, without the
-/// exchange's holidays).
-pub(super) fn weekdays_between(from: NaiveDate, to: NaiveDate) -> i64 {
-    let mut n = 0;
-    let mut d = from;
-    while d < to {
-        d = d.succ_opt().expect("a next day");
-        n += i64::from(d.weekday().number_from_monday() <= 5);
-    }
-    n
-}
-
 #[allow(clippy::too_many_arguments)]
-pub(super) fn alerts(
+pub(super) async fn alerts(
     ctx: &Context,
     store: &WatchlistStore,
     production: &ProductionModels,
@@ -125,15 +113,23 @@ pub(super) fn alerts(
             );
         }
     }
-    // Newest candle: against today unless an as-of was given (back-fill).
+    // Newest candle: in sessions of the watchlist's exchange, against the
+    // latest closed session unless an as-of was given (back-fill).
     let newest = *window.last().unwrap_or(&report.as_of);
-    let now = ctx.settings.as_of.unwrap_or_else(|| chrono::Utc::now().date_naive());
-    let lag = weekdays_between(newest, now);
+    let calendar = crate::jobs::dataset::watchlist_calendar(ctx).await?;
+    let now = ctx
+        .settings
+        .as_of
+        .unwrap_or_else(|| calendar.latest_closed_session(ctx.settings.now));
+    let lag = calendar.sessions_between(newest, now);
     if lag > cfg.max_data_lag_sessions {
         add(
             "data_stale",
             "alert",
-            format!("the newest candle is {newest}, {lag} weekday session(s) before {now}: is the data feed running?"),
+            format!(
+                "the newest candle is {newest}, {lag} {} session(s) before {now}: is the data feed running?",
+                calendar.name
+            ),
             serde_json::json!({"newest_candle": newest, "sessions": lag}),
         );
     }
@@ -207,16 +203,3 @@ pub(super) fn trained_as_of(store: &WatchlistStore, production: &ProductionModel
         .ok()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sessions_count_weekdays_only() {
-        let d = |day| NaiveDate::from_ymd_opt(2024, 3, day).unwrap();
-        // Friday 1st → Monday 4th: one session; → Friday 8th: five.
-        assert_eq!(weekdays_between(d(1), d(4)), 1);
-        assert_eq!(weekdays_between(d(1), d(8)), 5);
-        assert_eq!(weekdays_between(d(4), d(4)), 0);
-    }
-}

@@ -230,7 +230,8 @@ async fn monitor(
         &per_date,
         &mut report,
         cfg,
-    )?;
+    )
+    .await?;
     report.status = if report.alerts.iter().any(|a| a.severity == "alert") {
         "alerts"
     } else if report.alerts.is_empty() {

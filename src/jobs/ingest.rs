@@ -1,0 +1,114 @@
+//! Storing incoming candles, shared by `import` (files) and `fetch`
+//! (providers): compare with what is stored, insert the new rows with
+//! their source, replace revised ones where allowed, register the symbols,
+//! and write the quarantine report.
+
+use std::collections::HashMap;
+
+use chrono::NaiveDate;
+
+use crate::candles::batch::{Incoming, compare_with_stored};
+use crate::candles::quality::Offence;
+use crate::candles::{Candle, CandleSource};
+use crate::context::Context;
+use crate::db;
+use crate::store::{NameStyle, NewArtifact};
+use crate::symbols::Symbol;
+
+/// What storing one batch did.
+#[derive(Debug, Default)]
+pub struct Stored {
+    pub inserted: u64,
+    pub revised: u64,
+    pub unchanged: u64,
+    pub superseded: u64,
+    pub offences: Vec<Offence>,
+    pub symbols: Vec<Symbol>,
+}
+
+/// Which stored rows an incoming row with different values may replace.
+pub enum Revisions {
+    /// None: a conflict is quarantined and the stored row kept (files).
+    KeepStored,
+    /// Rows stored from a source for which the closure says yes (a
+    /// provider may revise its own bars and those of providers after it in
+    /// the fallback chain; imported rows are never replaced).
+    FromSources(Box<dyn Fn(Option<CandleSource>) -> bool + Send + Sync>),
+}
+
+/// Store `by_symbol` (each symbol's rows in date order) as coming from `source`.
+pub async fn store(
+    ctx: &Context,
+    by_symbol: Vec<(Symbol, Vec<Incoming>)>,
+    source: CandleSource,
+    revisions: &Revisions,
+) -> anyhow::Result<Stored> {
+    let mut out = Stored::default();
+    let mut to_insert: Vec<Candle> = Vec::new();
+    let mut to_revise: Vec<Candle> = Vec::new();
+    for (symbol, incoming) in by_symbol {
+        let (first, last) = date_range(&incoming);
+        let stored = db::candles::around(&ctx.db, &symbol, first, last).await?;
+        let sources: HashMap<NaiveDate, Option<CandleSource>> = match revisions {
+            Revisions::KeepStored => HashMap::new(),
+            Revisions::FromSources(_) => db::candles::sources_between(&ctx.db, &symbol, first, last).await?,
+        };
+        let may_revise = |date: NaiveDate| match revisions {
+            Revisions::KeepStored => false,
+            Revisions::FromSources(allowed) => sources.get(&date).is_some_and(|s| allowed(*s)),
+        };
+        let compared = compare_with_stored(incoming, &stored, ctx.settings.import.max_daily_move, &may_revise);
+        out.unchanged += compared.unchanged;
+        out.superseded += compared.superseded;
+        out.offences.extend(compared.offences.into_iter().map(|mut o| {
+            if o.source.is_empty() {
+                o.source = source.as_str().to_string();
+            }
+            o
+        }));
+        to_insert.extend(compared.to_insert);
+        to_revise.extend(compared.to_revise);
+        out.symbols.push(symbol);
+    }
+    out.inserted = db::candles::insert(&ctx.db, &to_insert, source, ctx.settings.import.batch_rows).await?;
+    out.revised = db::candles::revise(&ctx.db, &to_revise, source).await?;
+    let watchlist = ctx
+        .settings
+        .watchlist_explicit
+        .then_some(ctx.settings.watchlist.as_str());
+    db::watchlists::register(&ctx.db, &out.symbols, watchlist).await?;
+    Ok(out)
+}
+
+fn date_range(rows: &[Incoming]) -> (NaiveDate, NaiveDate) {
+    let dates = rows.iter().map(|r| r.candle.date);
+    let first = dates.clone().min().expect("a symbol group has rows");
+    (first, dates.max().unwrap_or(first))
+}
+
+/// The quarantine report: one CSV row per offence, through the store.
+/// Returns its path.
+pub fn write_report(ctx: &Context, offences: &[Offence], sources: &[String]) -> anyhow::Result<String> {
+    let store = ctx.watchlist_store()?;
+    let spec = NewArtifact::new("quarantine_report", NameStyle::Timestamped, "csv")
+        .prefix("quarantine")
+        .parameters(serde_json::json!({ "sources": sources, "max_daily_move": ctx.settings.import.max_daily_move }));
+    let record = store.write(&ctx.writer(), spec, |w| {
+        let mut csv = csv::Writer::from_writer(w);
+        csv.write_record(["source", "line", "symbol", "date", "rule", "severity", "detail"])?;
+        for o in offences {
+            csv.write_record([
+                o.source.as_str(),
+                &o.line.to_string(),
+                o.symbol.as_str(),
+                o.date.as_str(),
+                o.rule.as_str(),
+                o.severity().as_str(),
+                o.detail.as_str(),
+            ])?;
+        }
+        csv.flush()?;
+        Ok(None)
+    })?;
+    Ok(store.path_of(&record.name).display().to_string())
+}
