@@ -28,6 +28,16 @@ impl Context {
         })
     }
 
+    /// The same settings, database and store for a second job of one
+    /// command (`fetch --run`), audited as its own run.
+    pub fn for_job(self, job: &'static str) -> Context {
+        Context {
+            job,
+            run_id: new_run_id(job),
+            ..self
+        }
+    }
+
     /// The store of the run's watchlist.
     pub fn watchlist_store(&self) -> anyhow::Result<WatchlistStore> {
         Ok(self.store.watchlist(&self.settings.watchlist)?)

@@ -139,7 +139,7 @@ impl Default for FetchConfig {
             requests_per_minute,
         };
         FetchConfig {
-            providers: vec!["yahoo".into(), "twelvedata".into()],
+            providers: vec!["yahoo".into()],
             overlap_days: 5,
             history_years: 10,
             timeout_secs: 20.0,
@@ -196,8 +196,7 @@ impl ApiKeys {
     }
 }
 
-pub const TWELVEDATA_KEY_VAR: &str = "TWELVEDATA_API_KEY";
-pub const FINNHUB_KEY_VAR: &str = "FINNHUB_API_KEY";
+pub use crate::providers::{FINNHUB_KEY_VAR, TWELVEDATA_KEY_VAR};
 /// Overrides the clock (RFC 3339) for the session arithmetic of default
 /// as-of dates: for tests and for replaying what a cron run did.
 pub const NOW_VAR: &str = "SWINGML_NOW";
@@ -478,7 +477,9 @@ impl Settings {
             .map(|raw| {
                 CandleSource::parse(raw).ok_or_else(|| UsageError::InvalidSetting {
                     name: "--source",
-                    message: format!("unknown source {raw:?}: use yahoo, twelvedata, finnhub (or FINNHUB_LOCAL) or import"),
+                    message: format!(
+                        "unknown source {raw:?}: use yahoo, twelvedata, finnhub (or FINNHUB_LOCAL) or import"
+                    ),
                 })
             })
             .transpose()?;
@@ -615,10 +616,16 @@ fn validate_fetch(fetch: &FetchConfig) -> Result<(), UsageError> {
         return Err(invalid("fetch.providers", "name at least one provider".into()));
     }
     if !(fetch.timeout_secs > 0.0 && fetch.timeout_secs.is_finite()) {
-        return Err(invalid("fetch.timeout_secs", format!("must be positive, got {}", fetch.timeout_secs)));
+        return Err(invalid(
+            "fetch.timeout_secs",
+            format!("must be positive, got {}", fetch.timeout_secs),
+        ));
     }
     if fetch.concurrency == 0 || fetch.write_every == 0 {
-        return Err(invalid("fetch.concurrency", "concurrency and write_every must be ≥ 1".into()));
+        return Err(invalid(
+            "fetch.concurrency",
+            "concurrency and write_every must be ≥ 1".into(),
+        ));
     }
     for (name, p) in [
         ("fetch.yahoo", &fetch.yahoo),
@@ -626,7 +633,10 @@ fn validate_fetch(fetch: &FetchConfig) -> Result<(), UsageError> {
         ("fetch.finnhub", &fetch.finnhub),
     ] {
         if !(p.requests_per_minute >= 0.0 && p.requests_per_minute.is_finite()) {
-            return Err(invalid(name, format!("requests_per_minute must be ≥ 0, got {}", p.requests_per_minute)));
+            return Err(invalid(
+                name,
+                format!("requests_per_minute must be ≥ 0, got {}", p.requests_per_minute),
+            ));
         }
     }
     Ok(())

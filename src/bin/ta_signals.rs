@@ -96,6 +96,7 @@ fn main() -> ExitCode {
                 symbols,
             };
             let fetched = jobs::fetch::run(&ctx, &options).await?;
+            let ctx = ctx.for_job(jobs::ta_run::JOB);
             if run {
                 jobs::ta_run::run(&ctx, &jobs::ta_run::RunOptions::default()).await?;
             }

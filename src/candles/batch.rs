@@ -101,6 +101,18 @@ fn push_candle(by_symbol: &mut Vec<(Symbol, Vec<Incoming>)>, incoming: Incoming)
     }
 }
 
+/// What to do with an incoming row whose stored row differs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnConflict {
+    /// Quarantine the incoming row, keep the stored one (files).
+    Quarantine,
+    /// Replace the stored row (a provider revising a bar).
+    Replace,
+    /// Keep the stored row without a report (it came from a provider
+    /// preferred to this one; vendors differ a little).
+    KeepStored,
+}
+
 /// One symbol's new rows compared with what is stored.
 #[derive(Debug, Default)]
 pub struct Compared {
@@ -117,14 +129,14 @@ pub struct Compared {
 /// Compare `incoming` (one symbol, date order) with `stored` (same symbol,
 /// date order): identical rows change nothing, different ones are
 /// quarantined (the stored row is kept) unless they are intraday roll-ups,
-/// which give way, or `may_revise` allows replacing the stored row of that
-/// date; new ones are inserted. New rows are then checked for the two flag
+/// which give way, or `on_conflict` says otherwise for the stored row of
+/// that date; new ones are inserted. New rows are then checked for the two flag
 /// rules against the merged series.
 pub fn compare_with_stored(
     incoming: Vec<Incoming>,
     stored: &[Candle],
     max_move: f64,
-    may_revise: &dyn Fn(NaiveDate) -> bool,
+    on_conflict: &dyn Fn(NaiveDate) -> OnConflict,
 ) -> Compared {
     let index: HashMap<NaiveDate, &Candle> = stored.iter().map(|c| (c.date, c)).collect();
     let mut out = Compared::default();
@@ -132,18 +144,21 @@ pub fn compare_with_stored(
         match index.get(&candle.date) {
             Some(existing) if existing.same_values(&candle) => out.unchanged += 1,
             Some(_) if derived => out.superseded += 1,
-            Some(_) if may_revise(candle.date) => out.to_revise.push(candle),
-            Some(existing) => out.offences.push(Offence {
-                source: String::new(),
-                line: 0,
-                symbol: candle.symbol.to_string(),
-                date: candle.date.to_string(),
-                rule: Rule::ConflictsWithStored,
-                detail: format!(
-                    "stored close {} volume {}, new close {} volume {}; the stored row is kept",
-                    existing.close, existing.volume, candle.close, candle.volume
-                ),
-            }),
+            Some(existing) => match on_conflict(candle.date) {
+                OnConflict::Replace => out.to_revise.push(candle),
+                OnConflict::KeepStored => out.unchanged += 1,
+                OnConflict::Quarantine => out.offences.push(Offence {
+                    source: String::new(),
+                    line: 0,
+                    symbol: candle.symbol.to_string(),
+                    date: candle.date.to_string(),
+                    rule: Rule::ConflictsWithStored,
+                    detail: format!(
+                        "stored close {} volume {}, new close {} volume {}; the stored row is kept",
+                        existing.close, existing.volume, candle.close, candle.volume
+                    ),
+                }),
+            },
             None => out.to_insert.push(candle),
         }
     }
@@ -231,7 +246,7 @@ mod tests {
             }],
             &stored,
             0.4,
-            &|_| false,
+            &|_| OnConflict::Quarantine,
         );
         assert_eq!((c.superseded, c.offences.len(), c.to_insert.len()), (1, 0, 0));
     }
@@ -261,7 +276,7 @@ mod tests {
             incoming(candle(3, 12.0)),
             incoming(candle(4, 10.0)),
         ];
-        let c = compare_with_stored(rows.clone(), &stored, 0.4, &|_| false);
+        let c = compare_with_stored(rows.clone(), &stored, 0.4, &|_| OnConflict::Quarantine);
         assert_eq!(c.unchanged, 1);
         assert_eq!(c.to_insert.len(), 1);
         assert_eq!(c.offences.len(), 1);
@@ -269,7 +284,13 @@ mod tests {
         assert!(c.to_revise.is_empty());
 
         // A provider revising its own bar of the 3rd replaces it.
-        let c = compare_with_stored(rows, &stored, 0.4, &|date| date.to_string() == "2024-01-03");
+        let c = compare_with_stored(rows, &stored, 0.4, &|date| {
+            if date.to_string() == "2024-01-03" {
+                OnConflict::Replace
+            } else {
+                OnConflict::Quarantine
+            }
+        });
         assert_eq!((c.unchanged, c.to_insert.len(), c.offences.len()), (1, 1, 0));
         assert_eq!(c.to_revise.len(), 1);
         assert_eq!(c.to_revise[0].close, 12.0);
@@ -279,7 +300,9 @@ mod tests {
     fn weekend_and_split_flags_only_for_new_rows() {
         let stored = vec![candle(5, 100.0)];
         // 2024-01-06 is a Saturday; a −50 % move with nothing to explain it.
-        let c = compare_with_stored(vec![incoming(candle(6, 50.0))], &stored, 0.4, &|_| false);
+        let c = compare_with_stored(vec![incoming(candle(6, 50.0))], &stored, 0.4, &|_| {
+            OnConflict::Quarantine
+        });
         let rules: Vec<Rule> = c.offences.iter().map(|o| o.rule).collect();
         assert_eq!(rules, vec![Rule::SuspectedSplit, Rule::WeekendDate]);
         assert_eq!(c.to_insert.len(), 1, "flagged rows are kept");

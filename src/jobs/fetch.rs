@@ -21,7 +21,7 @@ use reqwest::Url;
 
 use super::ingest::{Revisions, Stored};
 use crate::candles::CandleSource;
-use crate::candles::batch::{Tagged, dedupe};
+use crate::candles::batch::{OnConflict, Tagged, dedupe};
 use crate::candles::quality::{Offence, Severity};
 use crate::candles::source::FileRead;
 use crate::context::Context;
@@ -264,12 +264,15 @@ async fn fetch(
         pending.push(result);
         if pending.len() >= config.write_every || tasks.is_empty() {
             let batch = std::mem::take(&mut pending);
-            write_batch(ctx, batch, &ranges, &chain, &mut summary, &mut offences).await?;
+            write_batch(ctx, batch, &ranges, &mut summary, &mut offences).await?;
         }
     }
     bar.finish_and_clear();
     summary.failed.sort();
-    summary.quarantined = offences.iter().filter(|o| o.severity() == Severity::Quarantined).count() as u64;
+    summary.quarantined = offences
+        .iter()
+        .filter(|o| o.severity() == Severity::Quarantined)
+        .count() as u64;
     summary.flagged = offences.len() as u64 - summary.quarantined;
     if !offences.is_empty() {
         let names: Vec<String> = chain.iter().map(|l| l.name.as_str().to_string()).collect();
@@ -349,13 +352,14 @@ async fn write_batch(
     ctx: &Context,
     batch: Vec<SymbolResult>,
     ranges: &HashMap<Symbol, DateRange>,
-    chain: &[Link],
     summary: &mut FetchSummary,
     offences: &mut Vec<Offence>,
 ) -> anyhow::Result<()> {
     let mut by_provider: BTreeMap<ProviderName, Vec<Tagged>> = BTreeMap::new();
     for result in batch {
-        let Some((provider, read)) = result.answered else { continue };
+        let Some((provider, read)) = result.answered else {
+            continue;
+        };
         let range = ranges[&result.symbol];
         let counts = summary.by_provider.entry(provider).or_default();
         counts.symbols += 1;
@@ -373,28 +377,30 @@ async fn write_batch(
         let origin = [provider.as_str().to_string()];
         let deduped = dedupe(rows, &origin);
         offences.extend(deduped.offences);
-        let stored = super::ingest::store(ctx, deduped.by_symbol, provider.source(), &revisions(chain, provider)).await?;
+        let revisions = revisions(&ctx.settings.fetch.providers, provider);
+        let stored = super::ingest::store(ctx, deduped.by_symbol, provider.source(), &revisions).await?;
         add_stored(summary, offences, stored);
     }
     Ok(())
 }
 
-/// A provider may replace bars it stored itself and bars of providers
-/// after it in the chain; never imported ones, never a preferred provider's.
-fn revisions(chain: &[Link], provider: ProviderName) -> Revisions {
-    let rank = |name: ProviderName| chain.iter().position(|l| l.name == name);
-    let mine = rank(provider).unwrap_or(usize::MAX);
-    let ranks: Vec<(CandleSource, usize)> = chain
+/// A provider replaces the bars it stored itself and those of providers
+/// after it in the configured order (`[fetch] providers`; one not listed
+/// comes last); a preferred provider's bar is kept as is (vendors differ a
+/// little, that is no error); an imported bar is never replaced, a
+/// different value is quarantined as for a file.
+fn revisions(configured: &[String], provider: ProviderName) -> Revisions {
+    let ranks: Vec<CandleSource> = configured
         .iter()
-        .enumerate()
-        .map(|(i, l)| (l.name.source(), i))
+        .filter_map(|p| ProviderName::parse(p).ok())
+        .map(ProviderName::source)
         .collect();
+    let rank = move |source: CandleSource| ranks.iter().position(|s| *s == source).unwrap_or(usize::MAX);
+    let mine = rank(provider.source());
     Revisions::FromSources(Box::new(move |stored: Option<CandleSource>| match stored {
-        Some(CandleSource::Import) | None => false,
-        Some(source) => ranks
-            .iter()
-            .find(|(s, _)| *s == source)
-            .is_none_or(|(_, rank)| *rank >= mine),
+        Some(CandleSource::Import) | None => OnConflict::Quarantine,
+        Some(source) if rank(source) >= mine => OnConflict::Replace,
+        Some(_) => OnConflict::KeepStored,
     }))
 }
 
@@ -426,7 +432,11 @@ pub fn summary_line(s: &FetchSummary, started: Instant) -> String {
         s.requests,
         s.retries,
         s.requests as f64 / secs.max(1e-9),
-        if providers.is_empty() { "no answers".to_string() } else { providers.join(", ") },
+        if providers.is_empty() {
+            "no answers".to_string()
+        } else {
+            providers.join(", ")
+        },
         s.inserted,
         s.revised,
         s.unchanged,

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use chrono::NaiveDate;
 
-use crate::candles::batch::{Incoming, compare_with_stored};
+use crate::candles::batch::{Incoming, OnConflict, compare_with_stored};
 use crate::candles::quality::Offence;
 use crate::candles::{Candle, CandleSource};
 use crate::context::Context;
@@ -26,14 +26,13 @@ pub struct Stored {
     pub symbols: Vec<Symbol>,
 }
 
-/// Which stored rows an incoming row with different values may replace.
+/// What an incoming row with values different from the stored row's does.
 pub enum Revisions {
-    /// None: a conflict is quarantined and the stored row kept (files).
+    /// It is quarantined and the stored row kept (files).
     KeepStored,
-    /// Rows stored from a source for which the closure says yes (a
-    /// provider may revise its own bars and those of providers after it in
-    /// the fallback chain; imported rows are never replaced).
-    FromSources(Box<dyn Fn(Option<CandleSource>) -> bool + Send + Sync>),
+    /// The closure decides from the stored row's source (a provider
+    /// revises its own bars and those of providers it is preferred to).
+    FromSources(Box<dyn Fn(Option<CandleSource>) -> OnConflict + Send + Sync>),
 }
 
 /// Store `by_symbol` (each symbol's rows in date order) as coming from `source`.
@@ -53,11 +52,11 @@ pub async fn store(
             Revisions::KeepStored => HashMap::new(),
             Revisions::FromSources(_) => db::candles::sources_between(&ctx.db, &symbol, first, last).await?,
         };
-        let may_revise = |date: NaiveDate| match revisions {
-            Revisions::KeepStored => false,
-            Revisions::FromSources(allowed) => sources.get(&date).is_some_and(|s| allowed(*s)),
+        let on_conflict = |date: NaiveDate| match revisions {
+            Revisions::KeepStored => OnConflict::Quarantine,
+            Revisions::FromSources(decide) => decide(sources.get(&date).copied().flatten()),
         };
-        let compared = compare_with_stored(incoming, &stored, ctx.settings.import.max_daily_move, &may_revise);
+        let compared = compare_with_stored(incoming, &stored, ctx.settings.import.max_daily_move, &on_conflict);
         out.unchanged += compared.unchanged;
         out.superseded += compared.superseded;
         out.offences.extend(compared.offences.into_iter().map(|mut o| {

@@ -60,7 +60,9 @@ impl RetryPolicy {
         let full = self.backoff.saturating_mul(1 << attempt.min(16)).min(self.max_backoff);
         let jitter = std::collections::hash_map::RandomState::new().build_hasher().finish();
         let share = 0.5 + 0.5 * (jitter as f64 / u64::MAX as f64);
-        full.mul_f64(share).max(retry_after.unwrap_or_default()).min(self.max_backoff)
+        full.mul_f64(share)
+            .max(retry_after.unwrap_or_default())
+            .min(self.max_backoff)
     }
 }
 
@@ -179,13 +181,22 @@ mod tests {
             }
         }
         assert!(policy.delay(10, None) <= Duration::from_millis(1_000));
-        assert_eq!(policy.delay(0, Some(Duration::from_millis(700))), Duration::from_millis(700));
-        assert_eq!(policy.delay(0, Some(Duration::from_secs(60))), Duration::from_millis(1_000));
+        assert_eq!(
+            policy.delay(0, Some(Duration::from_millis(700))),
+            Duration::from_millis(700)
+        );
+        assert_eq!(
+            policy.delay(0, Some(Duration::from_secs(60))),
+            Duration::from_millis(1_000)
+        );
     }
 
     #[test]
     fn rate_limiter_spaces_request_starts() {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
         runtime.block_on(async {
             let limiter = RateLimiter::per_minute(1_200.0); // one per 50 ms
             let start = Instant::now();

@@ -19,6 +19,10 @@ use crate::candles::{Candle, CandleSource};
 use crate::error::UsageError;
 use crate::symbols::Symbol;
 
+/// Environment variables of the API keys (read only by the settings).
+pub const TWELVEDATA_KEY_VAR: &str = "TWELVEDATA_API_KEY";
+pub const FINNHUB_KEY_VAR: &str = "FINNHUB_API_KEY";
+
 /// The providers `ta-signals fetch` knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ProviderName {
@@ -58,8 +62,8 @@ impl ProviderName {
     pub fn key_var(self) -> Option<&'static str> {
         match self {
             ProviderName::Yahoo => None,
-            ProviderName::TwelveData => Some(crate::settings::TWELVEDATA_KEY_VAR),
-            ProviderName::Finnhub => Some(crate::settings::FINNHUB_KEY_VAR),
+            ProviderName::TwelveData => Some(TWELVEDATA_KEY_VAR),
+            ProviderName::Finnhub => Some(FINNHUB_KEY_VAR),
         }
     }
 
@@ -191,7 +195,9 @@ impl<'a> BarsBuilder<'a> {
 
     fn candle(&self, raw: RawBar) -> Result<Candle, (Rule, String)> {
         let need = |v: Option<f64>, name: &str| v.ok_or((Rule::MissingField, format!("{name} is missing")));
-        let date = raw.date.ok_or((Rule::UnparseableField, "time stamp is not a date".to_string()))?;
+        let date = raw
+            .date
+            .ok_or((Rule::UnparseableField, "time stamp is not a date".to_string()))?;
         let volume = need(raw.volume, "volume")?;
         if !volume.is_finite() {
             return Err((Rule::NonFinite, format!("volume {volume} is not finite")));
@@ -268,9 +274,15 @@ mod tests {
         // 2020-08-31 13:30 UTC = 09:30 EDT, the US open of the 31st.
         assert_eq!(trading_date(1_598_880_600, ny), NaiveDate::from_ymd_opt(2020, 8, 31));
         // 2024-03-05 03:45 UTC = 09:15 IST, the NSE open of the 5th.
-        assert_eq!(trading_date(1_709_610_300, kolkata), NaiveDate::from_ymd_opt(2024, 3, 5));
+        assert_eq!(
+            trading_date(1_709_610_300, kolkata),
+            NaiveDate::from_ymd_opt(2024, 3, 5)
+        );
         // 2024-03-04 22:00 UTC would be the 4th in UTC but is 03:30 IST on the 5th.
-        assert_eq!(trading_date(1_709_589_600, kolkata), NaiveDate::from_ymd_opt(2024, 3, 5));
+        assert_eq!(
+            trading_date(1_709_589_600, kolkata),
+            NaiveDate::from_ymd_opt(2024, 3, 5)
+        );
     }
 
     #[test]

@@ -74,7 +74,9 @@ impl Provider for TwelveData {
                 query.append_pair("exchange", exchange);
             }
         }
-        let headers = key.map(|k| vec![("Authorization", format!("apikey {k}"))]).unwrap_or_default();
+        let headers = key
+            .map(|k| vec![("Authorization", format!("apikey {k}"))])
+            .unwrap_or_default();
         ApiRequest { url, headers }
     }
 
@@ -127,7 +129,9 @@ mod tests {
     #[test]
     fn recorded_answer_parses() {
         let symbol = Symbol::parse("MSFT").unwrap();
-        let read = TwelveData.parse(&symbol, zone(), &recorded("twelvedata_MSFT.json")).unwrap();
+        let read = TwelveData
+            .parse(&symbol, zone(), &recorded("twelvedata_MSFT.json"))
+            .unwrap();
         assert!(read.offences.is_empty());
         let first = &read.rows[0].candle;
         assert_eq!(first.date.to_string(), "2020-08-03");

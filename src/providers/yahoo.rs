@@ -131,9 +131,16 @@ impl Provider for Yahoo {
             .as_deref()
             .and_then(|z| z.parse::<Tz>().ok())
             .unwrap_or(timezone);
-        let indicators = series.indicators.ok_or_else(|| ProviderError::Malformed("no indicators".into()))?;
+        let indicators = series
+            .indicators
+            .ok_or_else(|| ProviderError::Malformed("no indicators".into()))?;
         let quote = indicators.quote.into_iter().next().unwrap_or_default();
-        let adj = indicators.adjclose.into_iter().next().map(|a| a.adjclose).unwrap_or_default();
+        let adj = indicators
+            .adjclose
+            .into_iter()
+            .next()
+            .map(|a| a.adjclose)
+            .unwrap_or_default();
         let n = series.timestamp.len();
         for (name, column) in [
             ("open", &quote.open),
@@ -151,7 +158,12 @@ impl Provider for Yahoo {
         }
         let splits: Vec<(i64, f64)> = series
             .events
-            .map(|e| e.splits.into_values().map(|s| (s.date, s.numerator / s.denominator)).collect())
+            .map(|e| {
+                e.splits
+                    .into_values()
+                    .map(|s| (s.date, s.numerator / s.denominator))
+                    .collect()
+            })
             .unwrap_or_default();
         let mut bars = BarsBuilder::new(ProviderName::Yahoo, symbol);
         for i in 0..n {
@@ -199,7 +211,10 @@ mod tests {
         let first = &read.rows[0].candle;
         // The fixture CSV's first row of the recorded range.
         assert_eq!(first.date.to_string(), "2020-08-03");
-        assert_eq!((first.open, first.high, first.close, first.volume), (432.8, 446.5457, 435.75, 77037847));
+        assert_eq!(
+            (first.open, first.high, first.close, first.volume),
+            (432.8, 446.5457, 435.75, 77037847)
+        );
         assert_eq!(first.adj_close, Some(108.386928252));
         let split = read.rows.iter().find(|r| r.candle.split_coef.is_some()).unwrap();
         assert_eq!(split.candle.date.to_string(), "2020-08-31");
@@ -220,7 +235,10 @@ mod tests {
         assert_eq!(read.rows.len(), 1);
         assert_eq!(read.offences[0].rule, Rule::MissingField);
         assert_eq!(read.offences[0].date, "2020-09-01");
-        assert!(matches!(Yahoo.parse(&symbol, ny(), b"{\"chart\": 3"), Err(ProviderError::Malformed(_))));
+        assert!(matches!(
+            Yahoo.parse(&symbol, ny(), b"{\"chart\": 3"),
+            Err(ProviderError::Malformed(_))
+        ));
         let empty = br#"{"chart":{"result":[{"meta":{},"timestamp":[],"indicators":{"quote":[{}]}}],"error":null}}"#;
         assert_eq!(Yahoo.parse(&symbol, ny(), empty).unwrap_err(), ProviderError::Empty);
     }

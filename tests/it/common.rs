@@ -17,7 +17,7 @@ pub struct Run {
 }
 
 impl Run {
-    fn from(output: Output) -> Run {
+    pub fn from(output: Output) -> Run {
         Run {
             code: output.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -95,6 +95,10 @@ impl TestContext {
         let mut cmd = Command::new(bin(name));
         cmd.current_dir(self.dir.path())
             .env("DATABASE_URL", &self.database_url)
+            // A fixed Monday evening after both exchanges' close: default
+            // as-of dates and "is today a session" do not depend on the
+            // day the tests run.
+            .env("SWINGML_NOW", "2024-06-03T23:00:00Z")
             .env_remove("RUST_LOG")
             .arg("--artifacts")
             .arg(self.artifacts());

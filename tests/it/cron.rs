@@ -24,7 +24,13 @@ fn valid_field(field: &str, lo: u32, hi: u32) -> bool {
 fn crontab_example_lines_are_valid_and_call_real_binaries_with_real_flags() {
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/crontab.example")).unwrap();
     let mut jobs = 0;
+    let mut zones = Vec::new();
     for line in text.lines().map(str::trim) {
+        if let Some(zone) = line.strip_prefix("CRON_TZ=") {
+            assert!(zone.parse::<chrono_tz::Tz>().is_ok(), "unknown time zone {zone:?}");
+            zones.push(zone.to_string());
+            continue;
+        }
         if line.is_empty() || line.starts_with('#') || line.split_whitespace().next().is_some_and(|w| w.contains('=')) {
             continue;
         }
@@ -60,9 +66,10 @@ fn crontab_example_lines_are_valid_and_call_real_binaries_with_real_flags() {
             jobs += 1;
         }
     }
+    assert_eq!(zones, ["America/New_York", "Asia/Kolkata"]);
     assert_eq!(
-        jobs, 6,
-        "ta-signals import and run, score, incremental-update, monitor, bootstrap"
+        jobs, 10,
+        "per exchange: ta-signals fetch, score, incremental-update, monitor, bootstrap"
     );
 }
 

@@ -4,10 +4,13 @@
 mod bootstrap;
 mod common;
 mod cron;
+mod fetch;
 mod import;
 mod incremental;
+mod migrations;
 mod monitor;
 mod mysql;
+mod provider_server;
 mod score;
 mod store;
 mod ta_run;

@@ -149,3 +149,43 @@ fn mysql_incremental_update_learns_what_the_sqlite_run_learns() {
     assert_eq!(a["weights"], b["weights"], "the same bits on both databases");
     assert_eq!(a["intercept"], b["intercept"]);
 }
+
+#[test]
+fn mysql_version_1_database_gains_candle_sources_and_keeps_its_rows() {
+    use crate::migrations::{V1_CANDLES, V1_LEDGER, v1_script};
+    let Some(ctx) = mysql_context() else { return };
+    block_on(async {
+        let pool = sqlx::mysql::MySqlPool::connect(&ctx.database_url).await.unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(v1_script("mysql")))
+            .execute(&pool)
+            .await
+            .unwrap();
+        sqlx::query(
+            "CREATE TABLE schema_migrations (version BIGINT NOT NULL PRIMARY KEY, description VARCHAR(200) NOT NULL, applied_at VARCHAR(40) NOT NULL)",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        sqlx::query(V1_LEDGER).execute(&pool).await.unwrap();
+        sqlx::query(V1_CANDLES).execute(&pool).await.unwrap();
+        pool.close().await;
+    });
+    ctx.import(&[&fixture("nse_daily_5sym_2024.csv")], "nse").assert_ok();
+    let swingml::db::Db::MySql(pool) = ctx.db() else {
+        unreachable!()
+    };
+    let (rows, old): (i64, Vec<String>) = block_on(async {
+        (
+            sqlx::query_scalar("SELECT COUNT(*) FROM candles")
+                .fetch_one(&pool)
+                .await
+                .unwrap(),
+            sqlx::query_scalar("SELECT source FROM candles WHERE symbol = 'OLD' ORDER BY date")
+                .fetch_all(&pool)
+                .await
+                .unwrap(),
+        )
+    });
+    assert_eq!(rows, 2 + 1245);
+    assert_eq!(old, ["import", "import"]);
+}

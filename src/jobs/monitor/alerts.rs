@@ -202,4 +202,3 @@ pub(super) fn trained_as_of(store: &WatchlistStore, production: &ProductionModel
         .parse()
         .ok()
 }
-
