@@ -27,7 +27,8 @@ for day in 2020-12-23 2020-12-24 2020-12-28 2020-12-29 2020-12-30 2020-12-31; do
   "$bin/score" --watchlist us --top-k 3 --as-of "$day" >/dev/null
   "$bin/incremental-update" --watchlist us --top-k 3 --as-of "$day"
 done
-"$bin/score" --watchlist us --top-k 3
+# The last replayed session (without --as-of, a weekend run would have nothing to do).
+"$bin/score" --watchlist us --top-k 3 --as-of 2020-12-31
 "$bin/artifacts" verify
 echo "quick start done: database data/swingml.db; models, metrics and predictions under artifacts/us/" >&2
 echo "  (artifacts --watchlist us list; predictions_*.parquet, backtest_daily_*.parquet and" >&2

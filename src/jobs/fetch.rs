@@ -251,6 +251,7 @@ async fn fetch(
     let bar = crate::logging::progress_bar(tasks.len() as u64, "fetching");
     let mut offences: Vec<Offence> = Vec::new();
     let mut pending: Vec<SymbolResult> = Vec::new();
+    let mut write_time = Duration::ZERO;
     while let Some(joined) = tasks.join_next().await {
         let result = joined?;
         bar.inc(1);
@@ -264,10 +265,13 @@ async fn fetch(
         pending.push(result);
         if pending.len() >= config.write_every || tasks.is_empty() {
             let batch = std::mem::take(&mut pending);
+            let t = Instant::now();
             write_batch(ctx, batch, &ranges, &mut summary, &mut offences).await?;
+            write_time += t.elapsed();
         }
     }
     bar.finish_and_clear();
+    tracing::debug!(write_secs = write_time.as_secs_f64(), "fetch: time spent storing");
     summary.failed.sort();
     summary.quarantined = offences
         .iter()
