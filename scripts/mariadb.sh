@@ -5,10 +5,12 @@
 #                                  port, create the test user; prints the
 #                                  URL to use as SWINGML_TEST_MYSQL_URL
 #   scripts/mariadb.sh stop DIR    stop the server started in DIR (by its PID)
+#   scripts/mariadb.sh restart DIR start it again on the same data and port
+#                                  (after a test killed it)
 set -euo pipefail
 
-cmd=${1:?usage: mariadb.sh start|stop DIR}
-dir=${2:?usage: mariadb.sh start|stop DIR}
+cmd=${1:?usage: mariadb.sh start|stop|restart DIR}
+dir=${2:?usage: mariadb.sh start|stop|restart DIR}
 user=swingml
 password=swingml-test-pw
 
@@ -21,7 +23,27 @@ find_bin() {
   return 1
 }
 
+run_server() {
+  "$server" --no-defaults --user="$(id -un)" --datadir="$dir/data" --bind-address=127.0.0.1 --port="$port" \
+    --socket="$dir/mysqld.sock" --pid-file="$dir/mysqld.pid" --skip-log-bin --innodb-buffer-pool-size=64M \
+    --innodb-flush-log-at-trx-commit=2 --log-error="$dir/error.log" >/dev/null 2>&1 &
+  echo $! >"$dir/server.pid"
+  for _ in $(seq 1 100); do
+    if "$client" --no-defaults --socket="$dir/mysqld.sock" -uroot -e 'SELECT 1' >/dev/null 2>&1; then return 0; fi
+    sleep 0.2
+  done
+  cat "$dir/error.log" >&2
+  return 1
+}
+
 case "$cmd" in
+restart)
+  server=$(find_bin mariadbd mysqld) || { echo "mariadbd not found" >&2; exit 1; }
+  client=$(find_bin mariadb mysql) || { echo "mariadb client not found" >&2; exit 1; }
+  dir=$(cd "$dir" && pwd)
+  port=$(cat "$dir/port")
+  run_server
+  ;;
 start)
   server=$(find_bin mariadbd mysqld) || { echo "mariadbd not found: apt-get install mariadb-server" >&2; exit 1; }
   install_db=$(find_bin mariadb-install-db mysql_install_db) || { echo "mariadb-install-db not found" >&2; exit 1; }
@@ -31,14 +53,8 @@ start)
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
   "$install_db" --no-defaults --user="$(id -un)" --datadir="$dir/data" --auth-root-authentication-method=socket >"$dir/install.log" 2>&1 \
     || { cat "$dir/install.log" >&2; exit 1; }
-  "$server" --no-defaults --user="$(id -un)" --datadir="$dir/data" --bind-address=127.0.0.1 --port="$port" \
-    --socket="$dir/mysqld.sock" --pid-file="$dir/mysqld.pid" --skip-log-bin --innodb-buffer-pool-size=64M \
-    --innodb-flush-log-at-trx-commit=2 --log-error="$dir/error.log" >/dev/null 2>&1 &
-  echo $! >"$dir/server.pid"
-  for _ in $(seq 1 100); do
-    if "$client" --no-defaults --socket="$dir/mysqld.sock" -uroot -e 'SELECT 1' >/dev/null 2>&1; then break; fi
-    sleep 0.2
-  done
+  echo "$port" >"$dir/port"
+  run_server || true
   "$client" --no-defaults --socket="$dir/mysqld.sock" -uroot -e "
     CREATE USER IF NOT EXISTS '$user'@'127.0.0.1' IDENTIFIED BY '$password';
     GRANT ALL PRIVILEGES ON *.* TO '$user'@'127.0.0.1';" \
@@ -54,5 +70,5 @@ stop)
   fi
   ;;
 *)
-  echo "usage: mariadb.sh start|stop DIR" >&2; exit 2 ;;
+  echo "usage: mariadb.sh start|stop|restart DIR" >&2; exit 2 ;;
 esac

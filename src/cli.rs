@@ -70,6 +70,18 @@ pub fn exit_code_for(err: &anyhow::Error) -> u8 {
     1
 }
 
+/// SQLite's "database is locked" (SQLITE_BUSY, 5): another process held
+/// the write lock past the busy timeout.
+fn is_sqlite_busy(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<sqlx::Error>()
+            .and_then(|e| e.as_database_error())
+            .and_then(|e| e.code())
+            .is_some_and(|code| code == "5" || code == "517")
+    })
+}
+
 /// Turn a job's result into the process exit code, printing a failure as
 /// one line on stderr (never a panic or a backtrace).
 pub fn report(result: anyhow::Result<()>) -> ExitCode {
@@ -78,7 +90,13 @@ pub fn report(result: anyhow::Result<()>) -> ExitCode {
         Err(err) => {
             let code = exit_code_for(&err);
             // One line on stderr, whatever the log format: cron mails it as is.
-            eprintln!("error: {err:#}");
+            let hint = if is_sqlite_busy(&err) {
+                "; the SQLite file stayed locked by another process for the whole busy timeout \
+                 (sqlite_busy_timeout_secs): run again when that job has finished"
+            } else {
+                ""
+            };
+            eprintln!("error: {err:#}{hint}");
             ExitCode::from(code)
         }
     }

@@ -17,7 +17,7 @@ pub struct Context {
 
 impl Context {
     pub async fn open(job: &'static str, settings: Settings) -> anyhow::Result<Context> {
-        let db = Db::connect(&settings.database_url).await?;
+        let db = Db::connect_with(&settings.database_url, settings.sqlite_busy_timeout).await?;
         let store = Store::new(settings.artifacts.clone());
         Ok(Context {
             job,

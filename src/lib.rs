@@ -23,6 +23,7 @@ pub mod candles;
 pub mod cli;
 pub mod clock;
 pub mod context;
+pub mod crashpoint;
 pub mod db;
 pub mod error;
 pub mod features;

@@ -79,6 +79,8 @@ pub struct CommonArgs {
 #[serde(deny_unknown_fields, default)]
 pub struct FileConfig {
     pub database_url: Option<String>,
+    /// Seconds a SQLite writer waits for another process's write.
+    pub sqlite_busy_timeout_secs: Option<f64>,
     pub artifacts: Option<PathBuf>,
     pub watchlist: Option<String>,
     pub log_format: Option<LogFormat>,
@@ -427,6 +429,7 @@ pub struct Settings {
     /// the built-in default.
     pub watchlist_explicit: bool,
     pub as_of: Option<NaiveDate>,
+    pub sqlite_busy_timeout: std::time::Duration,
     pub log_format: LogFormat,
     pub verbosity: i8,
     pub import: ImportConfig,
@@ -498,7 +501,18 @@ impl Settings {
             twelvedata: key(TWELVEDATA_KEY_VAR),
             finnhub: key(FINNHUB_KEY_VAR),
         };
+        let busy = file
+            .sqlite_busy_timeout_secs
+            .unwrap_or(crate::db::DEFAULT_BUSY_TIMEOUT.as_secs_f64());
+        if !(busy >= 0.0 && busy.is_finite()) {
+            return Err(UsageError::InvalidSetting {
+                name: "sqlite_busy_timeout_secs",
+                message: format!("must be ≥ 0 seconds, got {busy}"),
+            }
+            .into());
+        }
         Ok(Settings {
+            sqlite_busy_timeout: std::time::Duration::from_secs_f64(busy),
             database_url,
             artifacts,
             watchlist,

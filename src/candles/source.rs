@@ -314,8 +314,24 @@ fn parse_row(cx: &mut RowContext, fields: &dyn Fields, line: u64) -> Result<Pars
 /// The trading date: a plain `YYYY-MM-DD`, or the local date part of an
 /// ISO-8601 time stamp written in the exchange's offset.
 fn parse_day(text: &str, intraday: bool) -> Option<NaiveDate> {
-    let day = if intraday { text.get(..10)? } else { text };
+    let day = if intraday { text.get(..10)? } else { daily_date(text)? };
     NaiveDate::parse_from_str(day, "%Y-%m-%d").ok()
+}
+
+/// A daily date column: `YYYY-MM-DD`, or a midnight time stamp (how a
+/// Parquet `Timestamp` date column reads as text: `2024-01-02T00:00:00`,
+/// with fractions of zero, `Z` or `+00:00`). Any other time of day is not
+/// a daily date.
+fn daily_date(text: &str) -> Option<&str> {
+    if text.len() == 10 {
+        return Some(text);
+    }
+    let (day, time) = (text.get(..10)?, text.get(11..)?);
+    if !matches!(text.as_bytes()[10], b'T' | b' ') {
+        return None;
+    }
+    let rest = time.strip_prefix("00:00:00")?.trim_start_matches(['.', '0']);
+    matches!(rest, "" | "Z" | "+00:00").then_some(day)
 }
 
 /// Volumes are whole numbers; `1.0e6` style is accepted when integral.
@@ -453,8 +469,15 @@ fn read_parquet(path: &Path, display: &str) -> Result<FileRead, SourceError> {
         path: path.to_path_buf(),
         message,
     };
-    let file = open(path)?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| bad(e.to_string()))?;
+    // The whole file in memory: every page is then read from a bounded
+    // slice. Read through `File`, a corrupt page header can make the
+    // reader skip byte by byte for minutes (found by the fuzz tests).
+    let bytes = std::fs::read(path).map_err(|source| SourceError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let builder =
+        ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes)).map_err(|e| bad(e.to_string()))?;
     let header: Vec<String> = builder.schema().fields().iter().map(|f| f.name().clone()).collect();
     let (map, file_symbol) = ColumnMap::from_header(path, &header)?;
     let reader = builder
@@ -528,6 +551,30 @@ mod tests {
         let path = dir.join(name);
         std::fs::write(&path, text).unwrap();
         path
+    }
+
+    #[test]
+    fn daily_dates_accept_midnight_time_stamps_only() {
+        let d = |t| parse_day(t, false).map(|d| d.to_string());
+        for ok in [
+            "2024-01-02",
+            "2024-01-02T00:00:00",
+            "2024-01-02 00:00:00.000",
+            "2024-01-02T00:00:00Z",
+            "2024-01-02T00:00:00+00:00",
+        ] {
+            assert_eq!(d(ok).as_deref(), Some("2024-01-02"), "{ok}");
+        }
+        for bad in [
+            "2024-01-02T09:30:00",
+            "2024-01-02T00:00:00+05:30",
+            "2024-01-02X00:00:00",
+            "2024-01-0",
+            "2024-01-02T",
+            "日本語の日付です",
+        ] {
+            assert_eq!(d(bad), None, "{bad}");
+        }
     }
 
     #[test]

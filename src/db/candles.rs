@@ -51,6 +51,7 @@ pub async fn insert(db: &Db, candles: &[Candle], source: CandleSource, batch_row
                     query = bind_candle(query, c).bind(source.as_str());
                 }
                 n += query.execute(&mut *tx).await?.rows_affected();
+                crate::crashpoint::reach("candles.insert_chunk");
             }
             for c in chunks.remainder() {
                 let query = bind_candle(sqlx::query(insert_sql(db.dialect(), 1)), c).bind(source.as_str());

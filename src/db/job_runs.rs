@@ -11,6 +11,10 @@ pub enum RunStatus {
     Ok,
     NothingToDo,
     Failed,
+    /// Found `running` by a later run of the same job and watchlist, which
+    /// holds the job's lock: the process ended without finishing (killed,
+    /// machine stopped).
+    Abandoned,
 }
 
 impl RunStatus {
@@ -20,6 +24,7 @@ impl RunStatus {
             RunStatus::Ok => "ok",
             RunStatus::NothingToDo => "nothing",
             RunStatus::Failed => "failed",
+            RunStatus::Abandoned => "abandoned",
         }
     }
 }
@@ -49,6 +54,46 @@ pub async fn finish(db: &Db, run_id: &str, status: RunStatus, message: &str) -> 
     with_pool!(db, pool => {
         sqlx::query(SQL).bind(&now).bind(status.as_str()).bind(message).bind(run_id).execute(pool).await.map(|_| ())
     })?;
+    Ok(())
+}
+
+/// Mark the `running` rows of `job` on `watchlist` other than `by_run` as
+/// abandoned. Only for a caller that holds the job's lock: then no other
+/// run of that job can be alive. Returns their run ids.
+pub async fn abandon_unfinished(db: &Db, job: &str, watchlist: &str, by_run: &str) -> anyhow::Result<Vec<String>> {
+    const FIND: &str = "SELECT run_id FROM job_runs WHERE job = ? AND watchlist = ? AND status = ? AND run_id <> ?";
+    const MARK: &str = "UPDATE job_runs SET finished_at = ?, status = ?, message = ? WHERE run_id = ? AND status = ?";
+    let dead: Vec<String> = with_pool!(db, pool => {
+        sqlx::query_scalar(FIND)
+            .bind(job)
+            .bind(watchlist)
+            .bind(RunStatus::Running.as_str())
+            .bind(by_run)
+            .fetch_all(pool)
+            .await
+    })?;
+    let now = crate::clock::utc_now_rfc3339();
+    let message = format!("ended without finishing (killed or stopped); found by run {by_run}");
+    for run_id in &dead {
+        with_pool!(db, pool => {
+            sqlx::query(MARK)
+                .bind(&now)
+                .bind(RunStatus::Abandoned.as_str())
+                .bind(&message)
+                .bind(run_id)
+                .bind(RunStatus::Running.as_str())
+                .execute(pool)
+                .await
+                .map(|_| ())
+        })?;
+    }
+    Ok(dead)
+}
+
+/// Record the as-of a run resolved (the flag's, or the default's).
+pub async fn set_as_of(db: &Db, run_id: &str, as_of: NaiveDate) -> anyhow::Result<()> {
+    const SQL: &str = "UPDATE job_runs SET as_of = ? WHERE run_id = ?";
+    with_pool!(db, pool => sqlx::query(SQL).bind(as_of).bind(run_id).execute(pool).await.map(|_| ()))?;
     Ok(())
 }
 

@@ -51,13 +51,17 @@ macro_rules! in_transaction {
             $crate::db::Db::Sqlite(pool) => {
                 let mut $tx = pool.begin().await?;
                 let out = $body;
+                $crate::crashpoint::reach("db.before_commit");
                 $tx.commit().await?;
+                $crate::crashpoint::reach("db.after_commit");
                 out
             }
             $crate::db::Db::MySql(pool) => {
                 let mut $tx = pool.begin().await?;
                 let out = $body;
+                $crate::crashpoint::reach("db.before_commit");
                 $tx.commit().await?;
+                $crate::crashpoint::reach("db.after_commit");
                 out
             }
         }
@@ -69,10 +73,16 @@ impl Db {
     /// Connect and bring the schema up to date. The URL's password never
     /// appears in an error.
     pub async fn connect(url: &str) -> anyhow::Result<Db> {
+        Db::connect_with(url, DEFAULT_BUSY_TIMEOUT).await
+    }
+
+    /// As [`Db::connect`]; a SQLite writer waits up to `busy_timeout` for
+    /// another process's write to finish before failing.
+    pub async fn connect_with(url: &str, busy_timeout: Duration) -> anyhow::Result<Db> {
         let shown = redact_url(url);
         let db = if url.starts_with("sqlite:") {
             Db::Sqlite(
-                connect_sqlite(url)
+                connect_sqlite(url, busy_timeout)
                     .await
                     .with_context(|| format!("cannot open database {shown}"))?,
             )
@@ -107,14 +117,17 @@ impl Db {
     }
 }
 
-async fn connect_sqlite(url: &str) -> anyhow::Result<SqlitePool> {
+/// How long a SQLite writer waits for another process's write by default.
+pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+async fn connect_sqlite(url: &str, busy_timeout: Duration) -> anyhow::Result<SqlitePool> {
     let options = SqliteConnectOptions::from_str(url)?
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
         // WAL + NORMAL: a crash loses at most the last transactions, never
         // corrupts; the import is idempotent, so a re-run restores them.
         .synchronous(SqliteSynchronous::Normal)
-        .busy_timeout(Duration::from_secs(30))
+        .busy_timeout(busy_timeout)
         .foreign_keys(true);
     if let Some(parent) = options.get_filename().parent()
         && !parent.as_os_str().is_empty()

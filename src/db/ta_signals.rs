@@ -124,6 +124,7 @@ pub async fn write(db: &Db, updates: &[SymbolUpdate], ta_version: i64, computed_
                 bind_row!(query, row, ta_version, computed_at).execute(&mut *tx).await?;
             }
             written += update.rows.len() as u64;
+            crate::crashpoint::reach("ta_signals.symbol_rows");
             if let Some(state) = &update.state {
                 sqlx::query(save_state)
                     .bind(update.symbol.as_str())

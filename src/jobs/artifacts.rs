@@ -64,6 +64,31 @@ pub fn run(settings: &Settings, command: AdminCommand) -> anyhow::Result<()> {
         }
         AdminCommand::Repair => {
             let wl = watchlist()?;
+            let fixed = wl.repair_manifest()?;
+            if !fixed.corrupt_lines.is_empty() {
+                let lines: Vec<String> = fixed.corrupt_lines.iter().map(|n| n.to_string()).collect();
+                tracing::warn!(
+                    "{}: manifest line(s) {} were corrupt: {} artifact line(s) rebuilt from their sidecars{}{}; the corrupt text is kept in {}",
+                    wl.name(),
+                    lines.join(", "),
+                    fixed.restored_artifacts.len(),
+                    if fixed.restored_artifacts.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", fixed.restored_artifacts.join(", "))
+                    },
+                    if fixed.restored_pointer {
+                        ", the live pointer restored from production.json"
+                    } else {
+                        ""
+                    },
+                    fixed
+                        .saved_to
+                        .as_ref()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default()
+                );
+            }
             let repaired = wl.repair_pointer()?;
             tracing::info!(
                 "{}: production.json {}",

@@ -43,6 +43,13 @@ pub async fn watchlist_symbols(ctx: &Context, max_symbols: Option<usize>) -> any
 /// exchange's time zone: a bar of a session still open is not used). An
 /// as-of behind that session is logged: the feed may have stalled.
 pub async fn resolve_as_of(ctx: &Context) -> anyhow::Result<NaiveDate> {
+    let as_of = default_as_of(ctx).await?;
+    // The audit trail keeps the date the run worked on, also by default.
+    db::job_runs::set_as_of(&ctx.db, &ctx.run_id, as_of).await?;
+    Ok(as_of)
+}
+
+async fn default_as_of(ctx: &Context) -> anyhow::Result<NaiveDate> {
     if let Some(date) = ctx.settings.as_of {
         return Ok(date);
     }

@@ -226,6 +226,9 @@ async fn fetch(
             plans.push((symbol.clone(), DateRange { from, to }, calendar.timezone));
         }
     }
+    if let Some(through) = summary.through {
+        db::job_runs::set_as_of(&ctx.db, &ctx.run_id, through).await?;
+    }
     if plans.is_empty() {
         return Ok(summary);
     }

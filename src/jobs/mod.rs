@@ -9,13 +9,23 @@ use crate::db::job_runs::{self, RunStatus};
 
 /// Run `work` as one audited run: a `job_runs` row before it, its status
 /// and one-line summary after it (the summary is also the run's last log
-/// line). A failure is recorded with its message and returned.
+/// line). A failure is recorded with its message and returned. Called with
+/// the job's lock held, so an earlier run of the job still marked
+/// `running` is dead: it is marked abandoned first.
 pub async fn audited<T, W, S>(ctx: &Context, job: &str, work: W, summarize: S) -> anyhow::Result<T>
 where
     W: Future<Output = anyhow::Result<T>>,
     S: FnOnce(&T) -> (RunStatus, String),
 {
     job_runs::start(&ctx.db, &ctx.run_id, job, &ctx.settings.watchlist, ctx.settings.as_of).await?;
+    crate::crashpoint::reach("job_runs.started");
+    let dead = job_runs::abandon_unfinished(&ctx.db, job, &ctx.settings.watchlist, &ctx.run_id).await?;
+    if !dead.is_empty() {
+        tracing::warn!(
+            "{job}: earlier run(s) {} ended without finishing: marked abandoned",
+            dead.join(", ")
+        );
+    }
     let result = work.await;
     let (status, message) = match &result {
         Ok(value) => summarize(value),

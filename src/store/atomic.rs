@@ -216,6 +216,10 @@ impl Drop for FailpointGuard {
 }
 
 pub(crate) fn failpoint(name: &'static str) -> io::Result<()> {
+    crate::crashpoint::reach(name);
+    if let Some(err) = crate::crashpoint::injected_fault(name) {
+        return Err(err);
+    }
     if FAILPOINTS.with(|f| f.borrow().contains(&name)) {
         return Err(io::Error::other(format!("injected failure at {name}")));
     }

@@ -20,6 +20,7 @@ pub mod atomic;
 pub mod lock;
 pub mod manifest;
 pub mod meta;
+pub mod repair;
 pub mod verify;
 
 use std::io::{self, Write};
@@ -62,6 +63,10 @@ pub enum StoreError {
     NothingToRollBack(String),
     #[error("artifact store {path}: {source}")]
     Io { path: String, source: io::Error },
+    #[error(
+        "{watchlist}: manifest.jsonl has corrupt line(s) {lines}; nothing was written: run `artifacts --watchlist {watchlist} repair`"
+    )]
+    CorruptManifest { watchlist: String, lines: String },
 }
 
 impl StoreError {
@@ -213,7 +218,9 @@ impl WatchlistStore {
     }
 
     /// One job of a kind per watchlist at a time. The lock dies with the
-    /// process, so a crashed job never blocks the next one.
+    /// process, so a crashed job never blocks the next one. A run killed
+    /// between a promotion's manifest line and `production.json` is
+    /// finished here: the next job of any kind brings the file in line.
     pub fn lock_job(&self, job: &str) -> Result<JobLock, StoreError> {
         self.ensure_dir()?;
         let path = self.dir.join(".locks").join(format!("{job}.lock"));
@@ -221,6 +228,20 @@ impl WatchlistStore {
             Ok(mut lock) => {
                 lock.write_holder(&crate::clock::utc_now_rfc3339())
                     .map_err(io_err(&path))?;
+                let manifest = self.manifest()?;
+                if !manifest.bad_lines.is_empty() {
+                    let lines: Vec<String> = manifest.bad_lines.iter().map(|(n, _)| n.to_string()).collect();
+                    return Err(StoreError::CorruptManifest {
+                        watchlist: self.watchlist.clone(),
+                        lines: lines.join(", "),
+                    });
+                }
+                if self.repair_pointer()? {
+                    tracing::warn!(
+                        "{}: production.json lagged the manifest (a run was killed after committing a promotion): brought in line",
+                        self.watchlist
+                    );
+                }
                 Ok(JobLock { _lock: lock })
             }
             Err(Some(holder)) => Err(StoreError::AlreadyRunning {
@@ -300,6 +321,7 @@ impl WatchlistStore {
         atomic::failpoint("before_manifest").map_err(io_err(&self.dir))?;
         let manifest_path = self.dir.join(MANIFEST);
         manifest::append(&manifest_path, &ManifestEntry::Artifact(record.clone())).map_err(io_err(&manifest_path))?;
+        crate::crashpoint::reach("after_manifest");
         tracing::debug!(name = %record.name, bytes = record.bytes, "artifact committed");
         Ok(record)
     }
@@ -465,6 +487,9 @@ impl WatchlistStore {
     fn commit_pointer(&self, entry: ManifestEntry) -> Result<(), StoreError> {
         let manifest_path = self.dir.join(MANIFEST);
         manifest::append(&manifest_path, &entry).map_err(io_err(&manifest_path))?;
+        // Committed, not yet visible in production.json: a crash here is
+        // what `artifacts repair` (and every reader) handles.
+        atomic::failpoint("before_pointer").map_err(io_err(&self.dir))?;
         let pointer = match &entry {
             ManifestEntry::Promotion(c) | ManifestEntry::Rollback(c) => &c.pointer,
             ManifestEntry::Artifact(_) | ManifestEntry::Decision(_) => {

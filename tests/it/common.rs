@@ -10,6 +10,7 @@ pub struct TestContext {
 }
 
 /// What a binary run gave back.
+#[derive(Debug)]
 pub struct Run {
     pub code: i32,
     pub stdout: String,

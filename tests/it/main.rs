@@ -3,14 +3,19 @@
 
 mod bootstrap;
 mod common;
+mod crash;
 mod cron;
+mod faults;
 mod fetch;
+mod fuzz;
 mod import;
 mod incremental;
+mod manifest_repair;
 mod migrations;
 mod monitor;
 mod mysql;
 mod provider_server;
 mod score;
+mod shared;
 mod store;
 mod ta_run;

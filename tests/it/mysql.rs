@@ -1,23 +1,24 @@
 //! The import against a real MariaDB server. The server is started on
 //! loopback by `scripts/test.sh` (and so by `.ci/run`), which hands its URL
-//! over in `SWINGML_TEST_MYSQL_URL`. A missing server is a failure: set
-//! `SWINGML_SKIP_MYSQL=1` to skip these tests deliberately on a machine
-//! without MariaDB.
+//! over in `SWINGML_TEST_MYSQL_URL`. A missing server is a failure: build
+//! the tests with `SWINGML_SKIP_MYSQL=1` to mark them ignored (listed as
+//! such in the output) on a machine without MariaDB.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use crate::common::{TestContext, block_on, count_in, fixture, quarantine_rows};
 
-/// A fresh database on the test server, or `None` when skipping was asked for.
+/// A fresh database on the test server.
 fn mysql_context() -> Option<TestContext> {
-    let base = match std::env::var("SWINGML_TEST_MYSQL_URL") {
-        Ok(url) => url,
-        Err(_) if std::env::var("SWINGML_SKIP_MYSQL").as_deref() == Ok("1") => {
-            eprintln!("SWINGML_SKIP_MYSQL=1: MariaDB test skipped");
-            return None;
-        }
-        Err(_) => panic!("SWINGML_TEST_MYSQL_URL is not set: run the tests with scripts/test.sh (starts MariaDB)"),
-    };
+    let base = std::env::var("SWINGML_TEST_MYSQL_URL").expect(
+        "SWINGML_TEST_MYSQL_URL is not set: run the tests with scripts/test.sh (starts MariaDB), \
+         or build them with SWINGML_SKIP_MYSQL=1 to mark them ignored",
+    );
+    Some(create_database(&base))
+}
+
+/// A new database named from digits and a fixed prefix on the server at `base`.
+fn create_database(base: &str) -> TestContext {
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let name = format!(
         "swingml_it_{}_{}",
@@ -25,7 +26,7 @@ fn mysql_context() -> Option<TestContext> {
         NEXT.fetch_add(1, Ordering::Relaxed)
     );
     block_on(async {
-        let pool = sqlx::mysql::MySqlPool::connect(&base)
+        let pool = sqlx::mysql::MySqlPool::connect(base)
             .await
             .expect("test MariaDB server reachable");
         // The name is made here from digits and a fixed prefix, never from input.
@@ -35,10 +36,11 @@ fn mysql_context() -> Option<TestContext> {
             .unwrap();
         pool.close().await;
     });
-    Some(TestContext::with_database(format!("{base}/{name}")))
+    TestContext::with_database(format!("{base}/{name}"))
 }
 
 #[test]
+#[cfg_attr(skip_mysql, ignore = "built with SWINGML_SKIP_MYSQL=1")]
 fn mysql_fixture_import_is_idempotent_and_quarantines_bad_rows() {
     let Some(ctx) = mysql_context() else { return };
     let us = fixture("us_daily_10sym_2018_2020.csv");
@@ -70,6 +72,7 @@ fn mysql_fixture_import_is_idempotent_and_quarantines_bad_rows() {
 }
 
 #[test]
+#[cfg_attr(skip_mysql, ignore = "built with SWINGML_SKIP_MYSQL=1")]
 fn mysql_conflict_with_stored_row_keeps_the_stored_row() {
     let Some(ctx) = mysql_context() else { return };
     let header = "symbol,date,open,high,low,close,volume";
@@ -82,6 +85,7 @@ fn mysql_conflict_with_stored_row_keeps_the_stored_row() {
 }
 
 #[test]
+#[cfg_attr(skip_mysql, ignore = "built with SWINGML_SKIP_MYSQL=1")]
 fn mysql_wrong_password_is_one_line_without_the_password() {
     let Some(ctx) = mysql_context() else { return };
     let wrong = ctx.database_url.replace("swingml-test-pw", "not-the-password-42");
@@ -99,6 +103,7 @@ fn mysql_wrong_password_is_one_line_without_the_password() {
 }
 
 #[test]
+#[cfg_attr(skip_mysql, ignore = "built with SWINGML_SKIP_MYSQL=1")]
 fn mysql_indicators_match_the_sqlite_run() {
     let Some(ctx) = mysql_context() else { return };
     let lite = TestContext::new();
@@ -117,17 +122,27 @@ fn mysql_indicators_match_the_sqlite_run() {
 }
 
 #[test]
+#[cfg_attr(skip_mysql, ignore = "built with SWINGML_SKIP_MYSQL=1")]
 fn mysql_end_to_end_import_indicators_bootstrap_score() {
     let Some(ctx) = mysql_context() else { return };
     crate::score::trained(&ctx, "us");
-    let run = ctx.run("score", &["--watchlist", "us", "--top-k", "3"]);
+    let run = ctx.run("score", &["--watchlist", "us", "--top-k", "3", "--format", "json"]);
     run.assert_ok();
     let files = crate::bootstrap::artifact(&ctx, "us", "predictions_");
     let p = crate::score::read_predictions(&files[0]);
     crate::score::assert_valid_predictions(&p, 3);
+    // The same pipeline on SQLite scores every symbol with the same
+    // probabilities, to the last bit (JSON prints f64 round-trip exact).
+    let lite = TestContext::new();
+    crate::score::trained(&lite, "us");
+    let lite_run = lite.run("score", &["--watchlist", "us", "--top-k", "3", "--format", "json"]);
+    lite_run.assert_ok();
+    assert!(run.stdout.contains("\"p_score\""), "{}", run.stdout);
+    assert_eq!(run.stdout, lite_run.stdout);
 }
 
 #[test]
+#[cfg_attr(skip_mysql, ignore = "built with SWINGML_SKIP_MYSQL=1")]
 fn mysql_incremental_update_learns_what_the_sqlite_run_learns() {
     let Some(ctx) = mysql_context() else { return };
     let lite = TestContext::new();
@@ -151,6 +166,7 @@ fn mysql_incremental_update_learns_what_the_sqlite_run_learns() {
 }
 
 #[test]
+#[cfg_attr(skip_mysql, ignore = "built with SWINGML_SKIP_MYSQL=1")]
 fn mysql_version_1_database_gains_candle_sources_and_keeps_its_rows() {
     use crate::migrations::{V1_CANDLES, V1_LEDGER, v1_script};
     let Some(ctx) = mysql_context() else { return };
@@ -188,4 +204,99 @@ fn mysql_version_1_database_gains_candle_sources_and_keeps_its_rows() {
     });
     assert_eq!(rows, 2 + 1245);
     assert_eq!(old, ["import", "import"]);
+}
+
+/// A MariaDB server of this test's own, stopped by its PID when dropped.
+struct OwnServer {
+    dir: tempfile::TempDir,
+    url: String,
+}
+
+impl OwnServer {
+    fn script(args: &[&str]) -> std::process::Output {
+        std::process::Command::new("bash")
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/mariadb.sh"))
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    fn start() -> OwnServer {
+        let dir = tempfile::tempdir().unwrap();
+        let out = OwnServer::script(&["start", dir.path().to_str().unwrap()]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let url = String::from_utf8(out.stdout).unwrap().trim().to_string();
+        OwnServer { dir, url }
+    }
+
+    fn kill_9(&self) {
+        let pid: i32 = std::fs::read_to_string(self.dir.path().join("server.pid"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        // SAFETY: kill(2) on the server this test started.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        while unsafe { libc::kill(pid, 0) } == 0 {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    fn restart(&self) {
+        let out = OwnServer::script(&["restart", self.dir.path().to_str().unwrap()]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+impl Drop for OwnServer {
+    fn drop(&mut self) {
+        OwnServer::script(&["stop", self.dir.path().to_str().unwrap()]);
+    }
+}
+
+#[test]
+#[cfg_attr(skip_mysql, ignore = "built with SWINGML_SKIP_MYSQL=1")]
+fn mysql_server_killed_in_the_middle_of_an_import_is_one_line_and_the_rerun_completes() {
+    let server = OwnServer::start();
+    let ctx = create_database(&server.url);
+    let us = fixture("us_daily_10sym_2018_2020.csv");
+    // Where the first chunk of candles is in the open transaction.
+    let trace = ctx.path("trace.txt");
+    let probe = create_database(&server.url);
+    let mut cmd = probe.command("ta-signals");
+    cmd.env(swingml::crashpoint::CRASH_TRACE_VAR, &trace)
+        .args(["import", "--watchlist", "us"])
+        .arg(&us);
+    assert!(cmd.output().unwrap().status.success());
+    let points = std::fs::read_to_string(&trace).unwrap();
+    let chunk = points.lines().find(|l| l.ends_with(" candles.insert_chunk")).unwrap();
+    let n = chunk.split_once(' ').unwrap().0;
+
+    let pause = ctx.path("pause");
+    let mut cmd = ctx.command("ta-signals");
+    cmd.env(swingml::crashpoint::PAUSE_AT_VAR, n)
+        .env(swingml::crashpoint::PAUSE_FILE_VAR, &pause)
+        .args(["import", "--watchlist", "us"])
+        .arg(&us)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    while !pause.exists() {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    server.kill_9();
+    std::fs::write(pause.with_extension("go"), "").unwrap();
+    let run = crate::common::Run::from(child.wait_with_output().unwrap());
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let error: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(error.len(), 1, "{}", run.stderr);
+    assert!(!run.stderr.contains("swingml-test-pw"), "no password in the message");
+
+    server.restart();
+    // The transaction died with the server: nothing of it is stored.
+    assert_eq!(block_on(swingml::db::candles::count(&ctx.db())).unwrap(), 0);
+    let rerun = ctx.import(&[&us], "us");
+    rerun.assert_ok();
+    assert_eq!(count_in(&rerun.stderr, "inserted"), 7560);
+    assert_eq!(block_on(swingml::db::candles::count(&ctx.db())).unwrap(), 7560);
 }

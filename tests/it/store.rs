@@ -1,119 +1,41 @@
 //! The artifact store under crashes, injected failures and concurrency,
 //! and the `artifacts` binary.
 //!
-//! Child processes are this test binary run again with one test selected
-//! and `SWINGML_STORE_CHILD` set (see [`store_child`]): they write through
-//! the real store code and are killed with SIGKILL.
+//! Child processes are `examples/store_child.rs` (see [`spawn_child`]):
+//! they write through the real store code and are killed with SIGKILL.
 
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use swingml::store::atomic::inject_failure;
-use swingml::store::{NameStyle, NewArtifact, Store, StoreError, WatchlistStore, Writer};
+use swingml::store::{NameStyle, NewArtifact, Store, StoreError, WatchlistStore};
 
 use crate::common::TestContext;
+use crate::shared::{CHILD_DIR, CHILD_MODE, CHILD_SEED, Rng, payload, payload_is_complete, writer};
 
-const CHILD_MODE: &str = "SWINGML_STORE_CHILD";
-const CHILD_DIR: &str = "SWINGML_STORE_DIR";
-const CHILD_SEED: &str = "SWINGML_STORE_SEED";
-
-/// Small deterministic generator (xorshift64*): seeded kills and sizes.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
-fn writer(run: &str) -> Writer {
-    Writer {
-        job: "test".into(),
-        run_id: run.into(),
-    }
-}
-
-/// Self-checking payload: length prefix, bytes, end marker.
-fn payload(len: usize, fill: u8) -> Vec<u8> {
-    let mut out = (len as u64).to_le_bytes().to_vec();
-    out.extend(std::iter::repeat_n(fill, len));
-    out.extend_from_slice(b"END!");
-    out
-}
-
-fn payload_is_complete(bytes: &[u8]) -> bool {
-    bytes.len() >= 12
-        && u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize + 12 == bytes.len()
-        && bytes.ends_with(b"END!")
-}
-
-/// Not a test of its own: the body of the child processes. Without
-/// `SWINGML_STORE_CHILD` it returns at once.
-#[test]
-fn store_child() {
-    let Ok(mode) = std::env::var(CHILD_MODE) else {
-        return;
-    };
-    let dir = PathBuf::from(std::env::var(CHILD_DIR).unwrap());
-    let seed: u64 = std::env::var(CHILD_SEED).ok().and_then(|s| s.parse().ok()).unwrap_or(1);
-    let store = Store::new(&dir).watchlist("wl").unwrap();
-    let me = writer(&format!("child-{}", std::process::id()));
-    match mode.as_str() {
-        "crash" => {
-            let mut rng = Rng(seed | 1);
-            loop {
-                write_models(&store, &me, &mut rng);
-            }
-        }
-        "concurrent" => {
-            for i in 0..25 {
-                let spec = NewArtifact::new("report", NameStyle::Versioned, "bin");
-                store.write_bytes(&me, spec, &payload(100 + i, i as u8)).unwrap();
-            }
-        }
-        "hold_lock" => {
-            let _lock = store.lock_job("bootstrap").unwrap();
-            println!("locked");
-            std::io::stdout().flush().unwrap();
-            std::thread::sleep(Duration::from_secs(60));
-        }
-        other => panic!("unknown child mode {other}"),
-    }
-}
-
-/// One "training run": the four pointer kinds, sometimes a promotion.
-fn write_models(store: &WatchlistStore, me: &Writer, rng: &mut Rng) {
-    let mut records = Vec::new();
-    for kind in swingml::store::POINTER_KINDS {
-        let len = (rng.below(4) as usize).pow(6) * 3 + rng.below(4096) as usize; // up to ~2 MB
-        let spec = NewArtifact::new(kind, NameStyle::Versioned, "bin");
-        records.push(
-            store
-                .write_bytes(me, spec, &payload(len, rng.below(256) as u8))
-                .unwrap(),
-        );
-    }
-    if rng.below(2) == 0 {
-        let refs: Vec<_> = records.iter().collect();
-        store.promote(me, &refs, "child promotion").unwrap();
-    }
-    if rng.below(5) == 0 {
-        let _ = store.rollback(me);
-    }
-}
-
+/// The child processes: `examples/store_child.rs` (built with the tests),
+/// writing through the real store code until they are killed.
 fn spawn_child(mode: &str, dir: &Path, seed: u64) -> Child {
-    Command::new(std::env::current_exe().unwrap())
-        .args(["store::store_child", "--exact", "--nocapture", "--test-threads=1"])
+    spawn_child_with(mode, dir, seed, &[])
+}
+
+fn spawn_child_with(mode: &str, dir: &Path, seed: u64, env: &[(&str, String)]) -> Child {
+    let examples = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples");
+    let child = examples.join("store_child");
+    assert!(
+        child.exists(),
+        "{} is not built: run `cargo test` (it builds the examples) or `cargo build --examples`",
+        child.display()
+    );
+    Command::new(child)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .env(CHILD_MODE, mode)
         .env(CHILD_DIR, dir)
         .env(CHILD_SEED, seed.to_string())
@@ -167,20 +89,47 @@ fn sigkill_at_random_moments_never_leaves_an_inconsistent_store() {
     let store = Store::new(&root).watchlist("wl").unwrap();
     let mut rng = Rng(0x5eed_2026);
     let kills = 60;
+    let mut points = std::collections::BTreeMap::new();
     for round in 0..kills {
-        let mut child = spawn_child("crash", &root, rng.next());
-        std::thread::sleep(Duration::from_millis(5 + rng.below(80)));
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
+        // Killed at its n-th step of the write protocol (a crash point of
+        // src/crashpoint.rs: temp written, renamed, manifest line, pointer),
+        // not after a guessed time: the same on a fast or a loaded machine.
+        let n = 1 + rng.below(40);
+        let trace = ctx.path(&format!("trace-{round}.txt"));
+        let mut child = spawn_child_with(
+            "crash",
+            &root,
+            rng.next(),
+            &[
+                (swingml::crashpoint::CRASH_AFTER_VAR, n.to_string()),
+                (swingml::crashpoint::CRASH_TRACE_VAR, trace.display().to_string()),
+            ],
+        );
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(
+            child.wait().unwrap().signal(),
+            Some(9),
+            "round {round}: not killed at step {n}"
+        );
+        let last = std::fs::read_to_string(&trace).unwrap();
+        let step = last.lines().last().unwrap().split_once(' ').unwrap().1.to_string();
+        *points.entry(step).or_insert(0) += 1;
         if round % 10 == 9 || round == kills - 1 {
             assert_consistent(&store);
         }
     }
+    // Every step of the protocol was hit.
+    for step in [
+        "after_temp_write",
+        "after_rename",
+        "before_manifest",
+        "after_manifest",
+        "before_pointer",
+    ] {
+        assert!(points.contains_key(step), "no kill at {step}: {points:?}");
+    }
     let committed = store.manifest().unwrap().artifacts().count();
-    assert!(
-        committed > 20,
-        "children committed only {committed} artifacts: kills came too early"
-    );
+    assert!(committed > 60, "children committed only {committed} artifacts");
     // Kills landed inside the write protocol, not only between writes.
     assert!(
         !store.verify().unwrap().orphans.is_empty(),

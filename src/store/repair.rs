@@ -1,0 +1,124 @@
+//! `artifacts repair` for a manifest with corrupt lines in the middle
+//! (a disk error, a hand edit): every intact line is kept in its place; an
+//! artifact line is rebuilt from the artifact's own sidecar when the
+//! corrupt text still names it and file and sidecar agree; a lost pointer
+//! move is restored from `production.json` when every artifact it names is
+//! committed with the same hash. The corrupt lines are saved beside the
+//! manifest, never silently dropped.
+
+use std::path::PathBuf;
+
+use super::manifest::{ArtifactRecord, ManifestEntry, PointerChange};
+use super::meta::ArtifactMeta;
+use super::{MANIFEST, META_SUFFIX, POINTER, StoreError, WatchlistStore, atomic, io_err, read_pointer_file};
+
+/// What a repair found and did.
+#[derive(Debug, Default)]
+pub struct ManifestRepair {
+    /// 1-based numbers of the corrupt lines.
+    pub corrupt_lines: Vec<usize>,
+    /// Artifact lines rebuilt from their sidecars.
+    pub restored_artifacts: Vec<String>,
+    /// Whether a pointer move was restored from `production.json`.
+    pub restored_pointer: bool,
+    /// Where the corrupt lines were saved.
+    pub saved_to: Option<PathBuf>,
+}
+
+impl WatchlistStore {
+    pub fn repair_manifest(&self) -> Result<ManifestRepair, StoreError> {
+        let _guard = self.lock_manifest()?;
+        let path = self.dir.join(MANIFEST);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(ManifestRepair::default()),
+            Err(e) => return Err(io_err(&path)(e)),
+        };
+        let mut report = ManifestRepair::default();
+        let mut entries: Vec<ManifestEntry> = Vec::new();
+        let mut corrupt_text = String::new();
+        // A last line without its newline is a torn append: the next write
+        // cuts it anyway; it is not a corrupt line.
+        let complete = text.rfind('\n').map_or("", |i| &text[..=i]);
+        for (i, line) in complete.lines().enumerate() {
+            match serde_json::from_str::<ManifestEntry>(line) {
+                Ok(entry) => entries.push(entry),
+                Err(_) => {
+                    report.corrupt_lines.push(i + 1);
+                    corrupt_text.push_str(&format!("line {}: {line}\n", i + 1));
+                    if let Some(record) = self.restore_named_in(line, &entries) {
+                        report.restored_artifacts.push(record.name.clone());
+                        entries.push(ManifestEntry::Artifact(record));
+                    }
+                }
+            }
+        }
+        if report.corrupt_lines.is_empty() {
+            return Ok(report);
+        }
+        if let Some(pointer) = read_pointer_file(&self.dir.join(POINTER)) {
+            let current = super::Manifest {
+                entries: entries.clone(),
+                ..Default::default()
+            };
+            let all_committed = pointer.artifacts.values().all(|r| {
+                current
+                    .artifacts()
+                    .any(|a| a.name == r.name && a.sha256 == r.sha256 && a.version == r.version)
+            });
+            if current.current_pointer() != Some(&pointer) && all_committed {
+                entries.push(ManifestEntry::Promotion(PointerChange { pointer }));
+                report.restored_pointer = true;
+            }
+        }
+        let saved = self.dir.join(format!(
+            "manifest.corrupt-{}.txt",
+            chrono::Utc::now().format("%Y%m%dT%H%M%S%3fZ")
+        ));
+        atomic::write_bytes(&saved, corrupt_text.as_bytes()).map_err(io_err(&saved))?;
+        report.saved_to = Some(saved);
+        let mut out = Vec::new();
+        for entry in &entries {
+            out.extend(serde_json::to_vec(entry).map_err(|e| io_err(&path)(std::io::Error::other(e)))?);
+            out.push(b'\n');
+        }
+        atomic::write_bytes(&path, &out).map_err(io_err(&path))?;
+        Ok(report)
+    }
+
+    /// The committed record of the artifact a corrupt line still names,
+    /// rebuilt from its sidecar, when the file and sidecar agree and no
+    /// intact line already commits it.
+    fn restore_named_in(&self, line: &str, entries: &[ManifestEntry]) -> Option<ArtifactRecord> {
+        let start = line.find("\"name\":\"")? + "\"name\":\"".len();
+        let name = &line[start..start + line[start..].find('"')?];
+        if name.contains('/') || name.starts_with('.') {
+            return None;
+        }
+        let known = entries
+            .iter()
+            .any(|e| matches!(e, ManifestEntry::Artifact(a) if a.name == name));
+        if known {
+            return None;
+        }
+        let meta_name = format!("{name}{META_SUFFIX}");
+        let meta_bytes = std::fs::read(self.dir.join(&meta_name)).ok()?;
+        let meta: ArtifactMeta = serde_json::from_slice(&meta_bytes).ok()?;
+        let found = atomic::sha256_file(&self.dir.join(name)).ok()?;
+        if meta.name != name || found.sha256 != meta.sha256 || found.bytes != meta.bytes {
+            return None;
+        }
+        Some(ArtifactRecord {
+            name: meta.name,
+            kind: meta.kind,
+            version: meta.version,
+            sha256: meta.sha256,
+            bytes: meta.bytes,
+            created_at: meta.created_at,
+            job: meta.job,
+            run_id: meta.run_id,
+            meta: meta_name,
+            meta_sha256: atomic::hex(&<sha2::Sha256 as sha2::Digest>::digest(&meta_bytes)),
+        })
+    }
+}
