@@ -228,14 +228,7 @@ impl WatchlistStore {
             Ok(mut lock) => {
                 lock.write_holder(&crate::clock::utc_now_rfc3339())
                     .map_err(io_err(&path))?;
-                let manifest = self.manifest()?;
-                if !manifest.bad_lines.is_empty() {
-                    let lines: Vec<String> = manifest.bad_lines.iter().map(|(n, _)| n.to_string()).collect();
-                    return Err(StoreError::CorruptManifest {
-                        watchlist: self.watchlist.clone(),
-                        lines: lines.join(", "),
-                    });
-                }
+                self.refuse_corrupt_manifest(&self.manifest()?)?;
                 if self.repair_pointer()? {
                     tracing::warn!(
                         "{}: production.json lagged the manifest (a run was killed after committing a promotion): brought in line",
@@ -255,6 +248,19 @@ impl WatchlistStore {
                 watchlist: self.watchlist.clone(),
             }),
         }
+    }
+
+    /// Nothing is written on a manifest with corrupt lines before its tail
+    /// until `artifacts repair` has dealt with them.
+    fn refuse_corrupt_manifest(&self, manifest: &Manifest) -> Result<(), StoreError> {
+        if manifest.bad_lines.is_empty() {
+            return Ok(());
+        }
+        let lines: Vec<String> = manifest.bad_lines.iter().map(|(n, _)| n.to_string()).collect();
+        Err(StoreError::CorruptManifest {
+            watchlist: self.watchlist.clone(),
+            lines: lines.join(", "),
+        })
     }
 
     fn lock_manifest(&self) -> Result<FileLock, StoreError> {
@@ -467,6 +473,7 @@ impl WatchlistStore {
         self.ensure_dir()?;
         let _guard = self.lock_manifest()?;
         let manifest = self.manifest()?;
+        self.refuse_corrupt_manifest(&manifest)?;
         let history = manifest.pointer_history();
         if history.len() < 2 {
             return Err(StoreError::NothingToRollBack(self.watchlist.clone()));
@@ -485,6 +492,9 @@ impl WatchlistStore {
     /// Append the pointer change (commit), then replace `production.json`.
     /// The caller holds the manifest lock.
     fn commit_pointer(&self, entry: ManifestEntry) -> Result<(), StoreError> {
+        // A pointer move on a manifest with a corrupt line could stack on
+        // the wrong history (the corrupt line may be a promotion).
+        self.refuse_corrupt_manifest(&self.manifest()?)?;
         let manifest_path = self.dir.join(MANIFEST);
         manifest::append(&manifest_path, &entry).map_err(io_err(&manifest_path))?;
         // Committed, not yet visible in production.json: a crash here is

@@ -250,10 +250,14 @@ fn score_during_promotions_always_reads_one_committed_pointer() {
 #[test]
 fn job_runs_record_the_as_of_a_run_resolved_by_default() {
     let ctx = TestContext::new();
-    ctx.import(&[&fixture("us_daily_10sym_2018_2020.csv")], "us").assert_ok();
+    ctx.import(&[&fixture("us_daily_10sym_2018_2020.csv")], "us")
+        .assert_ok();
     ctx.run("ta-signals", &["run", "--watchlist", "us"]).assert_ok();
-    ctx.run("bootstrap", &["--watchlist", "us", "--train-years", "1", "--force"]).assert_ok();
-    let swingml::db::Db::Sqlite(pool) = ctx.db() else { unreachable!() };
+    ctx.run("bootstrap", &["--watchlist", "us", "--train-years", "1", "--force"])
+        .assert_ok();
+    let swingml::db::Db::Sqlite(pool) = ctx.db() else {
+        unreachable!()
+    };
     let as_of: Option<String> = block_on(async {
         sqlx::query_scalar("SELECT as_of FROM job_runs WHERE job = 'bootstrap'")
             .fetch_one(&pool)

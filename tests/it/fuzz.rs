@@ -383,7 +383,11 @@ fn fuzz_regressions_replay() {
             read_never_panics(dir.path(), "regression", &name, &std::fs::read(&input).unwrap());
             // The corrupt page header spun ~160 s read through a `File`;
             // from memory it fails in ~20 s (the skip loop is upstream).
-            assert!(started.elapsed() < Duration::from_secs(60), "{name}: {:?}", started.elapsed());
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "{name}: {:?}",
+                started.elapsed()
+            );
             replayed += 1;
         }
     }

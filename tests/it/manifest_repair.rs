@@ -76,6 +76,9 @@ fn a_corrupt_promotion_line_stops_jobs_until_repair_restores_the_live_pointer() 
         "manifest.jsonl has corrupt line(s) 10; nothing was written: run `artifacts --watchlist wl repair`",
     );
     assert_eq!(block_on(swingml::db::candles::count(&ctx.db())).unwrap(), 0);
+    // So does a hand promotion or rollback.
+    ctx.run("artifacts", &["--watchlist", "wl", "rollback"])
+        .assert_error(1, "corrupt line(s) 10");
 
     let repair = ctx.run("artifacts", &["--watchlist", "wl", "repair"]);
     repair.assert_ok();

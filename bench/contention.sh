@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# LightGBM on a shared CPU: bootstrap (release, the full US set,
+# --train-years 5) quiet and with one other CPU-bound process running,
+# with OpenMP's waiting threads spinning (OMP_WAIT_POLICY=ACTIVE, the
+# behaviour before swingml set PASSIVE itself) and passive (the default
+# now), all in one run. Prints wall time, the LightGBM part, and the
+# contended/quiet ratio per policy.
+#
+#   bash bench/contention.sh [DATA_FILE]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. bench/lib.sh
+
+data=${1:-../shared/data/full/us_sp500_daily_2007_2021.csv.gz}
+[ -f "$data" ] || { echo "benchmark data not found: $data" >&2; exit 1; }
+[ -x /usr/bin/time ] || { echo "needs /usr/bin/time (apt-get install time)" >&2; exit 1; }
+cargo build --release --locked --bins >&2
+bin=$(realpath "${CARGO_TARGET_DIR:-target}/release")
+data=$(realpath "$data")
+work=$(mktemp -d "${TMPDIR:-/tmp}/swingml-bench-omp.XXXXXX")
+hog=
+cleanup() { [ -n "$hog" ] && kill "$hog" 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+cd "$work"
+export DATABASE_URL="sqlite://$work/bench.db?mode=rwc"
+common=(--artifacts "$work/artifacts" --watchlist sp500)
+"$bin/ta-signals" "${common[@]}" import "$data" 2>/dev/null
+
+declare -A wall
+run() {
+  local label=$1 policy=$2
+  sync
+  OMP_WAIT_POLICY=$policy /usr/bin/time -v -o time.txt "$bin/bootstrap" "${common[@]}" --train-years 5 --force \
+    >/dev/null 2>log.txt || { cat log.txt >&2; exit 1; }
+  wall[$label]=$(time_wall time.txt)
+  local lgb
+  lgb=$(grep -ho "LightGBM fits [0-9.]* s" log.txt | head -1)
+  printf '%-34s %8.1f s   (%s)\n' "$label" "${wall[$label]}" "$lgb"
+}
+
+run "quiet, ACTIVE (before)" ACTIVE
+run "quiet, PASSIVE (now)" PASSIVE
+python3 -c 'while True: pass' &
+hog=$!
+run "contended, ACTIVE (before)" ACTIVE
+run "contended, PASSIVE (now)" PASSIVE
+kill "$hog"; hog=
+printf 'contended / quiet: ACTIVE %.2fx, PASSIVE %.2fx\n' \
+  "$(echo "${wall[contended, ACTIVE (before)]} / ${wall[quiet, ACTIVE (before)]}" | bc -l)" \
+  "$(echo "${wall[contended, PASSIVE (now)]} / ${wall[quiet, PASSIVE (now)]}" | bc -l)"
