@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # LightGBM on a shared CPU: bootstrap (release, the full US set,
 # --train-years 5) quiet and with one other CPU-bound process running,
-# with OpenMP's waiting threads spinning (OMP_WAIT_POLICY=ACTIVE, the
-# behaviour before swingml set PASSIVE itself) and passive (the default
-# now), all in one run. Prints wall time, the LightGBM part, and the
-# contended/quiet ratio per policy.
+# under three OpenMP wait policies, all in one run:
+#   libgomp's default (what ran before swingml set the policy itself;
+#   reproduced with OMP_WAIT_POLICY set but empty, which libgomp ignores
+#   and swingml keeps), ACTIVE (spin), PASSIVE (swingml's default now).
+# Prints wall time, the LightGBM part, and contended/quiet per policy.
 #
 #   bash bench/contention.sh [DATA_FILE]
 set -euo pipefail
@@ -38,13 +39,14 @@ run() {
   printf '%-34s %8.1f s   (%s)\n' "$label" "${wall[$label]}" "$lgb"
 }
 
-run "quiet, ACTIVE (before)" ACTIVE
-run "quiet, PASSIVE (now)" PASSIVE
+policies=("" ACTIVE PASSIVE)
+name() { case $1 in "") echo "libgomp default (before)";; PASSIVE) echo "PASSIVE (now)";; *) echo "$1";; esac; }
+for p in "${policies[@]}"; do run "quiet, $(name "$p")" "$p"; done
 python3 -c 'while True: pass' &
 hog=$!
-run "contended, ACTIVE (before)" ACTIVE
-run "contended, PASSIVE (now)" PASSIVE
+for p in "${policies[@]}"; do run "contended, $(name "$p")" "$p"; done
 kill "$hog"; hog=
-printf 'contended / quiet: ACTIVE %.2fx, PASSIVE %.2fx\n' \
-  "$(echo "${wall[contended, ACTIVE (before)]} / ${wall[quiet, ACTIVE (before)]}" | bc -l)" \
-  "$(echo "${wall[contended, PASSIVE (now)]} / ${wall[quiet, PASSIVE (now)]}" | bc -l)"
+for p in "${policies[@]}"; do
+  printf 'contended / quiet, %-26s %.2fx\n' "$(name "$p"):" \
+    "$(echo "${wall[contended, $(name "$p")]} / ${wall[quiet, $(name "$p")]}" | bc -l)"
+done
