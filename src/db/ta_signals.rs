@@ -101,6 +101,80 @@ pub struct SymbolUpdate {
 /// Write the updates of several symbols in one transaction: rows and
 /// states move together, so a crash never leaves a state ahead of its rows.
 pub async fn write(db: &Db, updates: &[SymbolUpdate], ta_version: i64, computed_at: &str) -> anyhow::Result<u64> {
+    if let Db::Sqlite(pool) = db {
+        let mut conn = pool.acquire().await?;
+        let mut locked = conn.lock_handle().await?;
+        // SAFETY: as in `candles::for_each_symbol_through`: `lock_handle`
+        // keeps sqlx's worker off the handle while `locked` lives, and the
+        // rusqlite connection (dropped first) does not close it.
+        let sqlite = unsafe { rusqlite::Connection::from_handle(locked.as_raw_handle().as_ptr())? };
+        return write_sqlite(&sqlite, updates, ta_version, computed_at);
+    }
+    write_pooled(db, updates, ta_version, computed_at).await
+}
+
+/// The SQLite side of [`write`]: one prepared single-row upsert stepped
+/// per row on the connection's own handle. Through sqlx every statement's
+/// values cross to its worker thread, which cost more than SQLite's own
+/// work (`bench/write_path.sh`).
+fn write_sqlite(
+    sqlite: &rusqlite::Connection,
+    updates: &[SymbolUpdate],
+    ta_version: i64,
+    computed_at: &str,
+) -> anyhow::Result<u64> {
+    let tx = rusqlite::Transaction::new_unchecked(sqlite, rusqlite::TransactionBehavior::Immediate)?;
+    let mut written = 0u64;
+    {
+        let mut delete = tx.prepare(DELETE_SYMBOL)?;
+        let mut upsert = tx.prepare(upsert_sql(Dialect::Sqlite, 1))?;
+        let mut save = tx.prepare(SAVE_STATE_SQLITE)?;
+        for update in updates {
+            let symbol = update.symbol.as_str();
+            if update.replace {
+                delete.execute([symbol])?;
+            }
+            for row in &update.rows {
+                // Dates as sqlx writes them: ISO text.
+                let date = row.date.format("%Y-%m-%d").to_string();
+                upsert.raw_bind_parameter(1, symbol)?;
+                upsert.raw_bind_parameter(2, &date)?;
+                let mut i = 3;
+                for value in row.row.numeric.values() {
+                    upsert.raw_bind_parameter(i, value)?;
+                    i += 1;
+                }
+                for value in row.row.categoricals() {
+                    upsert.raw_bind_parameter(i, value)?;
+                    i += 1;
+                }
+                upsert.raw_bind_parameter(i, ta_version)?;
+                upsert.raw_bind_parameter(i + 1, computed_at)?;
+                upsert.raw_execute()?;
+            }
+            written += update.rows.len() as u64;
+            crate::crashpoint::reach("ta_signals.symbol_rows");
+            if let Some(state) = &update.state {
+                save.execute(rusqlite::params![
+                    symbol,
+                    state.ta_version,
+                    state.last_date.format("%Y-%m-%d").to_string(),
+                    state.bars,
+                    1.0f64,
+                    state.state,
+                    computed_at
+                ])?;
+            }
+        }
+    }
+    crate::crashpoint::reach("db.before_commit");
+    tx.commit()?;
+    crate::crashpoint::reach("db.after_commit");
+    Ok(written)
+}
+
+/// MySQL (and the reference for SQLite): multi-row upserts through sqlx.
+async fn write_pooled(db: &Db, updates: &[SymbolUpdate], ta_version: i64, computed_at: &str) -> anyhow::Result<u64> {
     let (delete, save_state) = match db.dialect() {
         Dialect::Sqlite => (DELETE_SYMBOL, SAVE_STATE_SQLITE),
         Dialect::MySql => (DELETE_SYMBOL, SAVE_STATE_MYSQL),

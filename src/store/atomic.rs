@@ -122,9 +122,9 @@ impl TempFile {
     pub fn persist(mut self, final_path: &Path) -> io::Result<()> {
         std::fs::rename(&self.path, final_path)?;
         self.persisted = true;
-        if let Some(dir) = final_path.parent() {
-            sync_dir(dir)?;
-        }
+        // A bare file name (`--parquet rows.parquet`) lives in ".": its
+        // parent is the empty path, which cannot be opened.
+        sync_dir(parent_or_dot(final_path))?;
         failpoint("after_rename")
     }
 }

@@ -284,3 +284,17 @@ fn empty_watchlist_is_a_clear_error() {
     let run = ctx.run("ta-signals", &["run", "--watchlist", "nobody"]);
     run.assert_error(1, "watchlist nobody has no symbols");
 }
+
+#[test]
+fn parquet_output_to_a_bare_file_name_lands_in_the_working_folder() {
+    let ctx = TestContext::new();
+    ctx.import(&[&fixture("nse_daily_5sym_2024.csv")], "nse").assert_ok();
+    // The folder of "bare.parquet" is the empty path: it used to fail
+    // ("cannot write bare.parquet: No such file or directory").
+    ctx.run(
+        "ta-signals",
+        &["run", "--watchlist", "nse", "--parquet", "bare.parquet"],
+    )
+    .assert_ok();
+    assert!(std::fs::metadata(ctx.path("bare.parquet")).unwrap().len() > 1000);
+}
