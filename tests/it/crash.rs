@@ -155,31 +155,8 @@ fn job_kind(name: &str) -> &str {
     }
 }
 
-/// One `candles` row, every column.
-type StoredCandle = (
-    String,
-    String,
-    f64,
-    f64,
-    f64,
-    f64,
-    Option<f64>,
-    i64,
-    Option<f64>,
-    String,
-);
-
 fn candles_table(ctx: &TestContext) -> String {
-    let pool = sqlite_pool(ctx);
-    let rows: Vec<StoredCandle> = block_on(async {
-        sqlx::query_as(
-            "SELECT symbol, date, open, high, low, close, adj_close, volume, split_coef, source FROM candles ORDER BY symbol, date",
-        )
-        .fetch_all(&pool)
-        .await
-        .unwrap()
-    });
-    format!("{} rows {:?}", rows.len(), rows)
+    format!("{:?}", crate::fetch::candles(ctx))
 }
 
 fn indicators(ctx: &TestContext) -> String {
@@ -256,7 +233,7 @@ fn import_us(ctx: &TestContext) {
         .assert_ok();
 }
 
-fn prepare_trained(ctx: &TestContext) {
+pub(crate) fn prepare_trained(ctx: &TestContext) {
     import_us(ctx);
     ctx.run("ta-signals", &["run", "--watchlist", "us"]).assert_ok();
     ctx.run(

@@ -7,25 +7,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use crate::common::{Run, TestContext, block_on, fixture};
-
-fn prepare_trained(ctx: &TestContext) {
-    ctx.import(&[&fixture("us_daily_10sym_2018_2020.csv")], "us")
-        .assert_ok();
-    ctx.run("ta-signals", &["run", "--watchlist", "us"]).assert_ok();
-    ctx.run(
-        "bootstrap",
-        &[
-            "--watchlist",
-            "us",
-            "--train-years",
-            "1",
-            "--as-of",
-            "2020-11-30",
-            "--force",
-        ],
-    )
-    .assert_ok();
-}
+use crate::crash::prepare_trained;
 
 fn with_fault(ctx: &TestContext, fault: &str, name: &str, args: &[&str]) -> Run {
     let mut cmd = ctx.command(name);

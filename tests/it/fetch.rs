@@ -12,6 +12,16 @@ use crate::provider_server::ProviderServer;
 const TUESDAY_EVENING: &str = "2020-12-01T22:00:00Z";
 const FRIDAY_EVENING: &str = "2020-12-04T22:00:00Z";
 
+/// `fetch` with one API key variable set.
+fn fetch_with_key(ctx: &TestContext, server: &ProviderServer, now: &str, key: (&str, &str), args: &[&str]) -> Run {
+    let mut cmd = ctx.command("ta-signals");
+    cmd.env("SWINGML_NOW", now)
+        .env(key.0, key.1)
+        .args(["fetch", "--watchlist", "us", "--base-url", &server.url])
+        .args(args);
+    Run::from(cmd.output().unwrap())
+}
+
 fn fetch(ctx: &TestContext, server: &ProviderServer, now: &str, args: &[&str]) -> Run {
     let mut cmd = ctx.command("ta-signals");
     cmd.env("SWINGML_NOW", now)
@@ -35,7 +45,7 @@ fn config(ctx: &TestContext, providers: &str, extra: &str) -> String {
 }
 
 /// Every stored candle: (symbol, date) -> (o, h, l, c, adj, volume, split, source).
-type Table = BTreeMap<(String, String), (f64, f64, f64, f64, Option<f64>, i64, Option<f64>, String)>;
+pub(crate) type Table = BTreeMap<(String, String), (f64, f64, f64, f64, Option<f64>, i64, Option<f64>, String)>;
 
 /// One `candles` row as selected below.
 type StoredRow = (
@@ -51,7 +61,7 @@ type StoredRow = (
     String,
 );
 
-fn candles(ctx: &TestContext) -> Table {
+pub(crate) fn candles(ctx: &TestContext) -> Table {
     let swingml::db::Db::Sqlite(pool) = ctx.db() else {
         unreachable!()
     };
@@ -185,20 +195,13 @@ fn a_failing_provider_falls_back_to_the_next_with_the_key_in_a_header_only() {
     let server = ProviderServer::start();
     let cfg = config(&ctx, r#"["yahoo", "twelvedata"]"#, "");
     server.fail("/chart/MSFT", 3, 500, "{}");
-    let mut cmd = ctx.command("ta-signals");
-    cmd.env("SWINGML_NOW", TUESDAY_EVENING)
-        .env("TWELVEDATA_API_KEY", "td-secret-123")
-        .args([
-            "fetch",
-            "--watchlist",
-            "us",
-            "--base-url",
-            &server.url,
-            "--config",
-            &cfg,
-        ])
-        .args(["--symbols", "MSFT,KO", "-v"]);
-    let run = Run::from(cmd.output().unwrap());
+    let run = fetch_with_key(
+        &ctx,
+        &server,
+        TUESDAY_EVENING,
+        ("TWELVEDATA_API_KEY", "td-secret-123"),
+        &["--config", &cfg, "--symbols", "MSFT,KO", "-v"],
+    );
     run.assert_ok();
     assert_eq!(server.seen_for("/chart/MSFT").len(), 3, "one try and two retries");
     let td = server.seen_for("/time_series");
@@ -272,21 +275,13 @@ fn an_unexplained_split_in_a_series_without_ratios_is_flagged() {
     let ctx = TestContext::new();
     let server = ProviderServer::start();
     let cfg = config(&ctx, r#"["twelvedata"]"#, "");
-    let mut cmd = ctx.command("ta-signals");
-    cmd.env("SWINGML_NOW", TUESDAY_EVENING)
-        .env("TWELVEDATA_API_KEY", "k")
-        .args([
-            "fetch",
-            "--watchlist",
-            "us",
-            "--base-url",
-            &server.url,
-            "--config",
-            &cfg,
-            "--symbols",
-            "AAPL",
-        ]);
-    let run = Run::from(cmd.output().unwrap());
+    let run = fetch_with_key(
+        &ctx,
+        &server,
+        TUESDAY_EVENING,
+        ("TWELVEDATA_API_KEY", "k"),
+        &["--config", &cfg, "--symbols", "AAPL"],
+    );
     run.assert_ok();
     assert!(run.stderr.contains("1 flagged"), "{}", run.stderr);
     let rows = crate::common::quarantine_rows(&ctx, "us");
@@ -463,43 +458,27 @@ fn a_revised_bar_replaces_its_own_and_a_lower_provider_never_overrides_a_preferr
     let ctx = TestContext::new();
     let server = ProviderServer::start();
     let cfg = config(&ctx, r#"["yahoo", "twelvedata"]"#, "");
-    let mut cmd = ctx.command("ta-signals");
-    cmd.env("SWINGML_NOW", TUESDAY_EVENING)
-        .env("TWELVEDATA_API_KEY", "k")
-        .args([
-            "fetch",
-            "--watchlist",
-            "us",
-            "--base-url",
-            &server.url,
-            "--config",
-            &cfg,
-            "--symbols",
-            "KO",
-            "--run",
-        ]);
-    Run::from(cmd.output().unwrap()).assert_ok();
+    fetch_with_key(
+        &ctx,
+        &server,
+        TUESDAY_EVENING,
+        ("TWELVEDATA_API_KEY", "k"),
+        &["--config", &cfg, "--symbols", "KO", "--run"],
+    )
+    .assert_ok();
     assert_eq!(ta_state_rows(&ctx, "KO"), 1);
     let key = ("KO".to_string(), "2020-11-30".to_string());
     let original = candles(&ctx)[&key].clone();
 
     // Yahoo revises Monday 2020-11-30's close (09:30 EST = 14:30 UTC).
     server.fail("/chart/KO", 1, 200, &revised_yahoo("KO", 1_606_746_600, 51.71));
-    let mut cmd = ctx.command("ta-signals");
-    cmd.env("SWINGML_NOW", TUESDAY_EVENING)
-        .env("TWELVEDATA_API_KEY", "k")
-        .args([
-            "fetch",
-            "--watchlist",
-            "us",
-            "--base-url",
-            &server.url,
-            "--config",
-            &cfg,
-            "--since",
-            "2020-11-20",
-        ]);
-    let run = Run::from(cmd.output().unwrap());
+    let run = fetch_with_key(
+        &ctx,
+        &server,
+        TUESDAY_EVENING,
+        ("TWELVEDATA_API_KEY", "k"),
+        &["--config", &cfg, "--since", "2020-11-20"],
+    );
     run.assert_ok();
     assert!(run.stderr.contains("1 revised"), "{}", run.stderr);
     let revised = candles(&ctx)[&key].clone();
@@ -516,20 +495,13 @@ fn a_revised_bar_replaces_its_own_and_a_lower_provider_never_overrides_a_preferr
 
     // TwelveData (after Yahoo in the chain) has no adj_close: its bars
     // differ from Yahoo's, and Yahoo's are kept without a report.
-    let mut cmd = ctx.command("ta-signals");
-    cmd.env("SWINGML_NOW", TUESDAY_EVENING)
-        .env("TWELVEDATA_API_KEY", "k")
-        .args([
-            "fetch",
-            "--watchlist",
-            "us",
-            "--base-url",
-            &server.url,
-            "--config",
-            &cfg,
-        ])
-        .args(["--provider", "twelvedata", "--since", "2020-11-20"]);
-    let run = Run::from(cmd.output().unwrap());
+    let run = fetch_with_key(
+        &ctx,
+        &server,
+        TUESDAY_EVENING,
+        ("TWELVEDATA_API_KEY", "k"),
+        &["--config", &cfg, "--provider", "twelvedata", "--since", "2020-11-20"],
+    );
     run.assert_ok();
     assert!(
         run.stderr.contains("0 inserted, 0 revised") && run.stderr.contains("0 quarantined"),
@@ -544,21 +516,14 @@ fn source_selects_the_symbols_whose_candles_came_from_it() {
     let ctx = TestContext::new();
     let server = ProviderServer::start();
     let cfg = config(&ctx, r#"["finnhub"]"#, "");
-    let mut cmd = ctx.command("ta-signals");
-    cmd.env("SWINGML_NOW", TUESDAY_EVENING)
-        .env("FINNHUB_API_KEY", "fh-key")
-        .args([
-            "fetch",
-            "--watchlist",
-            "us",
-            "--base-url",
-            &server.url,
-            "--config",
-            &cfg,
-            "--symbols",
-            "KO",
-        ]);
-    Run::from(cmd.output().unwrap()).assert_ok();
+    fetch_with_key(
+        &ctx,
+        &server,
+        TUESDAY_EVENING,
+        ("FINNHUB_API_KEY", "fh-key"),
+        &["--config", &cfg, "--symbols", "KO"],
+    )
+    .assert_ok();
     assert!(
         server.seen_for("/api/v1/stock/candle")[0]
             .headers
