@@ -132,13 +132,12 @@ pub async fn sources_between(
         .collect())
 }
 
-/// Candles of `symbol` up to `through` that did not come from `source`.
-pub async fn count_not_from(db: &Db, symbol: &Symbol, through: NaiveDate, source: CandleSource) -> anyhow::Result<i64> {
-    const SQL: &str = "SELECT COUNT(*) FROM candles WHERE symbol = ? AND date <= ? AND source <> ?";
+/// Candles of `symbol` that did not come from `source`.
+pub async fn count_not_from(db: &Db, symbol: &Symbol, source: CandleSource) -> anyhow::Result<i64> {
+    const SQL: &str = "SELECT COUNT(*) FROM candles WHERE symbol = ? AND source <> ?";
     Ok(with_pool!(db, pool => {
         sqlx::query_scalar::<_, i64>(SQL)
             .bind(symbol.as_str())
-            .bind(through)
             .bind(source.as_str())
             .fetch_one(pool)
             .await

@@ -90,10 +90,6 @@ pub async fn session_today(ctx: &Context) -> anyhow::Result<bool> {
     Ok(false)
 }
 
-/// A date after every candle, stored as text the way dates are
-/// (`NaiveDate::MAX` is not a four-digit year: it would sort before them).
-const LAST_DATE: NaiveDate = NaiveDate::from_ymd_opt(9999, 12, 31).expect("a valid date");
-
 /// With `--source`, the symbols whose candles all came from it (the others
 /// are named in one log line); all of them otherwise.
 pub async fn from_source(ctx: &Context, symbols: Vec<Symbol>) -> anyhow::Result<Vec<Symbol>> {
@@ -103,7 +99,7 @@ pub async fn from_source(ctx: &Context, symbols: Vec<Symbol>) -> anyhow::Result<
     let mut kept = Vec::new();
     let mut mixed = Vec::new();
     for symbol in symbols {
-        if db::candles::count_not_from(&ctx.db, &symbol, LAST_DATE, source).await? == 0 {
+        if db::candles::count_not_from(&ctx.db, &symbol, source).await? == 0 {
             kept.push(symbol);
         } else {
             mixed.push(symbol.to_string());

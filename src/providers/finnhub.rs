@@ -71,20 +71,16 @@ impl Provider for Finnhub {
             other => return Err(ProviderError::Malformed(format!("status {other:?}"))),
         }
         let n = answer.t.len();
-        for (name, column) in [
-            ("o", &answer.o),
-            ("h", &answer.h),
-            ("l", &answer.l),
-            ("c", &answer.c),
-            ("v", &answer.v),
-        ] {
-            if column.len() != n {
-                return Err(ProviderError::Malformed(format!(
-                    "{name} has {} values for {n} time stamps",
-                    column.len()
-                )));
-            }
-        }
+        super::check_columns(
+            n,
+            &[
+                ("o", &answer.o),
+                ("h", &answer.h),
+                ("l", &answer.l),
+                ("c", &answer.c),
+                ("v", &answer.v),
+            ],
+        )?;
         let mut bars = BarsBuilder::new(ProviderName::Finnhub, symbol);
         for i in 0..n {
             bars.push(

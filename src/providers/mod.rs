@@ -244,6 +244,17 @@ fn number(value: &serde_json::Value) -> Option<f64> {
     }
 }
 
+/// Parallel arrays of an answer must all have one value per time stamp.
+fn check_columns(stamps: usize, columns: &[(&str, &[serde_json::Value])]) -> Result<(), ProviderError> {
+    match columns.iter().find(|(_, c)| c.len() != stamps) {
+        Some((name, column)) => Err(ProviderError::Malformed(format!(
+            "{name} has {} values for {stamps} time stamps",
+            column.len()
+        ))),
+        None => Ok(()),
+    }
+}
+
 fn malformed(err: serde_json::Error) -> ProviderError {
     ProviderError::Malformed(format!("not the expected JSON ({err})"))
 }

@@ -142,20 +142,16 @@ impl Provider for Yahoo {
             .map(|a| a.adjclose)
             .unwrap_or_default();
         let n = series.timestamp.len();
-        for (name, column) in [
-            ("open", &quote.open),
-            ("high", &quote.high),
-            ("low", &quote.low),
-            ("close", &quote.close),
-            ("volume", &quote.volume),
-        ] {
-            if column.len() != n {
-                return Err(ProviderError::Malformed(format!(
-                    "{name} has {} values for {n} time stamps",
-                    column.len()
-                )));
-            }
-        }
+        super::check_columns(
+            n,
+            &[
+                ("open", &quote.open),
+                ("high", &quote.high),
+                ("low", &quote.low),
+                ("close", &quote.close),
+                ("volume", &quote.volume),
+            ],
+        )?;
         let splits: Vec<(i64, f64)> = series
             .events
             .map(|e| {

@@ -228,8 +228,10 @@ impl WatchlistStore {
             Ok(mut lock) => {
                 lock.write_holder(&crate::clock::utc_now_rfc3339())
                     .map_err(io_err(&path))?;
-                self.refuse_corrupt_manifest(&self.manifest()?)?;
-                if self.repair_pointer()? {
+                let _guard = self.lock_manifest()?;
+                let manifest = self.manifest()?;
+                self.refuse_corrupt_manifest(&manifest)?;
+                if self.bring_pointer_in_line(&manifest)? {
                     tracing::warn!(
                         "{}: production.json lagged the manifest (a run was killed after committing a promotion): brought in line",
                         self.watchlist
@@ -385,6 +387,7 @@ impl WatchlistStore {
         self.ensure_dir()?;
         let _guard = self.lock_manifest()?;
         let manifest = self.manifest()?;
+        self.refuse_corrupt_manifest(&manifest)?;
         let mut live = manifest
             .current_pointer()
             .map(|p| p.artifacts.clone())
@@ -491,10 +494,9 @@ impl WatchlistStore {
 
     /// Append the pointer change (commit), then replace `production.json`.
     /// The caller holds the manifest lock.
+    /// The caller has refused a manifest with corrupt lines: a pointer move
+    /// could stack on the wrong history (the corrupt line may be a promotion).
     fn commit_pointer(&self, entry: ManifestEntry) -> Result<(), StoreError> {
-        // A pointer move on a manifest with a corrupt line could stack on
-        // the wrong history (the corrupt line may be a promotion).
-        self.refuse_corrupt_manifest(&self.manifest()?)?;
         let manifest_path = self.dir.join(MANIFEST);
         manifest::append(&manifest_path, &entry).map_err(io_err(&manifest_path))?;
         // Committed, not yet visible in production.json: a crash here is
@@ -520,13 +522,19 @@ impl WatchlistStore {
     /// between the manifest line and the pointer file.
     pub fn repair_pointer(&self) -> Result<bool, StoreError> {
         let _guard = self.lock_manifest()?;
-        let Some(live) = self.manifest()?.current_pointer().cloned() else {
+        self.bring_pointer_in_line(&self.manifest()?)
+    }
+
+    /// Rewrite `production.json` when it differs from `manifest`'s live
+    /// pointer. The caller holds the manifest lock.
+    fn bring_pointer_in_line(&self, manifest: &Manifest) -> Result<bool, StoreError> {
+        let Some(live) = manifest.current_pointer() else {
             return Ok(false);
         };
-        if read_pointer_file(&self.dir.join(POINTER)).as_ref() == Some(&live) {
+        if read_pointer_file(&self.dir.join(POINTER)).as_ref() == Some(live) {
             return Ok(false);
         }
-        self.write_pointer_file(&live)?;
+        self.write_pointer_file(live)?;
         Ok(true)
     }
 
