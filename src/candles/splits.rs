@@ -67,13 +67,7 @@ pub fn total_return_bars(candles: &[Candle], mode: PriceAdjust) -> Option<Adjust
     if mode == PriceAdjust::None {
         return None;
     }
-    let factors: Option<Vec<f64>> = candles
-        .iter()
-        .map(|c| {
-            let adj = c.adj_close?;
-            (adj.is_finite() && adj > 0.0 && c.close > 0.0).then(|| adj / c.close)
-        })
-        .collect();
+    let factors: Option<Vec<f64>> = candles.iter().map(total_return_factor).collect();
     let factors = factors.filter(|f| !f.is_empty())?;
     let mut out = AdjustedBars::default();
     for (c, f) in candles.iter().zip(factors) {
@@ -84,6 +78,18 @@ pub fn total_return_bars(candles: &[Candle], mode: PriceAdjust) -> Option<Adjust
         out.volume.push(c.volume as f64);
     }
     Some(out)
+}
+
+/// `adj_close / close` of a bar that has a usable `adj_close`.
+fn total_return_factor(c: &Candle) -> Option<f64> {
+    let adj = c.adj_close?;
+    (adj.is_finite() && adj > 0.0 && c.close > 0.0).then(|| adj / c.close)
+}
+
+/// Whether a bar has a usable `adj_close`: labels use total-return prices
+/// when every bar of the symbol has one.
+pub fn has_total_return(c: &Candle) -> bool {
+    total_return_factor(c).is_some()
 }
 
 /// The split ratio of a bar; 1 when unknown or not a split day.

@@ -27,6 +27,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0002_candle_source.sql"),
         mysql: include_str!("../../migrations/mysql/0002_candle_source.sql"),
     },
+    Migration {
+        version: 3,
+        description: "ta_state.all_adj_close",
+        sqlite: include_str!("../../migrations/sqlite/0003_state_adj_close.sql"),
+        mysql: include_str!("../../migrations/mysql/0003_state_adj_close.sql"),
+    },
 ];
 
 const CREATE_LEDGER_SQLITE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -105,12 +111,15 @@ mod tests {
             .iter()
             .map(|m| (statements(m.sqlite).count(), statements(m.mysql).count()))
             .collect();
-        assert_eq!(counts, [(6, 6), (1, 1)]);
+        assert_eq!(counts, [(6, 6), (1, 1), (1, 1)]);
         for s in statements(MIGRATIONS[0].sqlite).chain(statements(MIGRATIONS[0].mysql)) {
             assert!(s.contains("CREATE TABLE IF NOT EXISTS"), "{s}");
         }
         for s in statements(MIGRATIONS[1].sqlite).chain(statements(MIGRATIONS[1].mysql)) {
             assert!(s.contains("ALTER TABLE candles ADD COLUMN source"), "{s}");
+        }
+        for s in statements(MIGRATIONS[2].sqlite).chain(statements(MIGRATIONS[2].mysql)) {
+            assert!(s.contains("ALTER TABLE ta_state ADD COLUMN all_adj_close"), "{s}");
         }
     }
 }

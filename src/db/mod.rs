@@ -117,6 +117,24 @@ impl Db {
     }
 }
 
+/// Run `work` on the SQLite handle of one pooled connection through
+/// rusqlite: bulk reads and writes step prepared statements on it
+/// directly, because sqlx hands every row and every statement's values
+/// across to its worker thread, which costs more than SQLite's own work on
+/// a million rows.
+pub(crate) async fn on_raw_sqlite<T>(
+    pool: &SqlitePool,
+    work: impl FnOnce(&rusqlite::Connection) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let mut conn = pool.acquire().await?;
+    let mut locked = conn.lock_handle().await?;
+    // SAFETY: `lock_handle` keeps sqlx's worker thread off this handle
+    // while `locked` lives; the rusqlite connection does not own (close)
+    // the handle and is dropped at the end of this block, before `locked`.
+    let sqlite = unsafe { rusqlite::Connection::from_handle(locked.as_raw_handle().as_ptr())? };
+    work(&sqlite)
+}
+
 /// How long a SQLite writer waits for another process's write by default.
 pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 

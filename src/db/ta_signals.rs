@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
+use anyhow::Context as _;
 use chrono::NaiveDate;
 use sqlx::Row;
 
@@ -79,13 +80,48 @@ macro_rules! bind_row {
     }};
 }
 
+/// Decode a row selected as `date, <numeric…>, <categorical…>, ta_version`.
+macro_rules! decode_row {
+    ($r:expr, $symbol:expr) => {{
+        let n = NUMERIC_COLUMNS.len();
+        let numeric: Vec<Option<f64>> = (0..n).map(|i| $r.try_get(i + 1)).collect::<Result<_, _>>()?;
+        let mut cats = [None; 5];
+        for (i, cat) in cats.iter_mut().enumerate() {
+            let text: Option<String> = $r.try_get(1 + n + i)?;
+            *cat = text.and_then(|t| signals::intern(&t));
+        }
+        let version: i64 = $r.try_get(1 + n + 5)?;
+        let row = SignalRow {
+            symbol: $symbol.clone(),
+            date: $r.try_get(0)?,
+            row: indicator_row(&numeric, cats),
+        };
+        anyhow::Ok((row, version))
+    }};
+}
+
 /// A symbol's saved indicator state.
 #[derive(Debug, Clone)]
 pub struct StoredState {
     pub ta_version: i64,
     pub last_date: NaiveDate,
+    /// Candles through `last_date`.
     pub bars: i64,
+    /// Whether every one of those candles has a usable `adj_close`
+    /// ([`crate::candles::splits::has_total_return`]); `None` when not
+    /// known (saved before schema v3).
+    pub all_adj_close: Option<bool>,
     pub state: String,
+}
+
+/// What a reader of the stored rows needs to know of a symbol's state:
+/// [`StoredState`] without the streaming state itself.
+#[derive(Debug, Clone)]
+pub struct StateHead {
+    pub ta_version: i64,
+    pub last_date: NaiveDate,
+    pub bars: i64,
+    pub all_adj_close: Option<bool>,
 }
 
 /// One symbol's output of a run: rows to upsert and the state to save.
@@ -102,13 +138,7 @@ pub struct SymbolUpdate {
 /// states move together, so a crash never leaves a state ahead of its rows.
 pub async fn write(db: &Db, updates: &[SymbolUpdate], ta_version: i64, computed_at: &str) -> anyhow::Result<u64> {
     if let Db::Sqlite(pool) = db {
-        let mut conn = pool.acquire().await?;
-        let mut locked = conn.lock_handle().await?;
-        // SAFETY: as in `candles::for_each_symbol_through`: `lock_handle`
-        // keeps sqlx's worker off the handle while `locked` lives, and the
-        // rusqlite connection (dropped first) does not close it.
-        let sqlite = unsafe { rusqlite::Connection::from_handle(locked.as_raw_handle().as_ptr())? };
-        return write_sqlite(&sqlite, updates, ta_version, computed_at);
+        return super::on_raw_sqlite(pool, |sqlite| write_sqlite(sqlite, updates, ta_version, computed_at)).await;
     }
     write_pooled(db, updates, ta_version, computed_at).await
 }
@@ -161,6 +191,7 @@ fn write_sqlite(
                     state.last_date.format("%Y-%m-%d").to_string(),
                     state.bars,
                     1.0f64,
+                    state.all_adj_close,
                     state.state,
                     computed_at
                 ])?;
@@ -206,6 +237,7 @@ async fn write_pooled(db: &Db, updates: &[SymbolUpdate], ta_version: i64, comput
                     .bind(state.last_date)
                     .bind(state.bars)
                     .bind(1.0f64)
+                    .bind(state.all_adj_close)
                     .bind(state.state.as_str())
                     .bind(computed_at)
                     .execute(&mut *tx)
@@ -217,65 +249,148 @@ async fn write_pooled(db: &Db, updates: &[SymbolUpdate], ta_version: i64, comput
 }
 
 const DELETE_SYMBOL: &str = "DELETE FROM ta_signals WHERE symbol = ?";
-const SAVE_STATE_SQLITE: &str = "INSERT INTO ta_state (symbol, ta_version, last_date, bars, split_factor, state, updated_at)
-    VALUES (?, ?, ?, ?, ?, ?, ?)
+const SAVE_STATE_SQLITE: &str =
+    "INSERT INTO ta_state (symbol, ta_version, last_date, bars, split_factor, all_adj_close, state, updated_at)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT(symbol) DO UPDATE SET ta_version = excluded.ta_version, last_date = excluded.last_date,
-    bars = excluded.bars, split_factor = excluded.split_factor, state = excluded.state, updated_at = excluded.updated_at";
+    bars = excluded.bars, split_factor = excluded.split_factor, all_adj_close = excluded.all_adj_close,
+    state = excluded.state, updated_at = excluded.updated_at";
 const SAVE_STATE_MYSQL: &str =
-    "INSERT INTO ta_state (symbol, ta_version, last_date, bars, split_factor, state, updated_at)
-    VALUES (?, ?, ?, ?, ?, ?, ?)
+    "INSERT INTO ta_state (symbol, ta_version, last_date, bars, split_factor, all_adj_close, state, updated_at)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
     ON DUPLICATE KEY UPDATE ta_version = VALUES(ta_version), last_date = VALUES(last_date),
-    bars = VALUES(bars), split_factor = VALUES(split_factor), state = VALUES(state), updated_at = VALUES(updated_at)";
+    bars = VALUES(bars), split_factor = VALUES(split_factor), all_adj_close = VALUES(all_adj_close),
+    state = VALUES(state), updated_at = VALUES(updated_at)";
 
 /// Every saved state, by symbol.
 pub async fn load_states(db: &Db) -> anyhow::Result<HashMap<String, StoredState>> {
-    const SQL: &str = "SELECT symbol, ta_version, last_date, bars, state FROM ta_state";
+    const SQL: &str = "SELECT symbol, ta_version, last_date, bars, all_adj_close, state FROM ta_state";
     with_pool!(db, pool => {
         let rows = sqlx::query(SQL).fetch_all(pool).await?;
         rows.iter()
             .map(|r| {
-                Ok((
-                    r.try_get::<String, _>(0)?,
-                    StoredState { ta_version: r.try_get(1)?, last_date: r.try_get(2)?, bars: r.try_get(3)?, state: r.try_get(4)? },
-                ))
+                let state = StoredState {
+                    ta_version: r.try_get(1)?,
+                    last_date: r.try_get(2)?,
+                    bars: r.try_get(3)?,
+                    all_adj_close: r.try_get(4)?,
+                    state: r.try_get(5)?,
+                };
+                Ok((r.try_get::<String, _>(0)?, state))
             })
             .collect()
     })
 }
 
-/// Stored candles of `symbol` up to and including `date`.
-pub async fn candles_through(db: &Db, symbol: &Symbol, date: NaiveDate) -> anyhow::Result<i64> {
-    const SQL: &str = "SELECT COUNT(*) FROM candles WHERE symbol = ? AND date <= ?";
-    Ok(with_pool!(db, pool => {
-        sqlx::query_scalar::<_, i64>(SQL).bind(symbol.as_str()).bind(date).fetch_one(pool).await
-    })?)
+/// Every saved state's head (without the streaming state), by symbol.
+pub async fn load_state_heads(db: &Db) -> anyhow::Result<HashMap<String, StateHead>> {
+    const SQL: &str = "SELECT symbol, ta_version, last_date, bars, all_adj_close FROM ta_state";
+    with_pool!(db, pool => {
+        let rows = sqlx::query(SQL).fetch_all(pool).await?;
+        rows.iter()
+            .map(|r| {
+                let head = StateHead {
+                    ta_version: r.try_get(1)?,
+                    last_date: r.try_get(2)?,
+                    bars: r.try_get(3)?,
+                    all_adj_close: r.try_get(4)?,
+                };
+                Ok((r.try_get::<String, _>(0)?, head))
+            })
+            .collect()
+    })
 }
 
-/// Decode a row selected as `date, <numeric…>, <categorical…>, ta_version`.
-macro_rules! decode_row {
-    ($r:expr, $symbol:expr) => {{
-        let n = NUMERIC_COLUMNS.len();
-        let numeric: Vec<Option<f64>> = (0..n).map(|i| $r.try_get(i + 1)).collect::<Result<_, _>>()?;
-        let mut cats = [None; 5];
-        for (i, cat) in cats.iter_mut().enumerate() {
-            let text: Option<String> = $r.try_get(1 + n + i)?;
-            *cat = text.and_then(|t| signals::intern(&t));
+/// The stored rows of each of `symbols` dated `from` to `through`, handed
+/// to `each` symbol by symbol in date order.
+pub async fn for_each_symbol_between(
+    db: &Db,
+    symbols: &[Symbol],
+    from: NaiveDate,
+    through: NaiveDate,
+    mut each: impl FnMut(&Symbol, Vec<SignalRow>) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    static SQL: OnceLock<String> = OnceLock::new();
+    let sql = SQL.get_or_init(|| select_sql(" AND date >= ? AND date <= ? ORDER BY date"));
+    match db {
+        Db::Sqlite(pool) => {
+            super::on_raw_sqlite(pool, |sqlite| sqlite_between(sqlite, sql, symbols, from, through, each)).await
         }
-        let version: i64 = $r.try_get(1 + n + 5)?;
-        let row = SignalRow {
-            symbol: $symbol.clone(),
-            date: $r.try_get(0)?,
-            row: IndicatorRow {
-                numeric: Numeric::from_values(&numeric),
-                adx_strength: cats[0],
-                di_strength: cats[1],
-                madi_trend: cats[2],
-                trend_reversal: cats[3],
-                ta_recommendation: cats[4],
-            },
-        };
-        anyhow::Ok((row, version))
-    }};
+        Db::MySql(pool) => {
+            for symbol in symbols {
+                let rows = sqlx::query(sql.as_str())
+                    .bind(symbol.as_str())
+                    .bind(from)
+                    .bind(through)
+                    .fetch_all(pool)
+                    .await?;
+                let rows = rows
+                    .iter()
+                    .map(|r| decode_row!(r, symbol).map(|(row, _)| row))
+                    .collect::<anyhow::Result<_>>()?;
+                each(symbol, rows)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The SQLite side of [`for_each_symbol_between`] on the raw handle (as
+/// the bulk candle read).
+fn sqlite_between(
+    sqlite: &rusqlite::Connection,
+    sql: &str,
+    symbols: &[Symbol],
+    from: NaiveDate,
+    through: NaiveDate,
+    mut each: impl FnMut(&Symbol, Vec<SignalRow>) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let mut statement = sqlite.prepare(sql)?;
+    let (from, through) = (from.to_string(), through.to_string());
+    for symbol in symbols {
+        let mut rows = statement.query((symbol.as_str(), from.as_str(), through.as_str()))?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            out.push(sqlite_row(r, symbol)?.0);
+        }
+        each(symbol, out)?;
+    }
+    Ok(())
+}
+
+/// A row selected as `date, <numeric…>, <categorical…>, ta_version`, read
+/// on the raw SQLite handle, with its `ta_version`.
+fn sqlite_row(r: &rusqlite::Row, symbol: &Symbol) -> anyhow::Result<(SignalRow, i64)> {
+    let n = NUMERIC_COLUMNS.len();
+    let date: &str = r.get_ref(0)?.as_str()?;
+    let date = super::candles::parse_iso_date(date)
+        .with_context(|| format!("{symbol}: stored date {date:?} is not YYYY-MM-DD"))?;
+    let numeric = (0..n)
+        .map(|i| r.get::<_, Option<f64>>(i + 1))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut cats = [None; 5];
+    for (i, cat) in cats.iter_mut().enumerate() {
+        *cat = r.get_ref(1 + n + i)?.as_str_or_null()?.and_then(signals::intern);
+    }
+    let row = SignalRow {
+        symbol: symbol.clone(),
+        date,
+        row: indicator_row(&numeric, cats),
+    };
+    Ok((row, r.get(1 + n + 5)?))
+}
+
+/// An indicator row from its numeric values (in [`NUMERIC_COLUMNS`] order)
+/// and its categoricals (in [`CATEGORICAL_COLUMNS`] order).
+fn indicator_row(numeric: &[Option<f64>], cats: [Option<&'static str>; 5]) -> IndicatorRow {
+    IndicatorRow {
+        numeric: Numeric::from_values(numeric),
+        adx_strength: cats[0],
+        di_strength: cats[1],
+        madi_trend: cats[2],
+        trend_reversal: cats[3],
+        ta_recommendation: cats[4],
+    }
 }
 
 /// `SELECT date, <every indicator column>, ta_version FROM ta_signals WHERE symbol = ?` + `tail`.
@@ -305,6 +420,37 @@ pub async fn at(db: &Db, symbol: &Symbol, date: NaiveDate) -> anyhow::Result<Opt
         let row = sqlx::query(sql.as_str()).bind(symbol.as_str()).bind(date).fetch_optional(pool).await?;
         row.map(|r| decode_row!(r, symbol)).transpose()
     })
+}
+
+/// The stored row of each of `symbols` on `date` with its `ta_version`.
+pub async fn at_each(db: &Db, symbols: &[Symbol], date: NaiveDate) -> anyhow::Result<Vec<Option<(SignalRow, i64)>>> {
+    static SQL: OnceLock<String> = OnceLock::new();
+    let sql = SQL.get_or_init(|| select_sql(" AND date = ?"));
+    match db {
+        Db::Sqlite(pool) => {
+            super::on_raw_sqlite(pool, |sqlite| {
+                let mut statement = sqlite.prepare(sql)?;
+                let day = date.to_string();
+                symbols
+                    .iter()
+                    .map(|symbol| {
+                        let mut rows = statement.query((symbol.as_str(), day.as_str()))?;
+                        let Some(r) = rows.next()? else { return Ok(None) };
+                        let (row, version) = sqlite_row(r, symbol)?;
+                        Ok(Some((row, version)))
+                    })
+                    .collect()
+            })
+            .await
+        }
+        Db::MySql(_) => {
+            let mut out = Vec::with_capacity(symbols.len());
+            for symbol in symbols {
+                out.push(at(db, symbol, date).await?);
+            }
+            Ok(out)
+        }
+    }
 }
 
 /// Number of stored rows.

@@ -15,6 +15,9 @@ const ADD_MEMBER_MYSQL: &str =
 /// Make sure every symbol has a `symbols` row (exchange facts from its
 /// suffix where known) and, with `watchlist`, a membership row.
 pub async fn register(db: &Db, symbols: &[Symbol], watchlist: Option<&str>) -> anyhow::Result<()> {
+    if let Db::Sqlite(pool) = db {
+        return super::on_raw_sqlite(pool, |sqlite| register_sqlite(sqlite, symbols, watchlist)).await;
+    }
     let (upsert, add) = match db.dialect() {
         Dialect::Sqlite => (UPSERT_SYMBOL_SQLITE, ADD_MEMBER_SQLITE),
         Dialect::MySql => (UPSERT_SYMBOL_MYSQL, ADD_MEMBER_MYSQL),
@@ -35,6 +38,33 @@ pub async fn register(db: &Db, symbols: &[Symbol], watchlist: Option<&str>) -> a
             }
         }
     });
+    Ok(())
+}
+
+/// The SQLite side of [`register`], on the raw handle: a daily import
+/// registers every symbol of the market again (a no-op each), so the
+/// statements' round trips through sqlx's worker are the cost.
+fn register_sqlite(sqlite: &rusqlite::Connection, symbols: &[Symbol], watchlist: Option<&str>) -> anyhow::Result<()> {
+    let tx = rusqlite::Transaction::new_unchecked(sqlite, rusqlite::TransactionBehavior::Immediate)?;
+    {
+        let (mut upsert, mut add) = (tx.prepare(UPSERT_SYMBOL_SQLITE)?, tx.prepare(ADD_MEMBER_SQLITE)?);
+        for symbol in symbols {
+            let listing = symbol.listing();
+            upsert.execute((
+                symbol.as_str(),
+                listing.exchange,
+                listing.country,
+                listing.currency,
+                listing.timezone,
+            ))?;
+            if let Some(watchlist) = watchlist {
+                add.execute((watchlist, symbol.as_str()))?;
+            }
+        }
+    }
+    crate::crashpoint::reach("db.before_commit");
+    tx.commit()?;
+    crate::crashpoint::reach("db.after_commit");
     Ok(())
 }
 

@@ -14,7 +14,7 @@ pub mod transform;
 use chrono::NaiveDate;
 
 use crate::candles::Candle;
-use crate::candles::splits::{PriceAdjust, adjust, total_return_bars};
+use crate::candles::splits::{AdjustedBars, PriceAdjust, adjust, total_return_bars};
 use crate::indicators::{IndicatorRow, bars_from, compute, signals};
 use crate::labels::{Barrier, Bars, Label, label_at};
 use crate::symbols::Symbol;
@@ -204,8 +204,50 @@ pub fn snapshots_from(
     let adjusted = adjust(candles);
     let rows = compute(&bars_from(&adjusted));
     let first = candles.partition_point(|c| c.date < from);
+    assemble(candles, &adjusted, &rows[first..], first, 1.0, barrier, label_prices)
+}
+
+/// The snapshots of the last candles of a symbol from indicator rows
+/// computed before (read back from `ta_signals`): `rows[i]` is the row of
+/// `candles[first + i]`. `candles` can be just the recent ones: a bar's
+/// split adjustment depends only on the splits after it. `rows_scale` is
+/// the product of the split ratios recorded after the last candle that the
+/// rows were adjusted for (1 when they were computed through it). The
+/// numbers equal [`snapshots_from`] over the whole history — the stored
+/// rows are the ones it would compute (incremental equals full).
+pub fn snapshots_from_rows(
+    candles: &[Candle],
+    rows: &[IndicatorRow],
+    first: usize,
+    rows_scale: f64,
+    barrier: &Barrier,
+    label_prices: PriceAdjust,
+) -> Vec<Snapshot> {
+    assemble(
+        candles,
+        &adjust(candles),
+        rows,
+        first,
+        rows_scale,
+        barrier,
+        label_prices,
+    )
+}
+
+/// Snapshots of `candles[first..first + rows.len()]` from their indicator
+/// rows (computed on `adjusted` prices divided by `rows_scale`), labeled on
+/// the prices `label_prices` says.
+fn assemble(
+    candles: &[Candle],
+    adjusted: &AdjustedBars,
+    rows: &[IndicatorRow],
+    first: usize,
+    rows_scale: f64,
+    barrier: &Barrier,
+    label_prices: PriceAdjust,
+) -> Vec<Snapshot> {
     let total_return = total_return_bars(candles, label_prices);
-    let priced = total_return.as_ref().unwrap_or(&adjusted);
+    let priced = total_return.as_ref().unwrap_or(adjusted);
     let bars = Bars {
         open: &priced.open,
         high: &priced.high,
@@ -214,9 +256,9 @@ pub fn snapshots_from(
     };
     rows.iter()
         .enumerate()
-        .skip(first)
+        .map(|(i, row)| (first + i, row))
         .map(|(t, row)| {
-            let close = adjusted.close[t];
+            let close = adjusted.close[t] / rows_scale;
             // The ATR in the label prices' units.
             let label_atr = row.numeric.atr_14.map(|a| a * priced.close[t] / close);
             let label = label_at(&bars, t, label_atr, barrier);
@@ -238,6 +280,98 @@ pub fn snapshots_from(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// 400 noisy bars from 2020-01-01 with a 2:1 split on bar 150 and a
+    /// 3:1 split on bar 385, an adj_close on every bar (a small dividend
+    /// factor) and volumes that vary.
+    fn history() -> Vec<Candle> {
+        let start = NaiveDate::from_ymd_opt(2020, 1, 1).unwrap();
+        let mut level = 100.0;
+        (0..400u32)
+            .map(|i| {
+                let x = f64::from(i);
+                if i == 150 {
+                    level /= 2.0;
+                }
+                if i == 385 {
+                    level /= 3.0;
+                }
+                level *= 1.0 + 0.02 * (x * 0.7).sin() + 0.001;
+                let split_coef = match i {
+                    150 => Some(2.0),
+                    385 => Some(3.0),
+                    _ => None,
+                };
+                Candle {
+                    symbol: Symbol::parse("X").unwrap(),
+                    date: start + chrono::Days::new(u64::from(i)),
+                    open: level * (1.0 + 0.004 * (x * 1.3).cos()),
+                    high: level * 1.015,
+                    low: level * 0.985,
+                    close: level,
+                    adj_close: Some(level * (0.97 + 0.0001 * x)),
+                    volume: 10_000 + i64::from(i % 13) * 700,
+                    split_coef,
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn snapshots_from_stored_rows_of_recent_candles_equal_the_full_computation() {
+        let candles = history();
+        let rows = compute(&bars_from(&adjust(&candles)));
+        let barrier = Barrier {
+            sizing: crate::labels::BarrierSizing::Atr {
+                k_target: 2.0,
+                k_stop: 1.5,
+            },
+            cost_bps_per_side: 5.0,
+            ..Barrier::fixed(5, 0.0, 0.0)
+        };
+        for label_prices in [PriceAdjust::AdjClose, PriceAdjust::None] {
+            // Scan dates from bar 370 on; the window read starts 5 bars
+            // earlier, the second split falls inside it.
+            let from = candles[370].date;
+            let full = snapshots_from(&candles, &barrier, from, label_prices);
+            let window = &candles[365..];
+            let recent = snapshots_from_rows(window, &rows[370..], 5, 1.0, &barrier, label_prices);
+            assert_eq!(full.len(), 30);
+            assert!(full.iter().filter(|s| s.label.is_some()).count() == 25);
+            // Debug prints every f64 in its shortest round-trip form: equal
+            // text is equal bits.
+            assert_eq!(format!("{full:?}"), format!("{recent:?}"), "{label_prices:?}");
+        }
+    }
+
+    #[test]
+    fn stored_rows_adjusted_for_a_later_split_give_the_same_features() {
+        // The rows were computed through bar 399 (after the 3:1 split on
+        // bar 385); the scan runs as of bar 380.
+        let candles = history();
+        let rows = compute(&bars_from(&adjust(&candles)));
+        let barrier = Barrier::fixed(5, 0.03, 0.02);
+        let as_of = &candles[..=380];
+        let full = snapshots_from(as_of, &barrier, candles[360].date, PriceAdjust::AdjClose);
+        let recent = snapshots_from_rows(
+            &as_of[350..],
+            &rows[360..=380],
+            10,
+            3.0,
+            &barrier,
+            PriceAdjust::AdjClose,
+        );
+        assert_eq!(full.len(), recent.len());
+        for (a, b) in full.iter().zip(&recent) {
+            assert_eq!((a.date, a.close, a.label), (b.date, b.close, b.label));
+            let (x, y) = (a.atr.unwrap(), b.atr.unwrap());
+            assert!((x - y).abs() <= 1e-9 * x, "atr {x} vs {y}");
+            for (i, name) in NUMERIC_FEATURES[..N_BASE_NUMERIC].iter().enumerate() {
+                let (x, y) = (a.features.numeric(i).unwrap(), b.features.numeric(i).unwrap());
+                assert!((x - y).abs() <= 1e-9 * x.abs().max(1e-6), "{name} {x} vs {y}");
+            }
+        }
+    }
 
     #[test]
     fn labels_use_total_return_prices_where_every_bar_has_adj_close() {

@@ -294,7 +294,7 @@ pub fn eval_dates(rows: &[Snapshot], idx: &[usize]) -> Vec<NaiveDate> {
 }
 
 /// A symbol's snapshots, or why it is skipped.
-type BuiltOne = Result<(Symbol, Vec<Snapshot>), Skipped>;
+pub(super) type BuiltOne = Result<(Symbol, Vec<Snapshot>), Skipped>;
 
 /// One symbol's snapshots, or why it is skipped.
 fn build_one(
@@ -326,10 +326,10 @@ fn build_one(
 /// fields as fixed-width little-endian values — exact, and far cheaper
 /// than formatting a million rows as text.
 #[derive(Default)]
-struct CandleHasher(sha2::Sha256);
+pub(super) struct CandleHasher(sha2::Sha256);
 
 impl CandleHasher {
-    fn update(&mut self, symbol: &Symbol, candles: &[Candle]) {
+    pub(super) fn update(&mut self, symbol: &Symbol, candles: &[Candle]) {
         use chrono::Datelike;
         use sha2::Digest;
         let optional = |x: Option<f64>| x.map_or(u64::MAX, f64::to_bits).to_le_bytes();
@@ -347,7 +347,13 @@ impl CandleHasher {
         }
     }
 
-    fn finish(self) -> String {
+    /// Fold in a hash finished elsewhere (a part read another way).
+    pub(super) fn update_text(&mut self, text: &str) {
+        use sha2::Digest;
+        self.0.update(text.as_bytes());
+    }
+
+    pub(super) fn finish(self) -> String {
         use sha2::Digest;
         crate::store::atomic::hex(&self.0.finalize())
     }

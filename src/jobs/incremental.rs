@@ -31,8 +31,9 @@ use crate::db::job_runs::RunStatus;
 use crate::error::UsageError;
 use crate::features::transform::Columns;
 use crate::features::{Features, Snapshot};
-use crate::jobs::dataset::{eval_set, labeled_cross_sections, read_and_build, resolve_as_of, watchlist_symbols};
+use crate::jobs::dataset::{eval_set, labeled_cross_sections, resolve_as_of, watchlist_symbols};
 use crate::jobs::production::{NoProductionModel, ProductionModels};
+use crate::jobs::recent::read_recent;
 use crate::models::metrics::{Evaluation, evaluate};
 use crate::models::online::OnlineModel;
 use crate::store::atomic::sha256_file;
@@ -134,7 +135,7 @@ async fn update(
         .label
         .context("the live feature config records no label rules: run bootstrap")?;
     let from = learned_through + chrono::Days::new(1);
-    let built = read_and_build(ctx, &symbols, as_of, &barrier, ctx.settings.ta.min_bars, from).await?;
+    let built = read_recent(ctx, &symbols, as_of, &barrier, ctx.settings.ta.min_bars, from).await?;
     for s in &built.skipped {
         tracing::warn!("skipped {}: {}", s.symbol, s.reason);
     }

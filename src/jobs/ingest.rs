@@ -45,9 +45,15 @@ pub async fn store(
     let mut out = Stored::default();
     let mut to_insert: Vec<Candle> = Vec::new();
     let mut to_revise: Vec<Candle> = Vec::new();
-    for (symbol, incoming) in by_symbol {
-        let (first, last) = date_range(&incoming);
-        let stored = db::candles::around(&ctx.db, &symbol, first, last).await?;
+    let ranges: Vec<(Symbol, NaiveDate, NaiveDate)> = by_symbol
+        .iter()
+        .map(|(symbol, incoming)| {
+            let (first, last) = date_range(incoming);
+            (symbol.clone(), first, last)
+        })
+        .collect();
+    let around = db::candles::around_each(&ctx.db, &ranges).await?;
+    for (((symbol, incoming), (_, first, last)), stored) in by_symbol.into_iter().zip(ranges).zip(around) {
         let sources: HashMap<NaiveDate, Option<CandleSource>> = match revisions {
             Revisions::KeepStored => HashMap::new(),
             Revisions::FromSources(_) => db::candles::sources_between(&ctx.db, &symbol, first, last).await?,

@@ -47,5 +47,6 @@ pub mod incremental;
 pub mod ingest;
 pub mod monitor;
 pub mod production;
+pub mod recent;
 pub mod score;
 pub mod ta_run;

@@ -15,9 +15,10 @@ use arrow_schema::{DataType, Field, Schema};
 use chrono::NaiveDate;
 use serde::Serialize;
 
+use crate::candles::Candle;
 use crate::candles::quality::check_values;
 use crate::context::Context;
-use crate::db::Db;
+use crate::db::ta_signals::SignalRow;
 use crate::db::{self, job_runs::RunStatus};
 use crate::features::{CATEGORICAL_FEATURES, Features, NUMERIC_FEATURES};
 use crate::indicators::TA_VERSION;
@@ -95,9 +96,11 @@ async fn score(
         .feature_config
         .label
         .unwrap_or_else(|| Barrier::fixed(5, 0.05, 0.04));
+    let candles = db::candles::as_of_each(&ctx.db, &symbols, as_of).await?;
+    let rows = db::ta_signals::at_each(&ctx.db, &symbols, as_of).await?;
     let mut ready: Vec<Ready> = Vec::new();
-    for symbol in &symbols {
-        match as_of_snapshot(&ctx.db, symbol, as_of).await? {
+    for ((symbol, (candle, factor)), stored) in symbols.iter().zip(candles).zip(rows) {
+        match as_of_snapshot(symbol, as_of, candle, factor, stored) {
             Ok(snapshot) => ready.push(snapshot),
             Err(reason) => predictions.push(unscored(symbol.as_str(), reason)),
         }
@@ -192,40 +195,44 @@ struct Ready {
 
 /// The as-of snapshot from what the 08:00 `ta-signals run` stored (the
 /// same numbers `bootstrap` computes from candles: incremental equals
-/// full), or the reason it cannot be scored.
-async fn as_of_snapshot(db: &Db, symbol: &Symbol, as_of: NaiveDate) -> anyhow::Result<Result<Ready, String>> {
-    let Some(candle) = db::candles::last_through(db, symbol, as_of).await? else {
-        return Ok(Err(format!("no candles up to {as_of}")));
+/// full), or the reason it cannot be scored. `candle` is the symbol's last
+/// up to `as_of`, `factor` the product of the split ratios after `as_of`,
+/// `stored` its indicator row of `as_of` with its `ta_version`.
+fn as_of_snapshot(
+    symbol: &Symbol,
+    as_of: NaiveDate,
+    candle: Option<Candle>,
+    factor: f64,
+    stored: Option<(SignalRow, i64)>,
+) -> Result<Ready, String> {
+    let Some(candle) = candle else {
+        return Err(format!("no candles up to {as_of}"));
     };
     if candle.date != as_of {
-        return Ok(Err(format!("stale: last candle {} (as of {as_of})", candle.date)));
+        return Err(format!("stale: last candle {} (as of {as_of})", candle.date));
     }
     if let Some((rule, detail)) = check_values(&candle) {
-        return Ok(Err(format!(
-            "quality: candle {as_of} breaks {}: {detail}",
-            rule.as_str()
-        )));
+        return Err(format!("quality: candle {as_of} breaks {}: {detail}", rule.as_str()));
     }
-    let Some((stored, version)) = db::ta_signals::at(db, symbol, as_of).await? else {
-        return Ok(Err(format!("no indicators for {as_of}: run `ta-signals run` first")));
+    let Some((stored, version)) = stored else {
+        return Err(format!("no indicators for {as_of}: run `ta-signals run` first"));
     };
     if version != TA_VERSION {
-        return Ok(Err(format!(
+        return Err(format!(
             "indicators of ta_version {version} (this program: {TA_VERSION}): run `ta-signals run`"
-        )));
+        ));
     }
     // Indicators are in split-adjusted units; the features are ratios.
-    let factor = db::candles::split_factor_after(db, symbol, as_of).await?;
     let features = Features::from_row(&stored.row, candle.close / factor);
     if let Some(feature) = features.first_missing_base() {
-        return Ok(Err(format!("undefined feature {feature}")));
+        return Err(format!("undefined feature {feature}"));
     }
-    Ok(Ok(Ready {
+    Ok(Ready {
         symbol: symbol.clone(),
         close: candle.close,
         atr: stored.row.numeric.atr_14.map(|a| a * factor),
         features,
-    }))
+    })
 }
 
 /// Watchlist members after `--country` and `--limit`, and rows for the

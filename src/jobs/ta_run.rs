@@ -11,6 +11,7 @@
 //! chunk in one transaction, so memory stays flat and a crash loses at most
 //! the chunk in flight.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -20,7 +21,7 @@ use rayon::prelude::*;
 
 use crate::candles::Candle;
 use crate::candles::quality::check_values;
-use crate::candles::splits::{adjust, has_split};
+use crate::candles::splits::{adjust, has_split, has_total_return};
 use crate::clock::utc_now_rfc3339;
 use crate::context::Context;
 use crate::db::job_runs::RunStatus;
@@ -63,6 +64,8 @@ enum Plan {
     Continue {
         state: Box<IndicatorState>,
         bars: i64,
+        /// Whether the candles before `candles` all have an adj_close.
+        all_adj_close: bool,
         candles: Vec<Candle>,
     },
 }
@@ -96,21 +99,8 @@ async fn compute_all(ctx: &Context, options: &RunOptions) -> anyhow::Result<RunS
     let bar = crate::logging::progress_bar(symbols.len() as u64, "indicators");
     for chunk in symbols.chunks(CHUNK) {
         let t = Instant::now();
-        let mut plans = Vec::new();
-        for symbol in chunk {
-            match plan(
-                &ctx.db,
-                symbol,
-                states.get(symbol.as_str()),
-                options.full,
-                ctx.settings.as_of,
-            )
-            .await?
-            {
-                Some(p) => plans.push((symbol.clone(), p)),
-                None => summary.up_to_date += 1,
-            }
-        }
+        let (plans, up_to_date) = plan_round(&ctx.db, chunk, &states, options.full, ctx.settings.as_of).await?;
+        summary.up_to_date += up_to_date;
         summary.read += t.elapsed();
 
         let t = Instant::now();
@@ -173,56 +163,111 @@ async fn symbols_to_compute(ctx: &Context) -> anyhow::Result<Vec<Symbol>> {
     }
 }
 
-/// Decide between continuing and recomputing, and read the candles needed.
-async fn plan(
+/// For one round's symbols, decide between continuing and recomputing,
+/// and read the candles each needs — in bulk reads, not a query per
+/// symbol: the daily run is a few rows per symbol, so the reads are the
+/// cost. The plans in the round's order, and how many symbols are up to date.
+async fn plan_round(
     db: &Db,
-    symbol: &Symbol,
-    stored: Option<&StoredState>,
+    round: &[Symbol],
+    states: &HashMap<String, StoredState>,
     full: bool,
     as_of: Option<NaiveDate>,
-) -> anyhow::Result<Option<Plan>> {
+) -> anyhow::Result<(Vec<(Symbol, Plan)>, usize)> {
     let through = |mut candles: Vec<Candle>| {
         if let Some(as_of) = as_of {
             candles.retain(|c| c.date <= as_of);
         }
         candles
     };
-    let continuable = stored.filter(|s| !full && s.ta_version == TA_VERSION);
-    let Some(stored) = continuable else {
-        return Ok(Some(Plan::Full {
-            candles: through(db::candles::for_symbol(db, symbol).await?),
-        }));
+    let continuable = |symbol: &Symbol| {
+        states
+            .get(symbol.as_str())
+            .filter(|s| !full && s.ta_version == TA_VERSION)
     };
-    let new = through(db::candles::for_symbol_after(db, symbol, stored.last_date).await?);
-    if new.is_empty() {
-        return Ok(None);
+    let wanted: Vec<(Symbol, Option<NaiveDate>)> = round
+        .iter()
+        .map(|s| (s.clone(), continuable(s).map(|state| state.last_date)))
+        .collect();
+    let read = db::candles::after_each(db, &wanted).await?;
+    let mut plans: Vec<(usize, Symbol, Plan)> = Vec::with_capacity(round.len());
+    let mut up_to_date = 0;
+    let mut with_new = Vec::new();
+    for (i, ((symbol, _), candles)) in wanted.into_iter().zip(read).enumerate() {
+        let candles = through(candles);
+        match continuable(&symbol) {
+            None => plans.push((i, symbol, Plan::Full { candles })),
+            Some(_) if candles.is_empty() => up_to_date += 1,
+            Some(stored) => with_new.push((i, symbol, stored, candles)),
+        }
     }
-    let backfilled = db::ta_signals::candles_through(db, symbol, stored.last_date).await? != stored.bars;
-    if has_split(&new) || backfilled {
-        return Ok(Some(Plan::Full {
-            candles: through(db::candles::for_symbol(db, symbol).await?),
-        }));
+    // A continuation needs no split among its new candles (it changes the
+    // adjusted history) and no candle inserted before its last computed
+    // date since (a back-fill).
+    let counted: Vec<(Symbol, NaiveDate)> = with_new.iter().map(|(_, s, st, _)| (s.clone(), st.last_date)).collect();
+    let counts = db::candles::counts_through(db, &counted).await?;
+    let mut recompute = Vec::new();
+    for ((i, symbol, stored, new), count) in with_new.into_iter().zip(counts) {
+        if has_split(&new) || count != stored.bars {
+            recompute.push((i, symbol));
+            continue;
+        }
+        match continuation(db, &symbol, stored, new).await? {
+            Some(plan) => plans.push((i, symbol, plan)),
+            None => recompute.push((i, symbol)),
+        }
     }
+    let wanted: Vec<(Symbol, Option<NaiveDate>)> = recompute.iter().map(|(_, s)| (s.clone(), None)).collect();
+    for ((i, symbol), candles) in recompute.into_iter().zip(db::candles::after_each(db, &wanted).await?) {
+        plans.push((
+            i,
+            symbol,
+            Plan::Full {
+                candles: through(candles),
+            },
+        ));
+    }
+    plans.sort_unstable_by_key(|(i, _, _)| *i);
+    Ok((plans.into_iter().map(|(_, s, p)| (s, p)).collect(), up_to_date))
+}
+
+/// Continue `symbol` from its saved state with its `new` candles; `None`
+/// when the saved state cannot be read (it is then recomputed in full).
+async fn continuation(
+    db: &Db,
+    symbol: &Symbol,
+    stored: &StoredState,
+    new: Vec<Candle>,
+) -> anyhow::Result<Option<Plan>> {
+    let all_adj_close = match stored.all_adj_close {
+        Some(known) => known,
+        // Saved before schema v3: asked once, kept from then on.
+        None => db::candles::all_have_adj_close_through(db, symbol, stored.last_date).await?,
+    };
     match serde_json::from_str::<IndicatorState>(&stored.state) {
         Ok(state) => Ok(Some(Plan::Continue {
             state: Box::new(state),
             bars: stored.bars,
+            all_adj_close,
             candles: new,
         })),
         Err(err) => {
             tracing::warn!("{symbol}: saved indicator state unreadable ({err}); recomputing in full");
-            Ok(Some(Plan::Full {
-                candles: through(db::candles::for_symbol(db, symbol).await?),
-            }))
+            Ok(None)
         }
     }
 }
 
 /// Quality rules again, then the indicators. Err = skipped with a reason.
 fn compute_symbol(symbol: Symbol, plan: Plan) -> Result<SymbolUpdate, (String, String)> {
-    let (mut state, bars_before, candles, replace) = match plan {
-        Plan::Full { candles } => (IndicatorState::new(), 0, candles, true),
-        Plan::Continue { state, bars, candles } => (*state, bars, candles, false),
+    let (mut state, bars_before, adj_before, candles, replace) = match plan {
+        Plan::Full { candles } => (IndicatorState::new(), 0, true, candles, true),
+        Plan::Continue {
+            state,
+            bars,
+            all_adj_close,
+            candles,
+        } => (*state, bars, all_adj_close, candles, false),
     };
     if let Some((candle, (rule, detail))) = candles.iter().find_map(|c| check_values(c).map(|bad| (c, bad))) {
         return Err((
@@ -254,6 +299,7 @@ fn compute_symbol(symbol: Symbol, plan: Plan) -> Result<SymbolUpdate, (String, S
             ta_version: TA_VERSION,
             last_date,
             bars: bars_before + rows.len() as i64,
+            all_adj_close: Some(adj_before && candles.iter().all(has_total_return)),
             state: saved,
         }),
         rows,

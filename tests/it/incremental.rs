@@ -165,6 +165,39 @@ print(json.dumps({k: [str(x) for x in v] for k, v in t.items()}))
     assert!(t["rows"].as_array().unwrap().iter().all(|r| r == "10"));
 }
 
+#[test]
+fn stored_indicator_rows_teach_exactly_what_the_whole_history_does() {
+    let days = november(10);
+    // With `ta-signals run` first, the update reads the stored rows and the
+    // candles from its first scan date on; without, every symbol's history.
+    let stored = with_us_candles();
+    stored.run("ta-signals", &["run", "--watchlist", "us"]).assert_ok();
+    bootstrap(&stored, "us", &["--force", "--as-of", "2020-10-30"]).assert_ok();
+    let fast = update(&stored, &days[9]);
+    fast.assert_ok();
+    assert!(!fast.stderr.contains("whole history"), "{}", fast.stderr);
+    let whole = bootstrapped();
+    let slow = update(&whole, &days[9]);
+    slow.assert_ok();
+    assert!(
+        slow.stderr
+            .contains("0 symbol(s) built from stored indicator rows, 10 from their whole history"),
+        "{}",
+        slow.stderr
+    );
+    let (a, b) = (head(&stored), head(&whole));
+    assert_eq!(a["learned_through"], "2020-11-06");
+    assert_eq!(weights(&a), weights(&b), "bit for bit");
+    let summary = |stderr: &str| {
+        let line = stderr
+            .lines()
+            .find(|l| l.contains("incremental-update: learned"))
+            .unwrap();
+        line[line.find("learned").unwrap()..line.find("promoted").unwrap_or(line.len())].to_string()
+    };
+    assert_eq!(summary(&fast.stderr), summary(&slow.stderr));
+}
+
 /// The bootstrap's own online model (no base).
 fn head_of_bootstrap(ctx: &TestContext) -> serde_json::Value {
     artifact(ctx, "us", "model_online_v")

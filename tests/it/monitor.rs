@@ -50,6 +50,29 @@ fn report(run: &crate::common::Run) -> serde_json::Value {
 }
 
 #[test]
+fn reports_from_stored_rows_equal_reports_from_whole_histories() {
+    let ctx = replay(&DECEMBER[..6]);
+    // Rows through 12-31 are stored; the report as of 12-30 reads them.
+    let fast = monitor(&ctx, "2020-12-30", &[]);
+    fast.assert_ok();
+    assert!(!fast.stderr.contains("whole history"), "{}", fast.stderr);
+    let db = rusqlite::Connection::open(ctx.path("swingml.db")).unwrap();
+    assert_eq!(db.execute("DELETE FROM ta_state", []).unwrap(), 10);
+    drop(db);
+    let slow = monitor(&ctx, "2020-12-30", &[]);
+    slow.assert_ok();
+    assert!(slow.stderr.contains("10 from their whole history"), "{}", slow.stderr);
+    let (mut a, mut b) = (report(&fast), report(&slow));
+    assert_eq!(a["pooled"]["completed"], 40, "{a}");
+    for r in [&mut a, &mut b] {
+        for key in ["run_id", "report_path", "html_path"] {
+            r.as_object_mut().unwrap().remove(key);
+        }
+    }
+    assert_eq!(a, b);
+}
+
+#[test]
 fn pending_rows_complete_on_the_right_day_and_reports_repeat() {
     let ctx = replay(&DECEMBER);
     // As of 12-30: the scans of 12-17 .. 12-22 have their 5 bars (the last

@@ -124,6 +124,59 @@ fn continuation_touches_only_new_dates_and_second_run_does_nothing() {
     );
 }
 
+/// `ta_state.all_adj_close` of every symbol, by symbol.
+fn adj_close_flags(ctx: &TestContext) -> Vec<(String, Option<bool>)> {
+    let db = rusqlite::Connection::open(ctx.path("swingml.db")).unwrap();
+    let mut q = db
+        .prepare("SELECT symbol, all_adj_close FROM ta_state ORDER BY symbol")
+        .unwrap();
+    q.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+#[test]
+fn the_state_records_whether_every_candle_has_an_adj_close() {
+    let ctx = TestContext::new();
+    let (before, after) = split_fixture("2020-12-02");
+    // KO's candles up to the cut lose their adj_close.
+    let before: String = before
+        .lines()
+        .map(|l| match l.split(',').collect::<Vec<_>>() {
+            f if f[0] == "KO" => format!(
+                "{},{},{},{},{},{},,{}\n",
+                f[0],
+                f[1],
+                f[2],
+                f[3],
+                f[4],
+                f[5],
+                f[7..].join(",")
+            ),
+            _ => format!("{l}\n"),
+        })
+        .collect();
+    ctx.import(&[&ctx.write("b.csv", &before)], "us").assert_ok();
+    ctx.run("ta-signals", &["run", "--watchlist", "us"]).assert_ok();
+    let flags = adj_close_flags(&ctx);
+    assert_eq!(flags.len(), 10);
+    for (symbol, flag) in &flags {
+        assert_eq!(*flag, Some(symbol != "KO"), "{symbol}");
+    }
+    // A state saved before schema v3 knows nothing; the next continuation
+    // asks the candles once (KO's new candles have an adj_close, its old
+    // ones do not).
+    let db = rusqlite::Connection::open(ctx.path("swingml.db")).unwrap();
+    db.execute("UPDATE ta_state SET all_adj_close = NULL", []).unwrap();
+    drop(db);
+    ctx.import(&[&ctx.write("a.csv", &after)], "us").assert_ok();
+    let run = ctx.run("ta-signals", &["run", "--watchlist", "us"]);
+    run.assert_ok();
+    assert!(run.stderr.contains("10 updated (0 in full)"), "{}", run.stderr);
+    assert_eq!(adj_close_flags(&ctx), flags);
+}
+
 #[test]
 fn split_days_are_adjusted_not_crashes() {
     let ctx = TestContext::new();

@@ -18,8 +18,9 @@ use serde::Serialize;
 use crate::context::Context;
 use crate::db::job_runs::RunStatus;
 use crate::error::{AlertsRaised, UsageError};
-use crate::jobs::dataset::{read_and_build, resolve_as_of, watchlist_symbols};
+use crate::jobs::dataset::{resolve_as_of, watchlist_symbols};
 use crate::jobs::production::{NoProductionModel, ProductionModels};
+use crate::jobs::recent::read_recent;
 use crate::labels::Label;
 use crate::store::{InputRef, NameStyle, NewArtifact, WatchlistStore};
 
@@ -151,7 +152,7 @@ async fn monitor(
     // and outcomes.
     let oldest = files.values().map(|f| f.as_of).min().unwrap_or(as_of);
     let from = oldest - chrono::Days::new(7 * options.days_back as u64 + 14);
-    let built = read_and_build(ctx, &symbols, as_of, &barrier, 1, from).await?;
+    let built = read_recent(ctx, &symbols, as_of, &barrier, 1, from).await?;
     let mut trading: BTreeSet<NaiveDate> = BTreeSet::new();
     let mut outcomes: HashMap<(String, NaiveDate), Option<Label>> = HashMap::new();
     for (symbol, snapshots) in &built.snapshots {
