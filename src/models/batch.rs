@@ -17,7 +17,7 @@
 use lightgbm3::{Booster, ImportanceType};
 
 use super::boosting;
-pub use super::boosting::Matrix;
+pub use super::boosting::{Datasets, Matrix};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -101,11 +101,10 @@ impl BatchModel {
     /// Train, stopping early on `valid`'s log loss and keeping the best
     /// rounds; the model's probabilities on the validation rows come back
     /// with it.
-    pub fn train(train: &Matrix, valid: &Matrix, params: &BatchParams, seed: u64) -> anyhow::Result<(Self, Vec<f64>)> {
+    pub fn train(data: &Datasets, params: &BatchParams, seed: u64) -> anyhow::Result<(Self, Vec<f64>)> {
         let lgb_params = params.lightgbm(seed, params.num_rounds, true);
         let boosted = boosting::boost(
-            train,
-            Some(valid),
+            data,
             &lgb_params,
             params.num_rounds,
             Some(params.early_stopping_rounds),
@@ -118,9 +117,9 @@ impl BatchModel {
 
     /// Train exactly `rounds` rounds without a validation set (the final
     /// model on all data, with the round count early stopping found).
-    pub fn train_rounds(train: &Matrix, params: &BatchParams, seed: u64, rounds: u32) -> anyhow::Result<Self> {
+    pub fn train_rounds(data: &Datasets, params: &BatchParams, seed: u64, rounds: u32) -> anyhow::Result<Self> {
         let lgb_params = params.lightgbm(seed, rounds, false);
-        let boosted = boosting::boost(train, None, &lgb_params, rounds, None)?;
+        let boosted = boosting::boost(data, &lgb_params, rounds, None)?;
         Self::from_text(&boosted.text)
     }
 

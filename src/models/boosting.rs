@@ -13,11 +13,48 @@ use std::ptr::null_mut;
 
 use lightgbm3_sys as sys;
 
-/// Training rows in row-major order.
+/// Rows with their labels, produced on demand in row-major chunks: LightGBM
+/// bins them as they come, so a fit never holds every raw value at once
+/// (on a whole market those would be the largest thing in memory, larger
+/// than the snapshots themselves).
 pub struct Matrix<'a> {
-    pub flat: &'a [f64],
-    pub labels: &'a [u8],
+    pub rows: usize,
     pub width: usize,
+    pub labels: Vec<u8>,
+    /// The rows at these positions (ascending), `width` values each.
+    pub fill: Box<dyn Fn(&[usize]) -> Vec<f64> + Sync + 'a>,
+}
+
+impl<'a> Matrix<'a> {
+    /// Rows already in memory.
+    pub fn from_flat(flat: &'a [f64], labels: Vec<u8>, width: usize) -> Matrix<'a> {
+        Matrix {
+            rows: labels.len(),
+            width,
+            labels,
+            fill: Box::new(move |at| {
+                at.iter()
+                    .flat_map(|&i| &flat[i * width..(i + 1) * width])
+                    .copied()
+                    .collect()
+            }),
+        }
+    }
+}
+
+/// LightGBM's binned training rows and, for early stopping, validation
+/// rows binned on the training rows' boundaries.
+pub struct Datasets {
+    train: DatasetHandle,
+    valid: Option<DatasetHandle>,
+}
+
+impl Datasets {
+    pub fn new(train: &Matrix, valid: Option<&Matrix>) -> anyhow::Result<Datasets> {
+        let train = DatasetHandle::stream(train, None)?;
+        let valid = valid.map(|v| DatasetHandle::stream(v, Some(&train))).transpose()?;
+        Ok(Datasets { train, valid })
+    }
 }
 
 /// A boosted model in LightGBM's text format, and the probabilities it
@@ -31,17 +68,10 @@ pub struct Boosted {
 /// separated by spaces). With `valid` and `early_stopping`, stop once the
 /// validation log loss has not improved for that many rounds and drop
 /// those rounds.
-pub fn boost(
-    train: &Matrix,
-    valid: Option<&Matrix>,
-    params: &str,
-    rounds: u32,
-    early_stopping: Option<u32>,
-) -> anyhow::Result<Boosted> {
-    let train_set = DatasetHandle::new(train, None)?;
-    let valid_set = valid.map(|v| DatasetHandle::new(v, Some(&train_set))).transpose()?;
-    let mut booster = BoosterHandle::new(&train_set, params)?;
-    if let Some(v) = &valid_set {
+pub fn boost(data: &Datasets, params: &str, rounds: u32, early_stopping: Option<u32>) -> anyhow::Result<Boosted> {
+    let valid_set = data.valid.as_ref();
+    let mut booster = BoosterHandle::new(&data.train, params)?;
+    if let Some(v) = valid_set {
         booster.add_valid(v)?;
     }
     let stopping = early_stopping.filter(|_| valid_set.is_some());
@@ -87,38 +117,80 @@ fn check(code: c_int) -> anyhow::Result<()> {
     anyhow::bail!("LightGBM: {}", message.to_string_lossy())
 }
 
+/// Rows handed to LightGBM per push.
+const PUSH_ROWS: usize = 65_536;
+
+/// Values LightGBM's sampling counts as zero (its `kZeroThreshold`, a
+/// float constant).
+const ZERO_THRESHOLD: f64 = 1e-35_f32 as f64;
+
 /// A LightGBM dataset, freed on drop.
 struct DatasetHandle(sys::DatasetHandle);
 
+// SAFETY: a dataset has no tie to the thread that made it; LightGBM only
+// needs that two threads do not use one handle at once, which `&mut`-free
+// use after construction and ownership guarantee.
+unsafe impl Send for DatasetHandle {}
+
 impl DatasetHandle {
-    /// A dataset of row-major rows; a validation set takes its bin
-    /// boundaries from `reference`, the training set.
-    fn new(m: &Matrix, reference: Option<&DatasetHandle>) -> anyhow::Result<DatasetHandle> {
-        let rows = m.labels.len();
+    /// A dataset of `m`'s rows, pushed chunk by chunk. Without a
+    /// `reference` the bin boundaries come from the rows LightGBM's own
+    /// matrix constructor samples (`LGBM_SampleIndices`, the same seed and
+    /// count), with the same values, so the bins — and the models — are
+    /// those of `LGBM_DatasetCreateFromMat` on the whole matrix. A
+    /// validation set takes its boundaries from `reference`.
+    fn stream(m: &Matrix, reference: Option<&DatasetHandle>) -> anyhow::Result<DatasetHandle> {
         anyhow::ensure!(
-            rows > 0 && m.width > 0 && m.flat.len() == rows * m.width,
-            "a LightGBM dataset needs rows and columns ({rows} labels, {} values, width {})",
-            m.flat.len(),
+            m.rows > 0 && m.width > 0 && m.labels.len() == m.rows,
+            "a LightGBM dataset needs rows and columns ({} rows, {} labels, width {})",
+            m.rows,
+            m.labels.len(),
             m.width
         );
-        let (rows, width) = (c_int::try_from(rows)?, c_int::try_from(m.width)?);
-        let no_params = CString::default();
+        let (rows, width) = (i32::try_from(m.rows)?, i32::try_from(m.width)?);
         let mut handle = null_mut();
-        // SAFETY: `flat` holds rows × width f64 values in row-major order;
-        // LightGBM copies them into its bins before returning.
-        check(unsafe {
-            sys::LGBM_DatasetCreateFromMat(
-                m.flat.as_ptr().cast(),
-                sys::C_API_DTYPE_FLOAT64 as c_int,
-                rows,
-                width,
-                1,
-                no_params.as_ptr(),
-                reference.map_or(null_mut(), |r| r.0),
-                &mut handle,
-            )
-        })?;
+        match reference {
+            None => {
+                let mut sample = Sample::of(m)?;
+                // SAFETY: `sample` holds `width` column pointers and index
+                // pointers with `per_column` entries each, for `count`
+                // sampled rows; LightGBM reads them before returning.
+                check(unsafe {
+                    sys::LGBM_DatasetCreateFromSampledColumn(
+                        sample.values.as_mut_ptr(),
+                        sample.indices.as_mut_ptr(),
+                        width,
+                        sample.per_column.as_ptr(),
+                        sample.count,
+                        rows,
+                        i64::from(rows),
+                        CString::default().as_ptr(),
+                        &mut handle,
+                    )
+                })?
+            }
+            // SAFETY: a live reference dataset; the new one copies its bin mappers.
+            Some(r) => check(unsafe { sys::LGBM_DatasetCreateByReference(r.0, i64::from(rows), &mut handle) })?,
+        }
         let dataset = DatasetHandle(handle);
+        for start in (0..m.rows).step_by(PUSH_ROWS) {
+            let end = (start + PUSH_ROWS).min(m.rows);
+            let chunk = (m.fill)(&(start..end).collect::<Vec<_>>());
+            anyhow::ensure!(chunk.len() == (end - start) * m.width, "a matrix chunk has the wrong size");
+            // SAFETY: `chunk` holds (end − start) × width f64 values in
+            // row-major order; LightGBM bins them before returning (the
+            // last push finishes the dataset).
+            check(unsafe {
+                sys::LGBM_DatasetPushRows(
+                    dataset.0,
+                    chunk.as_ptr().cast(),
+                    sys::C_API_DTYPE_FLOAT64 as c_int,
+                    i32::try_from(end - start)?,
+                    width,
+                    i32::try_from(start)?,
+                )
+            })?;
+        }
         let labels: Vec<f32> = m.labels.iter().map(|&l| f32::from(l)).collect();
         // SAFETY: one f32 label per row; LightGBM copies them.
         check(unsafe {
@@ -134,10 +206,58 @@ impl DatasetHandle {
     }
 }
 
+/// The rows LightGBM's matrix constructor samples for its bin boundaries,
+/// column by column, without the values its sampling counts as zero —
+/// what `LGBM_DatasetCreateFromSampledColumn` takes.
+struct Sample {
+    count: i32,
+    per_column: Vec<c_int>,
+    values: Vec<*mut f64>,
+    indices: Vec<*mut c_int>,
+    // The storage `values` and `indices` point into.
+    _columns: Vec<Vec<f64>>,
+    _positions: Vec<Vec<c_int>>,
+}
+
+impl Sample {
+    fn of(m: &Matrix) -> anyhow::Result<Sample> {
+        let rows = i32::try_from(m.rows)?;
+        let no_params = CString::default();
+        let mut count: c_int = 0;
+        // SAFETY: an out-parameter on the stack.
+        check(unsafe { sys::LGBM_GetSampleCount(rows, no_params.as_ptr(), &mut count) })?;
+        let mut picked = vec![0i32; usize::try_from(count)?];
+        let mut len: i32 = 0;
+        // SAFETY: `picked` has room for the sample count LightGBM reported.
+        check(unsafe { sys::LGBM_SampleIndices(rows, no_params.as_ptr(), picked.as_mut_ptr().cast(), &mut len) })?;
+        picked.truncate(usize::try_from(len)?);
+        let at: Vec<usize> = picked.iter().map(|&i| i as usize).collect();
+        let values = (m.fill)(&at);
+        let mut columns = vec![Vec::new(); m.width];
+        let mut positions = vec![Vec::new(); m.width];
+        for (k, row) in values.chunks_exact(m.width).enumerate() {
+            for (j, &x) in row.iter().enumerate() {
+                if x.abs() > ZERO_THRESHOLD || x.is_nan() {
+                    columns[j].push(x);
+                    positions[j].push(k as c_int);
+                }
+            }
+        }
+        Ok(Sample {
+            count: len,
+            per_column: columns.iter().map(|c| c.len() as c_int).collect(),
+            values: columns.iter_mut().map(|c| c.as_mut_ptr()).collect(),
+            indices: positions.iter_mut().map(|p| p.as_mut_ptr()).collect(),
+            _columns: columns,
+            _positions: positions,
+        })
+    }
+}
+
 impl Drop for DatasetHandle {
     fn drop(&mut self) {
-        // SAFETY: the handle came from LGBM_DatasetCreateFromMat and is
-        // freed once; the booster that used it is dropped first.
+        // SAFETY: the handle came from LightGBM's dataset constructors and
+        // is freed once; the booster that used it is dropped first.
         unsafe { sys::LGBM_DatasetFree(self.0) };
     }
 }
@@ -232,5 +352,103 @@ impl Drop for BoosterHandle {
     fn drop(&mut self) {
         // SAFETY: the handle came from LGBM_BoosterCreate and is freed once.
         unsafe { sys::LGBM_BoosterFree(self.0) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    impl DatasetHandle {
+        /// LightGBM's own constructor over the whole matrix in memory: what
+        /// [`DatasetHandle::stream`] must equal.
+        fn from_mat(flat: &[f64], labels: &[u8], width: usize, reference: Option<&DatasetHandle>) -> DatasetHandle {
+            let mut handle = null_mut();
+            let no_params = CString::default();
+            // SAFETY: `flat` holds labels.len() × width row-major values.
+            check(unsafe {
+                sys::LGBM_DatasetCreateFromMat(
+                    flat.as_ptr().cast(),
+                    sys::C_API_DTYPE_FLOAT64 as c_int,
+                    labels.len() as i32,
+                    width as i32,
+                    1,
+                    no_params.as_ptr(),
+                    reference.map_or(null_mut(), |r| r.0),
+                    &mut handle,
+                )
+            })
+            .unwrap();
+            let labels: Vec<f32> = labels.iter().map(|&l| f32::from(l)).collect();
+            // SAFETY: one f32 label per row.
+            check(unsafe {
+                sys::LGBM_DatasetSetField(
+                    handle,
+                    c"label".as_ptr(),
+                    labels.as_ptr().cast(),
+                    labels.len() as i32,
+                    sys::C_API_DTYPE_FLOAT32 as c_int,
+                )
+            })
+            .unwrap();
+            DatasetHandle(handle)
+        }
+    }
+
+    /// Rows with what the bins must get right: NaNs, exact zeros, values
+    /// below LightGBM's zero threshold, a 0/1 column, a column with far
+    /// more distinct values than bins; the label depends on three columns.
+    fn rows(n: usize, seed: u64) -> (Vec<f64>, Vec<u8>) {
+        const WIDTH: usize = 6;
+        let mut state = seed;
+        let mut next = || {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (state >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let mut flat = Vec::with_capacity(n * WIDTH);
+        let mut labels = Vec::with_capacity(n);
+        for _ in 0..n {
+            let (a, b, c, d) = (next(), next(), next(), next());
+            let row = [
+                a * 10.0 - 5.0,
+                if b < 0.1 { f64::NAN } else { b },
+                if c < 0.3 { 0.0 } else { c - 0.5 },
+                if d < 0.5 { 1.0 } else { 0.0 },
+                if a < 0.05 { 1e-40 } else { a * b },
+                (a * 1e6).round(),
+            ];
+            flat.extend(row);
+            let score = row[0] * 0.4 + row[2] * 2.0 + row[3] - 0.5 + (next() - 0.5) * 2.0;
+            labels.push(u8::from(score > 0.0));
+        }
+        (flat, labels)
+    }
+
+    #[test]
+    fn streamed_datasets_train_the_models_of_lightgbms_whole_matrix_constructor() {
+        // More rows than LightGBM samples for its bins (200 000): the
+        // sampled rows must be the ones it picks.
+        let (x, y) = rows(230_000, 1);
+        let (vx, vy) = rows(20_000, 2);
+        let params = "objective=binary metric=binary_logloss num_leaves=15 learning_rate=0.2 \
+                      min_data_in_leaf=50 seed=3 deterministic=true force_row_wise=true verbosity=-1";
+        let whole = {
+            let train = DatasetHandle::from_mat(&x, &y, 6, None);
+            let valid = DatasetHandle::from_mat(&vx, &vy, 6, Some(&train));
+            Datasets {
+                train,
+                valid: Some(valid),
+            }
+        };
+        let streamed = Datasets::new(
+            &Matrix::from_flat(&x, y.clone(), 6),
+            Some(&Matrix::from_flat(&vx, vy.clone(), 6)),
+        )
+        .unwrap();
+        let a = boost(&whole, params, 40, Some(5)).unwrap();
+        let b = boost(&streamed, params, 40, Some(5)).unwrap();
+        assert!(a.text.contains("Tree=10"), "trained some trees");
+        assert_eq!(a.text, b.text);
+        assert_eq!(a.valid_scores, b.valid_scores);
     }
 }

@@ -15,7 +15,7 @@ pub fn ensemble(online: &[f64], batch: &[f64]) -> Vec<f64> {
 
 #[cfg(test)]
 mod tests {
-    use super::batch::{BatchModel, BatchParams, Matrix};
+    use super::batch::{BatchModel, BatchParams, Datasets, Matrix};
     use super::metrics::auc;
     use super::online::{OnlineModel, OnlineParams};
 
@@ -57,21 +57,12 @@ mod tests {
             min_data_in_leaf: 20,
             ..BatchParams::default()
         };
-        let (batch, batch_valid) = BatchModel::train(
-            &Matrix {
-                flat: train.0,
-                labels: train.1,
-                width: WIDTH,
-            },
-            &Matrix {
-                flat: valid.0,
-                labels: valid.1,
-                width: WIDTH,
-            },
-            &params,
-            7,
+        let data = Datasets::new(
+            &Matrix::from_flat(train.0, train.1.to_vec(), WIDTH),
+            Some(&Matrix::from_flat(valid.0, valid.1.to_vec(), WIDTH)),
         )
         .unwrap();
+        let (batch, batch_valid) = BatchModel::train(&data, &params, 7).unwrap();
         // The scores kept from training are the model's own predictions.
         let predicted = batch.predict(valid.0).unwrap();
         assert_eq!(batch_valid.len(), predicted.len());
@@ -112,17 +103,8 @@ mod tests {
             ..BatchParams::default()
         };
         let train = || {
-            BatchModel::train_rounds(
-                &Matrix {
-                    flat: &x,
-                    labels: &y,
-                    width: WIDTH,
-                },
-                &params,
-                42,
-                30,
-            )
-            .unwrap()
+            let data = Datasets::new(&Matrix::from_flat(&x, y.clone(), WIDTH), None).unwrap();
+            BatchModel::train_rounds(&data, &params, 42, 30).unwrap()
         };
         let (a, b) = (train(), train());
         let text = a.to_text().unwrap();
@@ -162,27 +144,20 @@ mod tests {
             learning_rate: 0.3,
             ..BatchParams::default()
         };
-        let train = Matrix {
-            flat: &x,
-            labels: &y,
-            width: WIDTH,
-        };
-        let valid = Matrix {
-            flat: &vx,
-            labels: &vy,
-            width: WIDTH,
-        };
-        let (model, kept) = BatchModel::train(&train, &valid, &params, 9).unwrap();
+        let train = Matrix::from_flat(&x, y.clone(), WIDTH);
+        let valid = Matrix::from_flat(&vx, vy.clone(), WIDTH);
+        let (model, kept) = BatchModel::train(&Datasets::new(&train, Some(&valid)).unwrap(), &params, 9).unwrap();
+        let train = || Datasets::new(&train, None).unwrap();
         let best = model.rounds();
         assert!(best > 0 && best < 300, "stopped after {best} rounds");
 
         // The same rounds without a validation set: the same trees.
-        let again = BatchModel::train_rounds(&train, &params, 9, best).unwrap();
+        let again = BatchModel::train_rounds(&train(), &params, 9, best).unwrap();
         for (a, b) in again.predict(&vx).unwrap().iter().zip(&kept) {
             assert!((a - b).abs() < 1e-9, "{a} vs {b}");
         }
         // No round in the patience window beat the kept one.
-        let later = BatchModel::train_rounds(&train, &params, 9, best + 10).unwrap();
+        let later = BatchModel::train_rounds(&train(), &params, 9, best + 10).unwrap();
         let later_loss = log_loss(&later.predict(&vx).unwrap(), &vy);
         assert!(
             log_loss(&kept, &vy) <= later_loss,

@@ -137,7 +137,7 @@ pub enum TrainingDataError {
 }
 
 /// Wall time of each stage, summed over every fit (walk-forward folds,
-/// holdout, final models). The logistic fits and the LightGBM matrices run
+/// holdout, final models). The logistic fits and the LightGBM datasets run
 /// side by side, so the stages add up to more than `total`.
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct Timings {
@@ -148,9 +148,10 @@ pub struct Timings {
     pub split: f64,
     /// Scalers, vocabularies, design matrices and the logistic fits.
     pub online_fit: f64,
-    /// The LightGBM input matrices.
+    /// LightGBM's datasets: the raw columns, built a chunk at a time and
+    /// binned as they come.
     pub batch_matrices: f64,
-    /// LightGBM itself: dataset construction and boosting.
+    /// LightGBM's boosting.
     pub batch_fit: f64,
     /// Scoring the validation rows and computing the metrics (LightGBM's
     /// validation probabilities come from its fit).
@@ -402,7 +403,7 @@ pub(crate) fn release_free_memory() {
 fn log_timings(t: &Timings) {
     tracing::info!(
         "bootstrap timings: read {:.2} s, features+labels {:.2} s, split {:.2} s, online fits {:.2} s, \
-         LightGBM matrices {:.2} s, LightGBM fits {:.2} s, metrics {:.2} s, write {:.2} s; \
+         LightGBM datasets {:.2} s, LightGBM fits {:.2} s, metrics {:.2} s, write {:.2} s; \
          total {:.2} s (walk-forward folds {:.2} s of it), outside the LightGBM fits {:.2} s",
         t.read,
         t.features_and_labels,

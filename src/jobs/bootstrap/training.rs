@@ -16,7 +16,7 @@ use super::Timings;
 use crate::features::transform::{Columns, TransformerBundle};
 use crate::features::{Features, Snapshot};
 pub use crate::jobs::dataset::{eval_dates, eval_set};
-use crate::models::batch::{BatchModel, BatchParams, Matrix};
+use crate::models::batch::{BatchModel, BatchParams, Datasets, Matrix};
 use crate::models::ensemble;
 use crate::models::metrics::{Baselines, Evaluation, baselines, evaluate};
 use crate::models::online::{OnlineModel, OnlineParams};
@@ -52,6 +52,20 @@ fn matrix(bundle: &TransformerBundle, rows: &[Snapshot], idx: &[usize], columns:
     let features: Vec<&Features> = idx.iter().map(|&i| &rows[i].features).collect();
     let labels = idx.iter().map(|&i| label(&rows[i])).collect();
     (bundle.matrix(&features, columns), labels)
+}
+
+/// LightGBM's view of the rows `idx`: their raw columns, built a chunk at a
+/// time as LightGBM asks for them.
+fn batch_matrix<'a>(bundle: &'a TransformerBundle, rows: &'a [Snapshot], idx: &'a [usize]) -> Matrix<'a> {
+    Matrix {
+        rows: idx.len(),
+        width: bundle.design_width(),
+        labels: idx.iter().map(|&i| label(&rows[i])).collect(),
+        fill: Box::new(move |at: &[usize]| {
+            let features: Vec<&Features> = at.iter().map(|&j| &rows[idx[j]].features).collect();
+            bundle.matrix(&features, Columns::Batch)
+        }),
+    }
 }
 
 /// Run `work`, adding its wall time to `stage`.
@@ -99,38 +113,28 @@ pub fn fit_models(
         Rounds::StopOn { train, .. } => train,
         Rounds::Fixed(_) => train,
     };
-    // The logistic fit runs on one core; LightGBM's input matrices are
-    // built on the others meanwhile.
-    let ((online, online_secs), ((train_raw, valid_raw), matrices_secs)) = rayon::join(
+    // The logistic fit runs on one core; LightGBM bins its rows on the
+    // others meanwhile.
+    let ((online, online_secs), (datasets, datasets_secs)) = rayon::join(
         || stopwatch(|| fit_online(rows, train, &bundle, start, params)),
         || {
             stopwatch(|| {
                 let valid = match rounds {
-                    Rounds::StopOn { valid, .. } => Some(matrix(&bundle, rows, valid, Columns::Batch)),
+                    Rounds::StopOn { valid, .. } => Some(batch_matrix(&bundle, rows, valid)),
                     Rounds::Fixed(_) => None,
                 };
-                (matrix(&bundle, rows, boost_rows, Columns::Batch), valid)
+                Datasets::new(&batch_matrix(&bundle, rows, boost_rows), valid.as_ref())
             })
         },
     );
     timings.online_fit += online_secs;
-    timings.batch_matrices += matrices_secs;
-    let online = online?;
-    let width = bundle.design_width();
-    let train_matrix = Matrix {
-        flat: &train_raw.0,
-        labels: &train_raw.1,
-        width,
-    };
-    let batch = timed(&mut timings.batch_fit, || match (&valid_raw, rounds) {
-        (Some((flat, labels)), _) => {
-            let valid = Matrix { flat, labels, width };
-            BatchModel::train(&train_matrix, &valid, params.batch, params.seed).map(|(m, _)| m)
-        }
-        (None, Rounds::Fixed(r)) => BatchModel::train_rounds(&train_matrix, params.batch, params.seed, r),
-        (None, Rounds::StopOn { .. }) => unreachable!("early stopping always has its matrix"),
+    timings.batch_matrices += datasets_secs;
+    let (online, datasets) = (online?, datasets?);
+    let batch = timed(&mut timings.batch_fit, || match rounds {
+        Rounds::StopOn { .. } => BatchModel::train(&datasets, params.batch, params.seed).map(|(m, _)| m),
+        Rounds::Fixed(r) => BatchModel::train_rounds(&datasets, params.batch, params.seed, r),
     })?;
-    drop((train_raw, valid_raw));
+    drop(datasets);
     super::release_free_memory();
     Ok(Models { bundle, online, batch })
 }
