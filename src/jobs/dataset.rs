@@ -251,20 +251,37 @@ pub fn labeled_cross_sections(mut built: Vec<(Symbol, Vec<Snapshot>)>, from: Nai
 }
 
 /// Every symbol's rows (each in date order) as one vector in (date,
-/// symbol) order: the (date, symbol, position) keys are sorted, then each
-/// row is copied once to its place.
+/// symbol) order: the (date, symbol) keys are sorted, then each row is
+/// moved once to its place. On a whole market the rows are most of the
+/// memory, so they are never held twice: each symbol's rows are reversed
+/// (its next row is its last), popped, and its storage shrinks as it
+/// empties.
 fn in_date_symbol_order(mut per_symbol: Vec<(Symbol, Vec<Snapshot>)>) -> Vec<Snapshot> {
     per_symbol.sort_unstable_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
-    let mut keys: Vec<(NaiveDate, u32, u32)> = per_symbol
+    let mut keys: Vec<(NaiveDate, u32)> = per_symbol
         .iter()
         .enumerate()
-        .flat_map(|(s, (_, rows))| rows.iter().enumerate().map(move |(i, r)| (r.date, s as u32, i as u32)))
+        .flat_map(|(s, (_, rows))| rows.iter().map(move |r| (r.date, s as u32)))
         .collect();
     // (date, symbol) is unique, so an unstable sort gives the one order.
     keys.sort_unstable();
-    keys.iter()
-        .map(|&(_, s, i)| per_symbol[s as usize].1[i as usize].clone())
-        .collect()
+    for (_, rows) in &mut per_symbol {
+        rows.reverse();
+    }
+    let mut out = Vec::with_capacity(keys.len());
+    let trim_every = keys.len() / 8 + 1;
+    for (n, &(_, s)) in keys.iter().enumerate() {
+        let rows = &mut per_symbol[s as usize].1;
+        out.extend(rows.pop());
+        // Halving bounds the copies to one of the rows in all.
+        if rows.capacity() > 2 * rows.len() + 64 {
+            rows.shrink_to_fit();
+        }
+        if n % trim_every == trim_every - 1 {
+            super::release_free_memory();
+        }
+    }
+    out
 }
 
 /// The rows `idx` (sorted by date) as the metrics need them.

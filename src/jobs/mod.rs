@@ -38,6 +38,17 @@ where
     result
 }
 
+/// Hand freed memory back to the OS: glibc keeps freed heap pages mapped,
+/// which would otherwise stay in the process's resident size through the
+/// long training stages.
+pub(crate) fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns unused heap pages; no pointers change.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 pub mod artifacts;
 pub mod bootstrap;
 pub mod dataset;

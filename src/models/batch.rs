@@ -103,12 +103,7 @@ impl BatchModel {
     /// with it.
     pub fn train(data: &Datasets, params: &BatchParams, seed: u64) -> anyhow::Result<(Self, Vec<f64>)> {
         let lgb_params = params.lightgbm(seed, params.num_rounds, true);
-        let boosted = boosting::boost(
-            data,
-            &lgb_params,
-            params.num_rounds,
-            Some(params.early_stopping_rounds),
-        )?;
+        let boosted = boosting::boost(data, &lgb_params, params.num_rounds, Some(params.early_stopping_rounds))?;
         let scores = boosted
             .valid_scores
             .ok_or_else(|| anyhow::anyhow!("LightGBM kept no validation scores"))?;

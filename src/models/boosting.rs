@@ -176,7 +176,10 @@ impl DatasetHandle {
         for start in (0..m.rows).step_by(PUSH_ROWS) {
             let end = (start + PUSH_ROWS).min(m.rows);
             let chunk = (m.fill)(&(start..end).collect::<Vec<_>>());
-            anyhow::ensure!(chunk.len() == (end - start) * m.width, "a matrix chunk has the wrong size");
+            anyhow::ensure!(
+                chunk.len() == (end - start) * m.width,
+                "a matrix chunk has the wrong size"
+            );
             // SAFETY: `chunk` holds (end − start) × width f64 values in
             // row-major order; LightGBM bins them before returning (the
             // last push finishes the dataset).
@@ -402,7 +405,9 @@ mod tests {
         const WIDTH: usize = 6;
         let mut state = seed;
         let mut next = || {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             (state >> 11) as f64 / (1u64 << 53) as f64
         };
         let mut flat = Vec::with_capacity(n * WIDTH);

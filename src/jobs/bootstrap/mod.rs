@@ -264,7 +264,7 @@ async fn bootstrap(
     // ends with the last candle, the features and labels with the last symbol.
     timings.read = built.read_secs;
     let data = labeled_rows(built.snapshots, first_date, built.candle_hash, &built.skipped, ctx)?;
-    release_free_memory();
+    super::release_free_memory();
     timings.features_and_labels = secs(t.elapsed()) - timings.read;
 
     let t = Instant::now();
@@ -387,17 +387,6 @@ fn warn_late_starts(late: &[(String, NaiveDate)], first_date: NaiveDate) {
         late.len(),
         list.join(", ")
     );
-}
-
-/// Hand memory freed by the candle and indicator stages back to the OS:
-/// glibc keeps freed heap pages mapped, which would otherwise stay in the
-/// process's resident size through the long training stages.
-pub(crate) fn release_free_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only returns unused heap pages; no pointers change.
-    unsafe {
-        libc::malloc_trim(0);
-    }
 }
 
 fn log_timings(t: &Timings) {

@@ -135,7 +135,7 @@ pub fn fit_models(
         Rounds::Fixed(r) => BatchModel::train_rounds(&datasets, params.batch, params.seed, r),
     })?;
     drop(datasets);
-    super::release_free_memory();
+    crate::jobs::release_free_memory();
     Ok(Models { bundle, online, batch })
 }
 
