@@ -35,6 +35,7 @@ pub mod models;
 pub mod parquet_out;
 pub mod providers;
 pub mod settings;
+pub mod shard;
 pub mod store;
 pub mod symbols;
 

@@ -4,7 +4,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use swingml::cli::{CommonArgs, run_job};
+use swingml::jobs::merge;
 use swingml::jobs::score::{self, OutputFormat, ScoreOptions};
+use swingml::shard::Shard;
 
 /// Score the as-of snapshot of every watchlist symbol with the production
 /// models, write predictions_<ts>.parquet to the artifact store and print the
@@ -27,6 +29,13 @@ struct Cli {
     /// Output on stdout
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     format: OutputFormat,
+    /// Write only this node's share of the symbols (stable hash of the name) as a part, e.g. 2/4; the
+    /// features and ranks still come from the whole market in the shared database
+    #[arg(long, value_name = "K/N", conflicts_with = "merge")]
+    shard: Option<Shard>,
+    /// Join the parts every shard wrote for the as-of date into the day's predictions file
+    #[arg(long)]
+    merge: bool,
 }
 
 fn main() -> ExitCode {
@@ -36,7 +45,16 @@ fn main() -> ExitCode {
         limit: cli.limit,
         country: cli.country,
         format: cli.format,
+        shard: cli.shard,
     };
+    if cli.merge {
+        return run_job(merge::JOB, &cli.common, |ctx| async move {
+            let report = merge::run(&ctx).await?;
+            println!("{}", report.path);
+            ctx.db.close().await;
+            Ok(())
+        });
+    }
     run_job(score::JOB, &cli.common, |ctx| async move {
         if !swingml::jobs::dataset::session_today(&ctx).await? {
             return Ok(());

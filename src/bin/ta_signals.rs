@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use swingml::cli::{CommonArgs, run_job};
 use swingml::jobs;
+use swingml::shard::Shard;
 
 /// Load daily candles into the database and compute technical indicators.
 #[derive(Debug, Parser)]
@@ -57,6 +58,9 @@ enum Command {
         /// Then compute the new indicator rows (as `ta-signals run`)
         #[arg(long)]
         run: bool,
+        /// Only this node's share of the symbols (stable hash of the name), e.g. 2/4
+        #[arg(long, value_name = "K/N")]
+        shard: Option<Shard>,
     },
     /// Compute every indicator column for the watchlist's symbols (all
     /// symbols with candles when no --watchlist is given).
@@ -70,6 +74,9 @@ enum Command {
         /// Also write the computed rows to this Parquet file
         #[arg(long, value_name = "PATH")]
         parquet: Option<PathBuf>,
+        /// Only this node's share of the symbols (stable hash of the name), e.g. 2/4
+        #[arg(long, value_name = "K/N")]
+        shard: Option<Shard>,
     },
 }
 
@@ -87,6 +94,7 @@ fn main() -> ExitCode {
             base_url,
             symbols,
             run,
+            shard,
         } => run_job(jobs::fetch::JOB, &cli.common, |ctx| async move {
             let since = since.as_deref().map(swingml::settings::parse_date).transpose()?;
             let options = jobs::fetch::FetchOptions {
@@ -94,11 +102,16 @@ fn main() -> ExitCode {
                 since,
                 base_url,
                 symbols,
+                shard,
             };
             let fetched = jobs::fetch::run(&ctx, &options).await?;
             let ctx = ctx.for_job(jobs::ta_run::JOB);
             if run {
-                jobs::ta_run::run(&ctx, &jobs::ta_run::RunOptions::default()).await?;
+                let options = jobs::ta_run::RunOptions {
+                    shard,
+                    ..Default::default()
+                };
+                jobs::ta_run::run(&ctx, &options).await?;
             }
             ctx.db.close().await;
             match fetched.failed.len() {
@@ -106,8 +119,8 @@ fn main() -> ExitCode {
                 n => anyhow::bail!("fetch: {n} symbol(s) got no bars (see the warnings above)"),
             }
         }),
-        Command::Run { full, parquet } => run_job(jobs::ta_run::JOB, &cli.common, |ctx| async move {
-            jobs::ta_run::run(&ctx, &jobs::ta_run::RunOptions { full, parquet }).await?;
+        Command::Run { full, parquet, shard } => run_job(jobs::ta_run::JOB, &cli.common, |ctx| async move {
+            jobs::ta_run::run(&ctx, &jobs::ta_run::RunOptions { full, parquet, shard }).await?;
             ctx.db.close().await;
             Ok(())
         }),

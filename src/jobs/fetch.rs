@@ -45,6 +45,8 @@ pub struct FetchOptions {
     pub base_url: Option<String>,
     /// Symbols added to the watchlist before fetching.
     pub symbols: Vec<String>,
+    /// Only this shard's symbols.
+    pub shard: Option<crate::shard::Shard>,
 }
 
 /// One provider of the chain, ready to ask.
@@ -107,9 +109,10 @@ pub async fn run(ctx: &Context, options: &FetchOptions) -> anyhow::Result<FetchS
         .into());
     }
     let store = ctx.watchlist_store()?;
-    let _lock = store.lock_job(JOB)?;
+    let job = super::job_name(JOB, options.shard);
+    let _lock = store.lock_job(&job)?;
     let work = fetch(ctx, options, chain, extra);
-    super::audited(ctx, JOB, work, |s| {
+    super::audited(ctx, &job, work, |s| {
         let status = if s.requests == 0 && s.failed.is_empty() {
             RunStatus::NothingToDo
         } else if s.failed.is_empty() {
@@ -198,7 +201,7 @@ async fn fetch(
     if !extra.is_empty() {
         db::watchlists::register(&ctx.db, &extra, Some(&ctx.settings.watchlist)).await?;
     }
-    let symbols = super::dataset::watchlist_symbols(ctx, None).await?;
+    let symbols = super::shard_symbols(options.shard, super::dataset::watchlist_symbols(ctx, None).await?);
     let config = &ctx.settings.fetch;
     let last = db::candles::last_dates(&ctx.db, &symbols).await?;
     let mut summary = FetchSummary {

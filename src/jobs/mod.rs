@@ -49,6 +49,24 @@ pub(crate) fn release_free_memory() {
     }
 }
 
+/// The symbols of `shard` among `symbols` (all of them without one),
+/// with a line saying how many.
+pub(crate) fn shard_symbols(
+    shard: Option<crate::shard::Shard>,
+    symbols: Vec<crate::symbols::Symbol>,
+) -> Vec<crate::symbols::Symbol> {
+    let Some(shard) = shard else { return symbols };
+    let total = symbols.len();
+    let mine = shard.select(symbols);
+    tracing::info!("shard {shard}: {} of the {total} symbol(s)", mine.len());
+    mine
+}
+
+/// A job's name for its lock and its `job_runs` rows: one per shard.
+pub(crate) fn job_name(job: &str, shard: Option<crate::shard::Shard>) -> String {
+    shard.map_or_else(|| job.to_string(), |s| s.job_name(job))
+}
+
 pub mod artifacts;
 pub mod bootstrap;
 pub mod dataset;
@@ -56,6 +74,7 @@ pub mod fetch;
 pub mod import;
 pub mod incremental;
 pub mod ingest;
+pub mod merge;
 pub mod monitor;
 pub mod production;
 pub mod recent;

@@ -43,6 +43,8 @@ pub struct ScoreOptions {
     pub limit: Option<usize>,
     pub country: Option<String>,
     pub format: OutputFormat,
+    /// Write only this shard's predictions, as a part for `score --merge`.
+    pub shard: Option<crate::shard::Shard>,
 }
 
 /// One symbol's prediction (or why there is none).
@@ -77,11 +79,12 @@ pub struct ScoreReport {
 pub async fn run(ctx: &Context, options: &ScoreOptions) -> anyhow::Result<ScoreReport> {
     crate::error::UsageError::require_at_least_one("--top-k", options.top_k)?;
     let store = ctx.watchlist_store()?;
-    let _lock = store.lock_job(JOB)?;
+    let job = super::job_name(JOB, options.shard);
+    let _lock = store.lock_job(&job)?;
     let models = ProductionModels::load(&store)?.ok_or_else(|| NoProductionModel(ctx.settings.watchlist.clone()))?;
     let started = Instant::now();
     let work = score(ctx, &store, &models, options);
-    super::audited(ctx, JOB, work, |r| (RunStatus::Ok, summary_line(r, started))).await
+    super::audited(ctx, &job, work, |r| (RunStatus::Ok, summary_line(r, started))).await
 }
 
 async fn score(
@@ -155,7 +158,16 @@ async fn score(
     for p in scored.iter().filter(|p| p.rank.is_none()) {
         tracing::warn!("not scored {}: {}", p.symbol, p.status);
     }
-    let path = write_predictions(ctx, store, models, as_of, &scored)?;
+    // A shard still reads and ranks the whole market (the cross-sectional
+    // features need every symbol, and it is a few rows each); it keeps its
+    // own symbols' rows, ranked in the whole market.
+    if let Some(shard) = options.shard {
+        let total = scored.len();
+        scored.retain(|p| shard.owns(&p.symbol));
+        tracing::info!("shard {shard}: {} of the {total} symbol(s)", scored.len());
+    }
+    let (schema, columns) = predictions_columns(ctx, models, as_of, &scored);
+    let path = write_predictions(ctx, store, models, as_of, options.shard, schema, columns, scored.len())?;
     Ok(ScoreReport {
         as_of,
         predictions: scored,
@@ -263,13 +275,13 @@ async fn select_symbols(ctx: &Context, options: &ScoreOptions) -> anyhow::Result
     Ok((symbols, unplaced))
 }
 
-fn write_predictions(
+/// The predictions file's columns.
+fn predictions_columns(
     ctx: &Context,
-    store: &crate::store::WatchlistStore,
     models: &ProductionModels,
     as_of: NaiveDate,
     rows: &[Prediction],
-) -> anyhow::Result<String> {
+) -> (Arc<Schema>, Vec<ArrayRef>) {
     let version = |kind: &str| models.pointer.artifacts.get(kind).map(|r| r.version as i64);
     let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date");
     let n = rows.len();
@@ -342,7 +354,25 @@ fn write_predictions(
     columns.push(Arc::new(StringArray::from_iter_values(
         rows.iter().map(|p| p.status.as_str()),
     )));
-    let schema = Arc::new(Schema::new(fields));
+    (Arc::new(Schema::new(fields)), columns)
+}
+
+/// The artifact kind of a shard's part of a day's predictions.
+pub const PART_KIND: &str = "predictions_part";
+
+/// Write the day's predictions (or, with `shard`, its part of them) to
+/// the store; the models are its inputs. Returns the file's path.
+#[allow(clippy::too_many_arguments)]
+fn write_predictions(
+    ctx: &Context,
+    store: &crate::store::WatchlistStore,
+    models: &ProductionModels,
+    as_of: NaiveDate,
+    shard: Option<crate::shard::Shard>,
+    schema: Arc<Schema>,
+    columns: Vec<ArrayRef>,
+    rows: usize,
+) -> anyhow::Result<String> {
     let inputs: Vec<InputRef> = models
         .pointer
         .artifacts
@@ -352,11 +382,19 @@ fn write_predictions(
             sha256: r.sha256.clone(),
         })
         .collect();
-    let spec = NewArtifact::new("predictions", NameStyle::Timestamped, "parquet")
-        .parameters(serde_json::json!({ "as_of": as_of, "watchlist": ctx.settings.watchlist }))
-        .inputs(inputs);
-    let record = store.write(&ctx.writer(), spec, |w| {
-        crate::parquet_out::write_batch(w, schema, columns, n)
+    let spec = match shard {
+        None => NewArtifact::new("predictions", NameStyle::Timestamped, "parquet")
+            .parameters(serde_json::json!({ "as_of": as_of, "watchlist": ctx.settings.watchlist })),
+        Some(shard) => NewArtifact::new(PART_KIND, NameStyle::Timestamped, "parquet")
+            .prefix(format!("predictions_part_{}of{}", shard.k(), shard.n()))
+            .parameters(serde_json::json!({
+                "as_of": as_of,
+                "watchlist": ctx.settings.watchlist,
+                "shard": shard.to_string(),
+            })),
+    };
+    let record = store.write(&ctx.writer(), spec.inputs(inputs), |w| {
+        crate::parquet_out::write_batch(w, schema, columns, rows)
     })?;
     Ok(store.path_of(&record.name).display().to_string())
 }

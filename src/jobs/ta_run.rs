@@ -41,6 +41,8 @@ const CHUNK: usize = 48;
 pub struct RunOptions {
     pub full: bool,
     pub parquet: Option<PathBuf>,
+    /// Only this shard's symbols.
+    pub shard: Option<crate::shard::Shard>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -73,8 +75,9 @@ enum Plan {
 pub async fn run(ctx: &Context, options: &RunOptions) -> anyhow::Result<RunSummary> {
     let started = Instant::now();
     let store = ctx.watchlist_store()?;
-    let _lock = store.lock_job(JOB)?;
-    super::audited(ctx, JOB, compute_all(ctx, options), |s| {
+    let job = super::job_name(JOB, options.shard);
+    let _lock = store.lock_job(&job)?;
+    super::audited(ctx, &job, compute_all(ctx, options), |s| {
         let status = if s.updated == 0 && s.skipped.is_empty() {
             RunStatus::NothingToDo
         } else {
@@ -86,7 +89,7 @@ pub async fn run(ctx: &Context, options: &RunOptions) -> anyhow::Result<RunSumma
 }
 
 async fn compute_all(ctx: &Context, options: &RunOptions) -> anyhow::Result<RunSummary> {
-    let symbols = symbols_to_compute(ctx).await?;
+    let symbols = super::shard_symbols(options.shard, symbols_to_compute(ctx).await?);
     let states = db::ta_signals::load_states(&ctx.db).await?;
     let mut summary = RunSummary {
         symbols: symbols.len(),

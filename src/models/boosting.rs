@@ -21,9 +21,12 @@ pub struct Matrix<'a> {
     pub rows: usize,
     pub width: usize,
     pub labels: Vec<u8>,
-    /// The rows at these positions (ascending), `width` values each.
-    pub fill: Box<dyn Fn(&[usize]) -> Vec<f64> + Sync + 'a>,
+    pub fill: RowFill<'a>,
 }
+
+/// Produces the rows at the given positions (ascending), `width` values
+/// each, row-major.
+pub type RowFill<'a> = Box<dyn Fn(&[usize]) -> Vec<f64> + Sync + 'a>;
 
 impl<'a> Matrix<'a> {
     /// Rows already in memory.

@@ -578,3 +578,44 @@ fn source_selects_the_symbols_whose_candles_came_from_it() {
     ctx.run("score", &["--watchlist", "us", "--source", "bloomberg"])
         .assert_error(2, "unknown source \"bloomberg\"");
 }
+
+#[test]
+fn shards_ask_only_for_their_own_symbols_and_together_store_them_all() {
+    let ctx = TestContext::new();
+    let server = ProviderServer::start();
+    let cfg = config(&ctx, r#"["yahoo"]"#, "");
+    let symbols = ["AAPL", "MSFT", "KO"];
+    let mut fetched = Vec::new();
+    for k in 1..=2 {
+        let shard = swingml::shard::Shard::new(k, 2).unwrap();
+        let before = server.seen().len();
+        let run = fetch(
+            &ctx,
+            &server,
+            TUESDAY_EVENING,
+            &[
+                "--config",
+                &cfg,
+                "--symbols",
+                "AAPL,MSFT,KO",
+                "--shard",
+                &shard.to_string(),
+            ],
+        );
+        run.assert_ok();
+        let asked = &server.seen()[before..];
+        let mine: Vec<&str> = symbols.iter().copied().filter(|s| shard.owns(s)).collect();
+        assert_eq!(asked.len(), mine.len(), "{shard}: {asked:?}");
+        for s in &mine {
+            assert!(
+                asked.iter().any(|a| a.path.contains(s)),
+                "{shard} did not ask for {s}: {asked:?}"
+            );
+        }
+        fetched.extend(mine);
+    }
+    fetched.sort_unstable();
+    assert_eq!(fetched, ["AAPL", "KO", "MSFT"]);
+    let stored: std::collections::BTreeSet<String> = candles(&ctx).keys().map(|(s, _)| s.clone()).collect();
+    assert_eq!(stored.into_iter().collect::<Vec<_>>(), ["AAPL", "KO", "MSFT"]);
+}

@@ -16,6 +16,7 @@ mod monitor;
 mod mysql;
 mod provider_server;
 mod score;
+mod shard;
 mod shared;
 mod store;
 mod ta_run;

@@ -26,7 +26,7 @@ fn split_fixture(cut: &str) -> (String, String) {
     (before.join("\n") + "\n", after.join("\n") + "\n")
 }
 
-fn all_rows(ctx: &TestContext) -> BTreeMap<String, Vec<SignalRow>> {
+pub(crate) fn all_rows(ctx: &TestContext) -> BTreeMap<String, Vec<SignalRow>> {
     let db = ctx.db();
     let symbols = block_on(swingml::db::watchlists::symbols_with_candles(&db)).unwrap();
     symbols
