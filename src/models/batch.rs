@@ -63,7 +63,7 @@ impl BatchParams {
     }
 
     /// LightGBM's parameter list ("key=value", space-separated).
-    fn lightgbm(&self, seed: u64, rounds: u32, early_stopping: bool) -> String {
+    pub fn lightgbm(&self, seed: u64, rounds: u32, early_stopping: bool) -> String {
         let mut p = serde_json::json!({
             "objective": "binary",
             "metric": "binary_logloss",
