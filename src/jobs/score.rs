@@ -386,7 +386,7 @@ fn write_predictions(
         None => NewArtifact::new("predictions", NameStyle::Timestamped, "parquet")
             .parameters(serde_json::json!({ "as_of": as_of, "watchlist": ctx.settings.watchlist })),
         Some(shard) => NewArtifact::new(PART_KIND, NameStyle::Timestamped, "parquet")
-            .prefix(format!("predictions_part_{}of{}", shard.k(), shard.n()))
+            .prefix(format!("shard_predictions_{}of{}", shard.k(), shard.n()))
             .parameters(serde_json::json!({
                 "as_of": as_of,
                 "watchlist": ctx.settings.watchlist,

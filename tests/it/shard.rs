@@ -103,6 +103,13 @@ fn score_parts_merge_into_the_file_one_score_writes() {
     sizes.push(shard_size(&run.stderr));
     assert_eq!(sizes.iter().sum::<usize>(), 10, "{sizes:?}");
 
+    let parts = artifact(&ctx, "us", "shard_predictions_");
+    assert_eq!(parts.len(), 3, "{parts:?}");
+    assert_eq!(
+        artifact(&ctx, "us", "predictions_").len(),
+        1,
+        "parts stay out of the predictions_* glob"
+    );
     let merged = score(&["--merge"]);
     merged.assert_ok();
     let path = std::path::PathBuf::from(merged.stdout.trim());
