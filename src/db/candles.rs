@@ -103,6 +103,22 @@ pub async fn revise(db: &Db, candles: &[Candle], source: CandleSource) -> anyhow
 /// The last stored candle date of each symbol that has one.
 pub async fn last_dates(db: &Db, symbols: &[Symbol]) -> anyhow::Result<HashMap<Symbol, NaiveDate>> {
     const SQL: &str = "SELECT MAX(date) FROM candles WHERE symbol = ?";
+    if let Db::Sqlite(pool) = db {
+        return super::on_raw_sqlite(pool, |sqlite| {
+            let mut max = sqlite.prepare(SQL)?;
+            let mut out = HashMap::new();
+            for symbol in symbols {
+                let last: Option<String> = max.query_row([symbol.as_str()], |r| r.get(0))?;
+                if let Some(text) = last {
+                    let date = parse_iso_date(&text)
+                        .with_context(|| format!("{symbol}: stored date {text:?} is not YYYY-MM-DD"))?;
+                    out.insert(symbol.clone(), date);
+                }
+            }
+            Ok(out)
+        })
+        .await;
+    }
     let mut out = HashMap::new();
     for symbol in symbols {
         let last: Option<NaiveDate> = with_pool!(db, pool => {
@@ -536,6 +552,36 @@ pub async fn as_of_each(
 /// The product of the usable split ratios.
 fn split_product(ratios: Vec<f64>) -> f64 {
     ratios.into_iter().filter(|r| r.is_finite() && *r > 0.0).product()
+}
+
+/// Raise the history counter of each of `symbols`: their past is about to
+/// be rewritten (a back-filled or revised candle). Called before the
+/// write, so a crash in between costs a recompute, never a stale state.
+pub async fn bump_history(db: &Db, symbols: &[Symbol]) -> anyhow::Result<()> {
+    const SQLITE: &str = "INSERT INTO candle_history (symbol, generation) VALUES (?, 1)
+        ON CONFLICT(symbol) DO UPDATE SET generation = generation + 1";
+    const MYSQL: &str = "INSERT INTO candle_history (symbol, generation) VALUES (?, 1)
+        ON DUPLICATE KEY UPDATE generation = generation + 1";
+    if symbols.is_empty() {
+        return Ok(());
+    }
+    let sql = match db.dialect() {
+        Dialect::Sqlite => SQLITE,
+        Dialect::MySql => MYSQL,
+    };
+    in_transaction!(db, tx => {
+        for symbol in symbols {
+            sqlx::query(sql).bind(symbol.as_str()).execute(&mut *tx).await?;
+        }
+    });
+    Ok(())
+}
+
+/// Each symbol's history counter (see [`bump_history`]; 0 when never raised).
+pub async fn history_generations(db: &Db) -> anyhow::Result<HashMap<String, i64>> {
+    const SQL: &str = "SELECT symbol, generation FROM candle_history";
+    let rows: Vec<(String, i64)> = with_pool!(db, pool => sqlx::query_as(SQL).fetch_all(pool).await)?;
+    Ok(rows.into_iter().collect())
 }
 
 /// Number of stored candles (all symbols).

@@ -33,6 +33,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0003_state_adj_close.sql"),
         mysql: include_str!("../../migrations/mysql/0003_state_adj_close.sql"),
     },
+    Migration {
+        version: 4,
+        description: "candle_history, ta_state.history_generation",
+        sqlite: include_str!("../../migrations/sqlite/0004_candle_history.sql"),
+        mysql: include_str!("../../migrations/mysql/0004_candle_history.sql"),
+    },
 ];
 
 const CREATE_LEDGER_SQLITE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -111,7 +117,7 @@ mod tests {
             .iter()
             .map(|m| (statements(m.sqlite).count(), statements(m.mysql).count()))
             .collect();
-        assert_eq!(counts, [(6, 6), (1, 1), (1, 1)]);
+        assert_eq!(counts, [(6, 6), (1, 1), (1, 1), (2, 2)]);
         for s in statements(MIGRATIONS[0].sqlite).chain(statements(MIGRATIONS[0].mysql)) {
             assert!(s.contains("CREATE TABLE IF NOT EXISTS"), "{s}");
         }

@@ -111,6 +111,9 @@ pub struct StoredState {
     /// ([`crate::candles::splits::has_total_return`]); `None` when not
     /// known (saved before schema v3).
     pub all_adj_close: Option<bool>,
+    /// The symbol's history counter when the state was computed
+    /// ([`crate::db::candles::bump_history`]); `None` before schema v4.
+    pub history_generation: Option<i64>,
     pub state: String,
 }
 
@@ -192,6 +195,7 @@ fn write_sqlite(
                     state.bars,
                     1.0f64,
                     state.all_adj_close,
+                    state.history_generation,
                     state.state,
                     computed_at
                 ])?;
@@ -238,6 +242,7 @@ async fn write_pooled(db: &Db, updates: &[SymbolUpdate], ta_version: i64, comput
                     .bind(state.bars)
                     .bind(1.0f64)
                     .bind(state.all_adj_close)
+                    .bind(state.history_generation)
                     .bind(state.state.as_str())
                     .bind(computed_at)
                     .execute(&mut *tx)
@@ -249,22 +254,21 @@ async fn write_pooled(db: &Db, updates: &[SymbolUpdate], ta_version: i64, comput
 }
 
 const DELETE_SYMBOL: &str = "DELETE FROM ta_signals WHERE symbol = ?";
-const SAVE_STATE_SQLITE: &str =
-    "INSERT INTO ta_state (symbol, ta_version, last_date, bars, split_factor, all_adj_close, state, updated_at)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+const SAVE_STATE_SQLITE: &str = "INSERT INTO ta_state (symbol, ta_version, last_date, bars, split_factor,
+    all_adj_close, history_generation, state, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT(symbol) DO UPDATE SET ta_version = excluded.ta_version, last_date = excluded.last_date,
     bars = excluded.bars, split_factor = excluded.split_factor, all_adj_close = excluded.all_adj_close,
-    state = excluded.state, updated_at = excluded.updated_at";
-const SAVE_STATE_MYSQL: &str =
-    "INSERT INTO ta_state (symbol, ta_version, last_date, bars, split_factor, all_adj_close, state, updated_at)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+    history_generation = excluded.history_generation, state = excluded.state, updated_at = excluded.updated_at";
+const SAVE_STATE_MYSQL: &str = "INSERT INTO ta_state (symbol, ta_version, last_date, bars, split_factor,
+    all_adj_close, history_generation, state, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON DUPLICATE KEY UPDATE ta_version = VALUES(ta_version), last_date = VALUES(last_date),
     bars = VALUES(bars), split_factor = VALUES(split_factor), all_adj_close = VALUES(all_adj_close),
-    state = VALUES(state), updated_at = VALUES(updated_at)";
+    history_generation = VALUES(history_generation), state = VALUES(state), updated_at = VALUES(updated_at)";
 
 /// Every saved state, by symbol.
 pub async fn load_states(db: &Db) -> anyhow::Result<HashMap<String, StoredState>> {
-    const SQL: &str = "SELECT symbol, ta_version, last_date, bars, all_adj_close, state FROM ta_state";
+    const SQL: &str =
+        "SELECT symbol, ta_version, last_date, bars, all_adj_close, history_generation, state FROM ta_state";
     with_pool!(db, pool => {
         let rows = sqlx::query(SQL).fetch_all(pool).await?;
         rows.iter()
@@ -274,7 +278,8 @@ pub async fn load_states(db: &Db) -> anyhow::Result<HashMap<String, StoredState>
                     last_date: r.try_get(2)?,
                     bars: r.try_get(3)?,
                     all_adj_close: r.try_get(4)?,
-                    state: r.try_get(5)?,
+                    history_generation: r.try_get(5)?,
+                    state: r.try_get(6)?,
                 };
                 Ok((r.try_get::<String, _>(0)?, state))
             })

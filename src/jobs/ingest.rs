@@ -75,6 +75,7 @@ pub async fn store(
         to_revise.extend(compared.to_revise);
         out.symbols.push(symbol);
     }
+    db::candles::bump_history(&ctx.db, &rewriting_the_past(ctx, &to_insert, &to_revise).await?).await?;
     out.inserted = db::candles::insert(&ctx.db, &to_insert, source, ctx.settings.import.batch_rows).await?;
     out.revised = db::candles::revise(&ctx.db, &to_revise, source).await?;
     let watchlist = ctx
@@ -82,6 +83,28 @@ pub async fn store(
         .watchlist_explicit
         .then_some(ctx.settings.watchlist.as_str());
     db::watchlists::register(&ctx.db, &out.symbols, watchlist).await?;
+    Ok(out)
+}
+
+/// The symbols whose past these writes change: a revised candle, or a new
+/// one dated before the symbol's newest stored candle (a back-fill). Their
+/// saved indicator states no longer hold.
+async fn rewriting_the_past(ctx: &Context, to_insert: &[Candle], to_revise: &[Candle]) -> anyhow::Result<Vec<Symbol>> {
+    let mut earliest: HashMap<Symbol, NaiveDate> = HashMap::new();
+    for c in to_insert {
+        let e = earliest.entry(c.symbol.clone()).or_insert(c.date);
+        *e = (*e).min(c.date);
+    }
+    let symbols: Vec<Symbol> = earliest.keys().cloned().collect();
+    let newest = db::candles::last_dates(&ctx.db, &symbols).await?;
+    let mut out: Vec<Symbol> = earliest
+        .into_iter()
+        .filter(|(s, first)| newest.get(s).is_some_and(|last| first <= last))
+        .map(|(s, _)| s)
+        .chain(to_revise.iter().map(|c| c.symbol.clone()))
+        .collect();
+    out.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
+    out.dedup();
     Ok(out)
 }
 

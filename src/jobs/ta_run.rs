@@ -90,6 +90,10 @@ pub async fn run(ctx: &Context, options: &RunOptions) -> anyhow::Result<RunSumma
 
 async fn compute_all(ctx: &Context, options: &RunOptions) -> anyhow::Result<RunSummary> {
     let symbols = super::shard_symbols(options.shard, symbols_to_compute(ctx).await?);
+    // Read before any candle: a rewrite of a symbol's past raises its
+    // counter before it writes, so one that lands during this run shows as
+    // a counter newer than the state this run saves.
+    let generations = db::candles::history_generations(&ctx.db).await?;
     let states = db::ta_signals::load_states(&ctx.db).await?;
     let mut summary = RunSummary {
         symbols: symbols.len(),
@@ -102,14 +106,18 @@ async fn compute_all(ctx: &Context, options: &RunOptions) -> anyhow::Result<RunS
     let bar = crate::logging::progress_bar(symbols.len() as u64, "indicators");
     for chunk in symbols.chunks(CHUNK) {
         let t = Instant::now();
-        let (plans, up_to_date) = plan_round(&ctx.db, chunk, &states, options.full, ctx.settings.as_of).await?;
+        let (plans, up_to_date) =
+            plan_round(&ctx.db, chunk, &states, &generations, options.full, ctx.settings.as_of).await?;
         summary.up_to_date += up_to_date;
         summary.read += t.elapsed();
 
         let t = Instant::now();
         let results: Vec<Result<SymbolUpdate, (String, String)>> = plans
             .into_par_iter()
-            .map(|(symbol, plan)| compute_symbol(symbol, plan))
+            .map(|(symbol, plan)| {
+                let generation = generations.get(symbol.as_str()).copied().unwrap_or(0);
+                compute_symbol(symbol, plan, generation)
+            })
             .collect();
         let mut updates = Vec::new();
         for result in results {
@@ -174,6 +182,7 @@ async fn plan_round(
     db: &Db,
     round: &[Symbol],
     states: &HashMap<String, StoredState>,
+    generations: &HashMap<String, i64>,
     full: bool,
     as_of: Option<NaiveDate>,
 ) -> anyhow::Result<(Vec<(Symbol, Plan)>, usize)> {
@@ -206,12 +215,23 @@ async fn plan_round(
     }
     // A continuation needs no split among its new candles (it changes the
     // adjusted history) and no candle inserted before its last computed
-    // date since (a back-fill).
-    let counted: Vec<(Symbol, NaiveDate)> = with_new.iter().map(|(_, s, st, _)| (s.clone(), st.last_date)).collect();
-    let counts = db::candles::counts_through(db, &counted).await?;
+    // date since (a back-fill). Imports and fetches raise a symbol's
+    // history counter before such a write, so an unchanged counter
+    // vouches for the history; otherwise (or for a state saved before the
+    // counter existed) its candles are counted.
+    let vouched = |symbol: &Symbol, stored: &StoredState| {
+        stored.history_generation == Some(generations.get(symbol.as_str()).copied().unwrap_or(0))
+    };
+    let counted: Vec<(Symbol, NaiveDate)> = with_new
+        .iter()
+        .filter(|(_, s, st, _)| !vouched(s, st))
+        .map(|(_, s, st, _)| (s.clone(), st.last_date))
+        .collect();
+    let mut counts = db::candles::counts_through(db, &counted).await?.into_iter();
     let mut recompute = Vec::new();
-    for ((i, symbol, stored, new), count) in with_new.into_iter().zip(counts) {
-        if has_split(&new) || count != stored.bars {
+    for (i, symbol, stored, new) in with_new {
+        let backfilled = !vouched(&symbol, stored) && counts.next() != Some(stored.bars);
+        if has_split(&new) || backfilled {
             recompute.push((i, symbol));
             continue;
         }
@@ -262,7 +282,8 @@ async fn continuation(
 }
 
 /// Quality rules again, then the indicators. Err = skipped with a reason.
-fn compute_symbol(symbol: Symbol, plan: Plan) -> Result<SymbolUpdate, (String, String)> {
+/// `generation`: the symbol's history counter read before its candles.
+fn compute_symbol(symbol: Symbol, plan: Plan, generation: i64) -> Result<SymbolUpdate, (String, String)> {
     let (mut state, bars_before, adj_before, candles, replace) = match plan {
         Plan::Full { candles } => (IndicatorState::new(), 0, true, candles, true),
         Plan::Continue {
@@ -303,6 +324,7 @@ fn compute_symbol(symbol: Symbol, plan: Plan) -> Result<SymbolUpdate, (String, S
             last_date,
             bars: bars_before + rows.len() as i64,
             all_adj_close: Some(adj_before && candles.iter().all(has_total_return)),
+            history_generation: Some(generation),
             state: saved,
         }),
         rows,

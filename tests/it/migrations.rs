@@ -64,5 +64,5 @@ fn a_version_1_sqlite_database_gains_candle_sources_and_keeps_its_rows() {
             ("2019-01-03".into(), "import".into())
         ]
     );
-    assert_eq!(versions, [1, 2, 3]);
+    assert_eq!(versions, [1, 2, 3, 4]);
 }

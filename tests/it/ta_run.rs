@@ -177,6 +177,104 @@ fn the_state_records_whether_every_candle_has_an_adj_close() {
     assert_eq!(adj_close_flags(&ctx), flags);
 }
 
+/// The fixture cut in three: everything but KO's 2020-06-15 and the last
+/// day, KO's 2020-06-15 (with the header), and the last day.
+fn fixture_with_a_gap() -> (String, String, String) {
+    let (before, last) = split_fixture("2020-12-30");
+    let mut lines = before.lines();
+    let header = lines.next().unwrap();
+    let (kept, day): (Vec<&str>, Vec<&str>) = lines.partition(|l| !l.starts_with("KO,2020-06-15,"));
+    assert_eq!(day.len(), 1);
+    let text = |rows: &[&str]| format!("{header}\n{}\n", rows.join("\n"));
+    (text(&kept), text(&day), last)
+}
+
+/// KO's history counter (`candle_history`), 0 when never raised.
+fn history_generation(ctx: &TestContext) -> i64 {
+    let db = rusqlite::Connection::open(ctx.path("swingml.db")).unwrap();
+    db.query_row(
+        "SELECT COALESCE(MAX(generation), 0) FROM candle_history WHERE symbol = 'KO'",
+        [],
+        |r| r.get(0),
+    )
+    .unwrap()
+}
+
+/// Insert KO's missing day by hand (no import: no counter raised).
+fn insert_behind_its_back(ctx: &TestContext, day: &str) {
+    let f: Vec<&str> = day.lines().nth(1).unwrap().split(',').collect();
+    let db = rusqlite::Connection::open(ctx.path("swingml.db")).unwrap();
+    db.execute(
+        "INSERT INTO candles (symbol, date, open, high, low, close, adj_close, volume) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        rusqlite::params![
+            f[0],
+            f[1],
+            f[2].parse::<f64>().unwrap(),
+            f[3].parse::<f64>().unwrap(),
+            f[4].parse::<f64>().unwrap(),
+            f[5].parse::<f64>().unwrap(),
+            f[6].parse::<f64>().unwrap(),
+            f[7].parse::<i64>().unwrap()
+        ],
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_back_filled_day_recomputes_its_symbol_and_an_unchanged_history_is_not_counted() {
+    let whole = TestContext::new();
+    whole
+        .import(&[&fixture("us_daily_10sym_2018_2020.csv")], "us")
+        .assert_ok();
+    whole.run("ta-signals", &["run", "--watchlist", "us"]).assert_ok();
+    let expected = all_rows(&whole);
+    let (kept, day, last) = fixture_with_a_gap();
+    let daily_run = |prepare: &dyn Fn(&TestContext)| {
+        let ctx = TestContext::new();
+        ctx.import(&[&ctx.write("kept.csv", &kept)], "us").assert_ok();
+        ctx.run("ta-signals", &["run", "--watchlist", "us"]).assert_ok();
+        prepare(&ctx);
+        ctx.import(&[&ctx.write("last.csv", &last)], "us").assert_ok();
+        let run = ctx.run("ta-signals", &["run", "--watchlist", "us"]);
+        run.assert_ok();
+        (ctx, run.stderr)
+    };
+
+    // By import: the import raises KO's counter before it writes; the run
+    // sees it moved and recomputes KO alone.
+    let (ctx, stderr) = daily_run(&|ctx| {
+        assert_eq!(history_generation(ctx), 0);
+        ctx.import(&[&ctx.write("day.csv", &day)], "us").assert_ok();
+        assert_eq!(history_generation(ctx), 1);
+    });
+    assert!(stderr.contains("10 updated (1 in full)"), "{stderr}");
+    assert!(
+        all_rows(&ctx) == expected,
+        "the back-filled run differs from the whole run"
+    );
+
+    // Behind its back into states saved before the counter existed: their
+    // candles are counted, and the count gives the new day away.
+    let (ctx, stderr) = daily_run(&|ctx| {
+        let db = rusqlite::Connection::open(ctx.path("swingml.db")).unwrap();
+        db.execute("UPDATE ta_state SET history_generation = NULL", []).unwrap();
+        insert_behind_its_back(ctx, &day);
+    });
+    assert!(stderr.contains("10 updated (1 in full)"), "{stderr}");
+    assert!(all_rows(&ctx) == expected);
+
+    // Behind its back with the counter in place: an unchanged counter
+    // vouches for the history, which is not counted — the hand-written
+    // row stays unseen until `--full` (writes go through import or fetch).
+    let (ctx, stderr) = daily_run(&|ctx| insert_behind_its_back(ctx, &day));
+    assert!(stderr.contains("10 updated (0 in full)"), "{stderr}");
+    assert!(all_rows(&ctx) != expected);
+    ctx.run("ta-signals", &["run", "--watchlist", "us", "--full"])
+        .assert_ok();
+    assert!(all_rows(&ctx) == expected);
+}
+
 #[test]
 fn split_days_are_adjusted_not_crashes() {
     let ctx = TestContext::new();
