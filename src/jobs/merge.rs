@@ -145,8 +145,16 @@ fn read_part(store: &WatchlistStore, record: &ArtifactRecord) -> anyhow::Result<
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     let path = store.path_of(&record.name);
     let read = || -> anyhow::Result<RecordBatch> {
-        let file = std::fs::File::open(&path)?;
-        let builder = ParquetRecordBatchReaderBuilder::try_new(file)?;
+        let bytes = std::fs::read(&path)?;
+        // The part as committed, or nothing: a damaged file that still
+        // parses must not slip into the day's predictions.
+        use sha2::Digest;
+        let sha256 = crate::store::atomic::hex(&sha2::Sha256::digest(&bytes));
+        anyhow::ensure!(
+            sha256 == record.sha256,
+            "its sha256 differs from the manifest's (run `artifacts verify`)"
+        );
+        let builder = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes))?;
         // A shard may own no symbol of the watchlist: no batches, a schema.
         let schema = builder.schema().clone();
         let batches = builder.build()?.collect::<Result<Vec<_>, _>>()?;

@@ -110,6 +110,22 @@ fn score_parts_merge_into_the_file_one_score_writes() {
         1,
         "parts stay out of the predictions_* glob"
     );
+    // A damaged part is refused, whether it still parses or not.
+    let manifest = std::fs::read(ctx.artifacts().join("us/manifest.jsonl")).unwrap();
+    let part = parts[0].clone();
+    let bytes = std::fs::read(&part).unwrap();
+    std::fs::write(&part, &bytes[..bytes.len() / 2]).unwrap();
+    score(&["--merge"]).assert_error(1, "cannot read score part");
+    let mut flipped = bytes.clone();
+    flipped[8] ^= 1;
+    std::fs::write(&part, &flipped).unwrap();
+    score(&["--merge"]).assert_error(1, "sha256 differs from the manifest");
+    std::fs::write(&part, &bytes).unwrap();
+    assert_eq!(
+        std::fs::read(ctx.artifacts().join("us/manifest.jsonl")).unwrap(),
+        manifest
+    );
+
     let merged = score(&["--merge"]);
     merged.assert_ok();
     let path = std::path::PathBuf::from(merged.stdout.trim());
