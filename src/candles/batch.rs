@@ -10,13 +10,6 @@ use super::quality::{Offence, Rule, is_weekend, suspected_splits};
 use super::source::SourceRow;
 use crate::symbols::Symbol;
 
-/// A row together with the file it came from.
-#[derive(Debug, Clone)]
-pub struct Tagged {
-    pub source: usize,
-    pub row: SourceRow,
-}
-
 /// A candle on its way in; `derived` when rolled up from intraday bars.
 #[derive(Debug, Clone)]
 pub struct Incoming {
@@ -40,56 +33,60 @@ pub struct Deduped {
 /// identical repeats collapsed to one. A daily candle rolled up from
 /// intraday bars gives way to an official daily candle of the same date
 /// (exchanges' official closes are not the last trade, so they differ).
-pub fn dedupe(mut rows: Vec<Tagged>, sources: &[String]) -> Deduped {
-    rows.sort_by(|a, b| {
-        (a.row.candle.symbol.as_str(), a.row.candle.date, a.source, a.row.line).cmp(&(
-            b.row.candle.symbol.as_str(),
-            b.row.candle.date,
-            b.source,
-            b.row.line,
-        ))
-    });
+pub fn dedupe(mut rows: Vec<SourceRow>, sources: &[String]) -> Deduped {
+    // (symbol, date, source, line) is unique, so an unstable sort gives the
+    // one order — descending, so that the groups come off the back in
+    // ascending order and the rows' storage shrinks as the output grows
+    // (on a market's history the rows are the import's memory).
+    fn key(r: &SourceRow) -> (&str, NaiveDate, usize, u64) {
+        (r.candle.symbol.as_str(), r.candle.date, r.source, r.line)
+    }
+    rows.sort_unstable_by(|a, b| key(b).cmp(&key(a)));
     let mut out = Deduped::default();
-    let mut i = 0;
-    while i < rows.len() {
-        let key = (&rows[i].row.candle.symbol, rows[i].row.candle.date);
-        let mut j = i + 1;
-        while j < rows.len() && (&rows[j].row.candle.symbol, rows[j].row.candle.date) == key {
-            j += 1;
+    while let Some(last) = rows.last() {
+        let (symbol, date) = (last.candle.symbol.clone(), last.candle.date);
+        let size = rows
+            .iter()
+            .rev()
+            .take_while(|r| r.candle.date == date && r.candle.symbol == symbol)
+            .count();
+        let start = rows.len() - size;
+        // In (source, line) order.
+        let mut group: Vec<SourceRow> = rows.drain(start..).rev().collect();
+        if rows.capacity() > 2 * rows.len() + 1024 {
+            rows.shrink_to_fit();
         }
-        let mut group: Vec<&Tagged> = rows[i..j].iter().collect();
-        if group.iter().any(|t| !t.row.derived) {
+        if group.iter().any(|r| !r.derived) {
             let before = group.len();
-            group.retain(|t| !t.row.derived);
+            group.retain(|r| !r.derived);
             out.superseded += (before - group.len()) as u64;
         }
-        let first = &group[0].row;
-        if group.iter().all(|t| t.row.candle.same_values(&first.candle)) {
+        if group.iter().all(|r| r.candle.same_values(&group[0].candle)) {
             out.identical_duplicates += (group.len() - 1) as u64;
+            let first = group.swap_remove(0);
             push_candle(
                 &mut out.by_symbol,
                 Incoming {
-                    candle: first.candle.clone(),
+                    candle: first.candle,
                     derived: first.derived,
                 },
             );
         } else {
             let places: Vec<String> = group
                 .iter()
-                .map(|t| format!("{}:{}", sources[t.source], t.row.line))
+                .map(|r| format!("{}:{}", sources[r.source], r.line))
                 .collect();
-            for t in &group {
+            for r in &group {
                 out.offences.push(Offence {
-                    source: sources[t.source].clone(),
-                    line: t.row.line,
-                    symbol: t.row.candle.symbol.to_string(),
-                    date: t.row.candle.date.to_string(),
+                    source: sources[r.source].clone(),
+                    line: r.line,
+                    symbol: r.candle.symbol.to_string(),
+                    date: r.candle.date.to_string(),
                     rule: Rule::DuplicateConflict,
                     detail: format!("same symbol and date with different values at {}", places.join(", ")),
                 });
             }
         }
-        i = j;
     }
     out
 }
@@ -209,14 +206,12 @@ mod tests {
         crate::candles::test_bar(day, close)
     }
 
-    fn tagged(source: usize, line: u64, c: Candle) -> Tagged {
-        Tagged {
+    fn tagged(source: usize, line: u64, c: Candle) -> SourceRow {
+        SourceRow {
             source,
-            row: SourceRow {
-                line,
-                candle: c,
-                derived: false,
-            },
+            line,
+            candle: c,
+            derived: false,
         }
     }
 
@@ -230,7 +225,7 @@ mod tests {
     #[test]
     fn intraday_roll_up_gives_way_to_daily_candle() {
         let mut derived = tagged(1, 2, candle(2, 10.5));
-        derived.row.derived = true;
+        derived.derived = true;
         let d = dedupe(
             vec![tagged(0, 2, candle(2, 10.0)), derived],
             &["d.csv".into(), "i.csv".into()],

@@ -76,6 +76,9 @@ impl FileKind {
 /// One parsed row with where it came from.
 #[derive(Debug, Clone)]
 pub struct SourceRow {
+    /// Which input of the import it came from (an index the caller sets;
+    /// 0 for a lone input).
+    pub source: usize,
     pub line: u64,
     pub candle: Candle,
     /// Rolled up from intraday bars: an official daily candle for the same
@@ -414,6 +417,7 @@ fn push_bar(out: &mut FileRead, intraday: &mut Vec<(String, u64, Candle)>, bar: 
     match bar.ts {
         Some(ts) => intraday.push((ts, line, bar.candle)),
         None => out.rows.push(SourceRow {
+            source: 0,
             line,
             candle: bar.candle,
             derived: false,
@@ -446,6 +450,7 @@ fn finish_intraday(out: &mut FileRead, mut bars: Vec<(String, u64, Candle)>, is_
         }
         match check_values(&day) {
             None => out.rows.push(SourceRow {
+                source: 0,
                 line: *line,
                 candle: day,
                 derived: true,

@@ -21,9 +21,9 @@ use reqwest::Url;
 
 use super::ingest::{Revisions, Stored};
 use crate::candles::CandleSource;
-use crate::candles::batch::{OnConflict, Tagged, dedupe};
+use crate::candles::batch::{OnConflict, dedupe};
 use crate::candles::quality::{Offence, Severity};
-use crate::candles::source::FileRead;
+use crate::candles::source::{FileRead, SourceRow};
 use crate::context::Context;
 use crate::db::{self, job_runs::RunStatus};
 use crate::error::UsageError;
@@ -365,7 +365,7 @@ async fn write_batch(
     summary: &mut FetchSummary,
     offences: &mut Vec<Offence>,
 ) -> anyhow::Result<()> {
-    let mut by_provider: BTreeMap<ProviderName, Vec<Tagged>> = BTreeMap::new();
+    let mut by_provider: BTreeMap<ProviderName, Vec<SourceRow>> = BTreeMap::new();
     for result in batch {
         let Some((provider, read)) = result.answered else {
             continue;
@@ -380,7 +380,7 @@ async fn write_batch(
                 continue;
             }
             counts.bars += 1;
-            by_provider.entry(provider).or_default().push(Tagged { source: 0, row });
+            by_provider.entry(provider).or_default().push(row);
         }
     }
     for (provider, rows) in by_provider {

@@ -35,6 +35,11 @@ pub enum Revisions {
     FromSources(Box<dyn Fn(Option<CandleSource>) -> OnConflict + Send + Sync>),
 }
 
+/// Symbols compared and written per round: bounds the stored rows read
+/// back for comparison and the new rows held for writing (a market's
+/// history is millions of rows).
+const SYMBOLS_PER_ROUND: usize = 256;
+
 /// Store `by_symbol` (each symbol's rows in date order) as coming from `source`.
 pub async fn store(
     ctx: &Context,
@@ -43,6 +48,27 @@ pub async fn store(
     revisions: &Revisions,
 ) -> anyhow::Result<Stored> {
     let mut out = Stored::default();
+    let mut by_symbol = by_symbol.into_iter().peekable();
+    while by_symbol.peek().is_some() {
+        let round: Vec<(Symbol, Vec<Incoming>)> = by_symbol.by_ref().take(SYMBOLS_PER_ROUND).collect();
+        store_round(ctx, round, source, revisions, &mut out).await?;
+    }
+    let watchlist = ctx
+        .settings
+        .watchlist_explicit
+        .then_some(ctx.settings.watchlist.as_str());
+    db::watchlists::register(&ctx.db, &out.symbols, watchlist).await?;
+    Ok(out)
+}
+
+/// Compare one round's symbols with what is stored and write the result.
+async fn store_round(
+    ctx: &Context,
+    by_symbol: Vec<(Symbol, Vec<Incoming>)>,
+    source: CandleSource,
+    revisions: &Revisions,
+    out: &mut Stored,
+) -> anyhow::Result<()> {
     let mut to_insert: Vec<Candle> = Vec::new();
     let mut to_revise: Vec<Candle> = Vec::new();
     let ranges: Vec<(Symbol, NaiveDate, NaiveDate)> = by_symbol
@@ -76,14 +102,9 @@ pub async fn store(
         out.symbols.push(symbol);
     }
     db::candles::bump_history(&ctx.db, &rewriting_the_past(ctx, &to_insert, &to_revise).await?).await?;
-    out.inserted = db::candles::insert(&ctx.db, &to_insert, source, ctx.settings.import.batch_rows).await?;
-    out.revised = db::candles::revise(&ctx.db, &to_revise, source).await?;
-    let watchlist = ctx
-        .settings
-        .watchlist_explicit
-        .then_some(ctx.settings.watchlist.as_str());
-    db::watchlists::register(&ctx.db, &out.symbols, watchlist).await?;
-    Ok(out)
+    out.inserted += db::candles::insert(&ctx.db, &to_insert, source, ctx.settings.import.batch_rows).await?;
+    out.revised += db::candles::revise(&ctx.db, &to_revise, source).await?;
+    Ok(())
 }
 
 /// The symbols whose past these writes change: a revised candle, or a new

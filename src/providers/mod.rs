@@ -183,6 +183,7 @@ impl<'a> BarsBuilder<'a> {
         match self.candle(raw) {
             Ok(candle) => match check_values(&candle) {
                 None => self.out.rows.push(SourceRow {
+                    source: 0,
                     line,
                     candle,
                     derived: false,
