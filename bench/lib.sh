@@ -9,3 +9,11 @@ time_wall() {
 time_rss_kb() {
   awk -F': ' '/Maximum resident set size/ {print $2}' "$1"
 }
+
+# release_bins: check for /usr/bin/time, build the release binaries and
+# set $bin to their folder.
+release_bins() {
+  [ -x /usr/bin/time ] || { echo "needs /usr/bin/time (apt-get install time)" >&2; exit 1; }
+  cargo build --release --locked --bins >&2
+  bin=$(realpath "${CARGO_TARGET_DIR:-target}/release")
+}

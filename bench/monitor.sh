@@ -21,9 +21,7 @@ else
   label="504 symbols"
 fi
 [ -f "$data" ] || { echo "benchmark data not found: $data" >&2; exit 1; }
-[ -x /usr/bin/time ] || { echo "needs /usr/bin/time (apt-get install time)" >&2; exit 1; }
-cargo build --release --locked --bins >&2
-bin=$(realpath "${CARGO_TARGET_DIR:-target}/release")
+release_bins
 data=$(realpath "$data")
 work=$(mktemp -d "${TMPDIR:-/tmp}/swingml-bench-mon.XXXXXX")
 trap 'rm -rf "$work"; case "$data" in */swingml-synth.*) rm -f "$data";; esac' EXIT

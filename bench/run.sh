@@ -11,10 +11,7 @@ cd "$(dirname "$0")/.."
 
 data=${1:-../shared/data/full/us_sp500_daily_2007_2021.csv.gz}
 [ -f "$data" ] || { echo "benchmark data not found: $data" >&2; exit 1; }
-[ -x /usr/bin/time ] || { echo "needs /usr/bin/time (apt-get install time)" >&2; exit 1; }
-
-cargo build --release --locked --bins >&2
-bin=${CARGO_TARGET_DIR:-target}/release
+release_bins
 work=$(mktemp -d "${TMPDIR:-/tmp}/swingml-bench.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 export DATABASE_URL="sqlite://$work/bench.db?mode=rwc"

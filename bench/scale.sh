@@ -15,9 +15,7 @@ cd "$(dirname "$0")/.."
 
 years=${1:-10}; shift || true
 sizes=("$@"); [ ${#sizes[@]} -gt 0 ] || sizes=(500 1000 2000)
-[ -x /usr/bin/time ] || { echo "needs /usr/bin/time (apt-get install time)" >&2; exit 1; }
-cargo build --release --locked --bins >&2
-bin=$(realpath "${CARGO_TARGET_DIR:-target}/release")
+release_bins
 here=$(pwd)
 work=$(mktemp -d "${TMPDIR:-/tmp}/swingml-bench-scale.XXXXXX")
 trap 'rm -rf "$work"' EXIT

@@ -100,9 +100,17 @@ macro_rules! decode_row {
     }};
 }
 
-/// A symbol's saved indicator state.
+/// A symbol's saved indicator state: its head and the streaming state.
 #[derive(Debug, Clone)]
 pub struct StoredState {
+    pub head: StateHead,
+    pub state: String,
+}
+
+/// What a saved state says of the rows it was computed with — all a
+/// reader of the stored rows needs (the streaming state is for `run`).
+#[derive(Debug, Clone)]
+pub struct StateHead {
     pub ta_version: i64,
     pub last_date: NaiveDate,
     /// Candles through `last_date`.
@@ -114,17 +122,6 @@ pub struct StoredState {
     /// The symbol's history counter when the state was computed
     /// ([`crate::db::candles::bump_history`]); `None` before schema v4.
     pub history_generation: Option<i64>,
-    pub state: String,
-}
-
-/// What a reader of the stored rows needs to know of a symbol's state:
-/// [`StoredState`] without the streaming state itself.
-#[derive(Debug, Clone)]
-pub struct StateHead {
-    pub ta_version: i64,
-    pub last_date: NaiveDate,
-    pub bars: i64,
-    pub all_adj_close: Option<bool>,
 }
 
 /// One symbol's output of a run: rows to upsert and the state to save.
@@ -187,16 +184,16 @@ fn write_sqlite(
             }
             written += update.rows.len() as u64;
             crate::crashpoint::reach("ta_signals.symbol_rows");
-            if let Some(state) = &update.state {
+            if let Some(StoredState { head, state }) = &update.state {
                 save.execute(rusqlite::params![
                     symbol,
-                    state.ta_version,
-                    state.last_date.format("%Y-%m-%d").to_string(),
-                    state.bars,
+                    head.ta_version,
+                    head.last_date.format("%Y-%m-%d").to_string(),
+                    head.bars,
                     1.0f64,
-                    state.all_adj_close,
-                    state.history_generation,
-                    state.state,
+                    head.all_adj_close,
+                    head.history_generation,
+                    state,
                     computed_at
                 ])?;
             }
@@ -234,16 +231,16 @@ async fn write_pooled(db: &Db, updates: &[SymbolUpdate], ta_version: i64, comput
             }
             written += update.rows.len() as u64;
             crate::crashpoint::reach("ta_signals.symbol_rows");
-            if let Some(state) = &update.state {
+            if let Some(StoredState { head, state }) = &update.state {
                 sqlx::query(save_state)
                     .bind(update.symbol.as_str())
-                    .bind(state.ta_version)
-                    .bind(state.last_date)
-                    .bind(state.bars)
+                    .bind(head.ta_version)
+                    .bind(head.last_date)
+                    .bind(head.bars)
                     .bind(1.0f64)
-                    .bind(state.all_adj_close)
-                    .bind(state.history_generation)
-                    .bind(state.state.as_str())
+                    .bind(head.all_adj_close)
+                    .bind(head.history_generation)
+                    .bind(state.as_str())
                     .bind(computed_at)
                     .execute(&mut *tx)
                     .await?;
@@ -265,6 +262,21 @@ const SAVE_STATE_MYSQL: &str = "INSERT INTO ta_state (symbol, ta_version, last_d
     bars = VALUES(bars), split_factor = VALUES(split_factor), all_adj_close = VALUES(all_adj_close),
     history_generation = VALUES(history_generation), state = VALUES(state), updated_at = VALUES(updated_at)";
 
+/// Decode a `ta_state` row selected as `symbol, <HEAD_COLUMNS>[, state]`
+/// into the symbol and its head.
+macro_rules! decode_head {
+    ($r:expr) => {{
+        let head = StateHead {
+            ta_version: $r.try_get(1)?,
+            last_date: $r.try_get(2)?,
+            bars: $r.try_get(3)?,
+            all_adj_close: $r.try_get(4)?,
+            history_generation: $r.try_get(5)?,
+        };
+        anyhow::Ok(($r.try_get::<String, _>(0)?, head))
+    }};
+}
+
 /// Every saved state, by symbol.
 pub async fn load_states(db: &Db) -> anyhow::Result<HashMap<String, StoredState>> {
     const SQL: &str =
@@ -273,15 +285,8 @@ pub async fn load_states(db: &Db) -> anyhow::Result<HashMap<String, StoredState>
         let rows = sqlx::query(SQL).fetch_all(pool).await?;
         rows.iter()
             .map(|r| {
-                let state = StoredState {
-                    ta_version: r.try_get(1)?,
-                    last_date: r.try_get(2)?,
-                    bars: r.try_get(3)?,
-                    all_adj_close: r.try_get(4)?,
-                    history_generation: r.try_get(5)?,
-                    state: r.try_get(6)?,
-                };
-                Ok((r.try_get::<String, _>(0)?, state))
+                let (symbol, head) = decode_head!(r)?;
+                Ok((symbol, StoredState { head, state: r.try_get(6)? }))
             })
             .collect()
     })
@@ -289,20 +294,10 @@ pub async fn load_states(db: &Db) -> anyhow::Result<HashMap<String, StoredState>
 
 /// Every saved state's head (without the streaming state), by symbol.
 pub async fn load_state_heads(db: &Db) -> anyhow::Result<HashMap<String, StateHead>> {
-    const SQL: &str = "SELECT symbol, ta_version, last_date, bars, all_adj_close FROM ta_state";
+    const SQL: &str = "SELECT symbol, ta_version, last_date, bars, all_adj_close, history_generation FROM ta_state";
     with_pool!(db, pool => {
         let rows = sqlx::query(SQL).fetch_all(pool).await?;
-        rows.iter()
-            .map(|r| {
-                let head = StateHead {
-                    ta_version: r.try_get(1)?,
-                    last_date: r.try_get(2)?,
-                    bars: r.try_get(3)?,
-                    all_adj_close: r.try_get(4)?,
-                };
-                Ok((r.try_get::<String, _>(0)?, head))
-            })
-            .collect()
+        rows.iter().map(|r| decode_head!(r)).collect()
     })
 }
 

@@ -68,7 +68,7 @@ pub async fn read_recent(
         } else {
             PriceAdjust::None
         };
-        match from_stored(&symbol, head, &candles, &rows, as_of, barrier, min_bars, label_prices) {
+        match from_stored(&symbol, head, &candles, rows, as_of, barrier, min_bars, label_prices) {
             Some(one) => {
                 let through = candles.partition_point(|c| c.date <= as_of);
                 hasher.update(&symbol, &candles[..through]);
@@ -143,7 +143,7 @@ fn from_stored(
     symbol: &Symbol,
     head: &StateHead,
     candles: &[Candle],
-    rows: &[SignalRow],
+    rows: Vec<SignalRow>,
     as_of: NaiveDate,
     barrier: &Barrier,
     min_bars: usize,
@@ -153,7 +153,7 @@ fn from_stored(
     let (scan, later) = candles.split_at(through);
     // Every candle through as_of has its row, and the rows go no further
     // than the candles the state has seen.
-    let lined_up = scan.len() == rows.len() && scan.iter().zip(rows).all(|(c, r)| c.date == r.date);
+    let lined_up = scan.len() == rows.len() && scan.iter().zip(&rows).all(|(c, r)| c.date == r.date);
     if !lined_up || head.last_date < as_of.min(scan.last().map_or(as_of, |c| c.date)) {
         return None;
     }
@@ -174,7 +174,7 @@ fn from_stored(
     }
     // Multiplied from the newest back, as `adjust` does.
     let rows_scale = seen_later.iter().rev().fold(1.0, |f, c| f * split_ratio(c));
-    let indicator_rows: Vec<_> = rows.iter().map(|r| r.row.clone()).collect();
+    let indicator_rows: Vec<_> = rows.into_iter().map(|r| r.row).collect();
     let snapshots = snapshots_from_rows(scan, &indicator_rows, 0, rows_scale, barrier, label_prices);
     Some(Ok((symbol.clone(), snapshots)))
 }
@@ -189,6 +189,7 @@ mod tests {
             last_date: NaiveDate::from_ymd_opt(2024, 1, last).unwrap(),
             bars: 300,
             all_adj_close,
+            history_generation: Some(0),
         }
     }
 

@@ -25,7 +25,7 @@ use crate::candles::splits::{adjust, has_split, has_total_return};
 use crate::clock::utc_now_rfc3339;
 use crate::context::Context;
 use crate::db::job_runs::RunStatus;
-use crate::db::ta_signals::{SignalRow, StoredState, SymbolUpdate};
+use crate::db::ta_signals::{SignalRow, StateHead, StoredState, SymbolUpdate};
 use crate::db::{self, Db};
 use crate::indicators::{IndicatorState, NUMERIC_COLUMNS, TA_VERSION, bars_from};
 use crate::parquet_out::SignalsWriter;
@@ -195,11 +195,11 @@ async fn plan_round(
     let continuable = |symbol: &Symbol| {
         states
             .get(symbol.as_str())
-            .filter(|s| !full && s.ta_version == TA_VERSION)
+            .filter(|s| !full && s.head.ta_version == TA_VERSION)
     };
     let wanted: Vec<(Symbol, Option<NaiveDate>)> = round
         .iter()
-        .map(|s| (s.clone(), continuable(s).map(|state| state.last_date)))
+        .map(|s| (s.clone(), continuable(s).map(|state| state.head.last_date)))
         .collect();
     let read = db::candles::after_each(db, &wanted).await?;
     let mut plans: Vec<(usize, Symbol, Plan)> = Vec::with_capacity(round.len());
@@ -220,17 +220,17 @@ async fn plan_round(
     // vouches for the history; otherwise (or for a state saved before the
     // counter existed) its candles are counted.
     let vouched = |symbol: &Symbol, stored: &StoredState| {
-        stored.history_generation == Some(generations.get(symbol.as_str()).copied().unwrap_or(0))
+        stored.head.history_generation == Some(generations.get(symbol.as_str()).copied().unwrap_or(0))
     };
     let counted: Vec<(Symbol, NaiveDate)> = with_new
         .iter()
         .filter(|(_, s, st, _)| !vouched(s, st))
-        .map(|(_, s, st, _)| (s.clone(), st.last_date))
+        .map(|(_, s, st, _)| (s.clone(), st.head.last_date))
         .collect();
     let mut counts = db::candles::counts_through(db, &counted).await?.into_iter();
     let mut recompute = Vec::new();
     for (i, symbol, stored, new) in with_new {
-        let backfilled = !vouched(&symbol, stored) && counts.next() != Some(stored.bars);
+        let backfilled = !vouched(&symbol, stored) && counts.next() != Some(stored.head.bars);
         if has_split(&new) || backfilled {
             recompute.push((i, symbol));
             continue;
@@ -262,15 +262,15 @@ async fn continuation(
     stored: &StoredState,
     new: Vec<Candle>,
 ) -> anyhow::Result<Option<Plan>> {
-    let all_adj_close = match stored.all_adj_close {
+    let all_adj_close = match stored.head.all_adj_close {
         Some(known) => known,
         // Saved before schema v3: asked once, kept from then on.
-        None => db::candles::all_have_adj_close_through(db, symbol, stored.last_date).await?,
+        None => db::candles::all_have_adj_close_through(db, symbol, stored.head.last_date).await?,
     };
     match serde_json::from_str::<IndicatorState>(&stored.state) {
         Ok(state) => Ok(Some(Plan::Continue {
             state: Box::new(state),
-            bars: stored.bars,
+            bars: stored.head.bars,
             all_adj_close,
             candles: new,
         })),
@@ -320,11 +320,13 @@ fn compute_symbol(symbol: Symbol, plan: Plan, generation: i64) -> Result<SymbolU
         symbol,
         replace,
         state: Some(StoredState {
-            ta_version: TA_VERSION,
-            last_date,
-            bars: bars_before + rows.len() as i64,
-            all_adj_close: Some(adj_before && candles.iter().all(has_total_return)),
-            history_generation: Some(generation),
+            head: StateHead {
+                ta_version: TA_VERSION,
+                last_date,
+                bars: bars_before + rows.len() as i64,
+                all_adj_close: Some(adj_before && candles.iter().all(has_total_return)),
+                history_generation: Some(generation),
+            },
             state: saved,
         }),
         rows,

@@ -7,12 +7,11 @@
 //! uninterrupted run. `SWINGML_CRASH_KILLS=N` runs N kills per job (20).
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::process::Command;
 
 use sha2::Digest;
 
-use crate::common::{Run, TestContext, block_on, fixture};
+use crate::common::{Run, TestContext, block_on, copy_tree, fixture};
 use crate::shared::Rng;
 
 fn kills() -> usize {
@@ -32,19 +31,6 @@ struct Job {
     /// What must equal the uninterrupted run's (from the rerun's stdout
     /// and the context's database and store).
     outputs: fn(&TestContext, &str) -> String,
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
 }
 
 /// A fresh context holding a copy of `template`'s database and store.
@@ -171,7 +157,7 @@ fn indicators(ctx: &TestContext) -> String {
             .await
             .unwrap()
             .into_iter()
-            .map(|(s, st)| (s, (st.ta_version, st.last_date, st.bars, st.state)))
+            .map(|(s, st)| (s, (st.head.ta_version, st.head.last_date, st.head.bars, st.state)))
             .collect();
         out.push_str(&format!("{states:?}"));
         out
@@ -233,22 +219,21 @@ fn import_us(ctx: &TestContext) {
         .assert_ok();
 }
 
+/// The bootstrap the reliability tests train with: one year, as of 2020-11-30.
+pub(crate) const BOOTSTRAP_ARGS: [&str; 7] = [
+    "--watchlist",
+    "us",
+    "--train-years",
+    "1",
+    "--as-of",
+    "2020-11-30",
+    "--force",
+];
+
 pub(crate) fn prepare_trained(ctx: &TestContext) {
     import_us(ctx);
     ctx.run("ta-signals", &["run", "--watchlist", "us"]).assert_ok();
-    ctx.run(
-        "bootstrap",
-        &[
-            "--watchlist",
-            "us",
-            "--train-years",
-            "1",
-            "--as-of",
-            "2020-11-30",
-            "--force",
-        ],
-    )
-    .assert_ok();
+    ctx.run("bootstrap", &BOOTSTRAP_ARGS).assert_ok();
 }
 
 fn command(ctx: &TestContext, name: &str, args: &[&str]) -> Command {
@@ -294,21 +279,7 @@ fn bootstrap_survives_kills() {
             import_us(ctx);
             ctx.run("ta-signals", &["run", "--watchlist", "us"]).assert_ok();
         },
-        command: |ctx| {
-            command(
-                ctx,
-                "bootstrap",
-                &[
-                    "--watchlist",
-                    "us",
-                    "--train-years",
-                    "1",
-                    "--as-of",
-                    "2020-11-30",
-                    "--force",
-                ],
-            )
-        },
+        command: |ctx| command(ctx, "bootstrap", &BOOTSTRAP_ARGS),
         outputs: |ctx, _| production(ctx, "us"),
     });
 }

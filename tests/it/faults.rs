@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use crate::common::{Run, TestContext, block_on, fixture};
-use crate::crash::prepare_trained;
+use crate::crash::{BOOTSTRAP_ARGS, prepare_trained};
 
 fn with_fault(ctx: &TestContext, fault: &str, name: &str, args: &[&str]) -> Run {
     let mut cmd = ctx.command(name);
@@ -45,15 +45,7 @@ fn a_full_disk_or_a_read_only_store_fails_in_one_line_and_keeps_everything_store
     let ctx = TestContext::new();
     prepare_trained(&ctx);
     let (pointer, manifest) = (store_file(&ctx, "production.json"), store_file(&ctx, "manifest.jsonl"));
-    let args = [
-        "--watchlist",
-        "us",
-        "--train-years",
-        "1",
-        "--as-of",
-        "2020-11-30",
-        "--force",
-    ];
+    let args = BOOTSTRAP_ARGS;
     with_fault(&ctx, "ENOSPC@after_temp_write", "bootstrap", &args).assert_error(1, "No space left on device");
     let score = ["--watchlist", "us", "--as-of", "2020-12-01"];
     with_fault(&ctx, "EROFS@after_rename", "score", &score).assert_error(1, "Read-only file system");
@@ -75,15 +67,7 @@ fn a_failure_after_the_promotion_line_is_finished_by_the_next_job() {
     let ctx = TestContext::new();
     prepare_trained(&ctx);
     let before = store_file(&ctx, "production.json");
-    let args = [
-        "--watchlist",
-        "us",
-        "--train-years",
-        "1",
-        "--as-of",
-        "2020-11-30",
-        "--force",
-    ];
+    let args = BOOTSTRAP_ARGS;
     with_fault(&ctx, "EIO@before_pointer", "bootstrap", &args).assert_error(1, "Input/output error");
     // The promotion is committed (the manifest is the truth); the file lags.
     assert_eq!(store_file(&ctx, "production.json"), before);
@@ -176,15 +160,7 @@ fn score_during_promotions_always_reads_one_committed_pointer() {
         let commands: Vec<_> = (0..3)
             .map(|_| {
                 let mut cmd = ctx.command("bootstrap");
-                cmd.args([
-                    "--watchlist",
-                    "us",
-                    "--train-years",
-                    "1",
-                    "--as-of",
-                    "2020-11-30",
-                    "--force",
-                ]);
+                cmd.args(BOOTSTRAP_ARGS);
                 cmd
             })
             .collect();

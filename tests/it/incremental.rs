@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::bootstrap::{artifact, bootstrap, with_us_candles};
-use crate::common::{TestContext, fixture};
+use crate::common::{TestContext, copy_tree, fixture};
 
 /// Bootstrap as of 2020-10-30 (learned through 2020-10-23): November 2020
 /// is left to learn.
@@ -224,20 +224,6 @@ impl Rng {
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n
-    }
-}
-
-/// A copy of a folder tree.
-fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
     }
 }
 
