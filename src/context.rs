@@ -18,7 +18,7 @@ pub struct Context {
 impl Context {
     pub async fn open(job: &'static str, settings: Settings) -> anyhow::Result<Context> {
         let db = Db::connect_with(&settings.database_url, settings.sqlite_busy_timeout).await?;
-        let store = Store::new(settings.artifacts.clone());
+        let store = Store::open(&settings.artifacts)?;
         Ok(Context {
             job,
             run_id: new_run_id(job),

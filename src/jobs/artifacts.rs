@@ -26,7 +26,7 @@ pub enum AdminError {
 }
 
 pub fn run(settings: &Settings, command: AdminCommand) -> anyhow::Result<()> {
-    let store = Store::new(settings.artifacts.clone());
+    let store = Store::open(&settings.artifacts)?;
     let writer = Writer {
         job: JOB.to_string(),
         run_id: new_run_id(JOB),
@@ -82,11 +82,7 @@ pub fn run(settings: &Settings, command: AdminCommand) -> anyhow::Result<()> {
                     } else {
                         ""
                     },
-                    fixed
-                        .saved_to
-                        .as_ref()
-                        .map(|p| p.display().to_string())
-                        .unwrap_or_default()
+                    fixed.saved_to.clone().unwrap_or_default()
                 );
             }
             let repaired = wl.repair_pointer()?;

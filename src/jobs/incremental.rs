@@ -36,7 +36,7 @@ use crate::jobs::production::{NoProductionModel, ProductionModels};
 use crate::jobs::recent::read_recent;
 use crate::models::metrics::{Evaluation, evaluate};
 use crate::models::online::OnlineModel;
-use crate::store::atomic::sha256_file;
+use crate::store::atomic::sha256_hex;
 use crate::store::{ArtifactRecord, InputRef, NameStyle, NewArtifact, WatchlistStore};
 
 pub const JOB: &str = "incremental-update";
@@ -238,17 +238,17 @@ fn chain_head(store: &WatchlistStore, production: &ProductionModels) -> anyhow::
 
 /// An online model file, checked against its manifest sha256.
 fn read_model(store: &WatchlistStore, record: &ArtifactRecord) -> anyhow::Result<OnlineModel> {
-    let path = store.path_of(&record.name);
-    let found = sha256_file(&path).with_context(|| format!("cannot read model file {}", path.display()))?;
-    if found.sha256 != record.sha256 {
+    let location = store.location(&record.name);
+    let bytes = store
+        .read(&record.name)
+        .with_context(|| format!("cannot read model file {location}"))?;
+    if sha256_hex(&bytes) != record.sha256 {
         anyhow::bail!(
-            "model file {} is corrupted or was changed (sha256 differs from the manifest); \
-             `artifacts verify` lists what else is wrong",
-            path.display()
+            "model file {location} is corrupted or was changed (sha256 differs from the manifest); \
+             `artifacts verify` lists what else is wrong"
         );
     }
-    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read model file {}", path.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("model file {} is not a valid online model", record.name))
+    serde_json::from_slice(&bytes).with_context(|| format!("model file {} is not a valid online model", record.name))
 }
 
 /// Write the increment, the prequential evaluation and the new model, and
@@ -393,8 +393,11 @@ fn trailing_window(
         if record.name == this_run {
             continue;
         }
-        let path = store.path_of(&record.name);
-        match read_eval(&path, base) {
+        match store
+            .read(&record.name)
+            .map_err(anyhow::Error::from)
+            .and_then(|b| read_eval(b, base))
+        {
             Ok(rows) => by_date.extend(rows.into_iter().map(|(d, n, u, p)| (d, (n, u, p)))),
             Err(err) => tracing::warn!(
                 "evaluation file {} left out of the trailing window: {err:#}",
@@ -470,11 +473,10 @@ fn write_eval<W: std::io::Write + Send>(
 
 /// (scan date, rows, updated log loss, production log loss) of an
 /// evaluation file's rows of lineage `base`.
-fn read_eval(path: &std::path::Path, base: &str) -> anyhow::Result<Vec<(NaiveDate, usize, f64, f64)>> {
+fn read_eval(bytes: Vec<u8>, base: &str) -> anyhow::Result<Vec<(NaiveDate, usize, f64, f64)>> {
     use arrow_array::Array;
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-    let file = std::fs::File::open(path)?;
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file)?.build()?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes))?.build()?;
     let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date");
     let mut out = Vec::new();
     for batch in reader {

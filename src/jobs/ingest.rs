@@ -159,5 +159,5 @@ pub fn write_report(ctx: &Context, offences: &[Offence], sources: &[String]) -> 
         csv.flush()?;
         Ok(None)
     })?;
-    Ok(store.path_of(&record.name).display().to_string())
+    Ok(store.location(&record.name))
 }

@@ -96,7 +96,7 @@ async fn merge(ctx: &Context, store: &WatchlistStore) -> anyhow::Result<MergeRep
         as_of,
         shards,
         rows,
-        path: store.path_of(&record.name).display().to_string(),
+        path: store.location(&record.name),
     })
 }
 
@@ -143,15 +143,12 @@ fn newest_parts(store: &WatchlistStore, as_of: NaiveDate) -> anyhow::Result<Vec<
 
 fn read_part(store: &WatchlistStore, record: &ArtifactRecord) -> anyhow::Result<RecordBatch> {
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-    let path = store.path_of(&record.name);
     let read = || -> anyhow::Result<RecordBatch> {
-        let bytes = std::fs::read(&path)?;
+        let bytes = store.read(&record.name)?;
         // The part as committed, or nothing: a damaged file that still
         // parses must not slip into the day's predictions.
-        use sha2::Digest;
-        let sha256 = crate::store::atomic::hex(&sha2::Sha256::digest(&bytes));
         anyhow::ensure!(
-            sha256 == record.sha256,
+            crate::store::atomic::sha256_hex(&bytes) == record.sha256,
             "its sha256 differs from the manifest's (run `artifacts verify`)"
         );
         let builder = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes))?;
@@ -160,7 +157,7 @@ fn read_part(store: &WatchlistStore, record: &ArtifactRecord) -> anyhow::Result<
         let batches = builder.build()?.collect::<Result<Vec<_>, _>>()?;
         Ok(arrow_select::concat::concat_batches(&schema, &batches)?)
     };
-    read().with_context(|| format!("cannot read score part {}", path.display()))
+    read().with_context(|| format!("cannot read score part {}", store.location(&record.name)))
 }
 
 /// Every (part, row) in the day file's order: ranked rows by rank, then

@@ -8,7 +8,7 @@ use crate::features::config::FeatureConfig;
 use crate::features::transform::{Columns, TransformerBundle};
 use crate::models::batch::BatchModel;
 use crate::models::online::OnlineModel;
-use crate::store::atomic::sha256_file;
+use crate::store::atomic::sha256_hex;
 use crate::store::{ArtifactRef, ProductionPointer, WatchlistStore};
 
 /// The live models of a watchlist.
@@ -95,14 +95,15 @@ impl ProductionModels {
 
 /// A pointed-to file, its content checked against the pointer's sha256.
 fn read_checked(store: &WatchlistStore, reference: &ArtifactRef) -> anyhow::Result<String> {
-    let path = store.path_of(&reference.name);
-    let found = sha256_file(&path).with_context(|| format!("cannot read model file {}", path.display()))?;
-    if found.sha256 != reference.sha256 {
+    let location = store.location(&reference.name);
+    let bytes = store
+        .read(&reference.name)
+        .with_context(|| format!("cannot read model file {location}"))?;
+    if sha256_hex(&bytes) != reference.sha256 {
         anyhow::bail!(
-            "model file {} is corrupted or was changed (sha256 differs from the production pointer); \
-             `artifacts verify` lists what else is wrong, `artifacts rollback` returns to the previous models",
-            path.display()
+            "model file {location} is corrupted or was changed (sha256 differs from the production pointer); \
+             `artifacts verify` lists what else is wrong, `artifacts rollback` returns to the previous models"
         );
     }
-    std::fs::read_to_string(&path).with_context(|| format!("cannot read model file {}", path.display()))
+    String::from_utf8(bytes).with_context(|| format!("model file {location} is not text"))
 }

@@ -396,7 +396,7 @@ fn write_predictions(
     let record = store.write(&ctx.writer(), spec.inputs(inputs), |w| {
         crate::parquet_out::write_batch(w, schema, columns, rows)
     })?;
-    Ok(store.path_of(&record.name).display().to_string())
+    Ok(store.location(&record.name))
 }
 
 fn summary_line(r: &ScoreReport, started: Instant) -> String {

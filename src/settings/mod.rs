@@ -46,8 +46,10 @@ pub struct CommonArgs {
     )]
     pub database_url: Option<String>,
 
-    /// Root folder of the artifact store [default: artifacts]
-    #[arg(long, global = true, value_name = "DIR")]
+    /// The artifact store: a folder, or s3://BUCKET/PREFIX on S3-compatible
+    /// storage (AWS_* variables set the endpoint and credentials)
+    /// [default: artifacts]
+    #[arg(long, global = true, env = "SWINGML_ARTIFACTS", value_name = "DIR|S3_URL")]
     pub artifacts: Option<PathBuf>,
 
     /// Watchlist to work on [default: from the config file, else "default"]

@@ -85,6 +85,10 @@ impl TempFile {
         })
     }
 
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     pub fn writer(&mut self) -> &mut Sink {
         self.writer
             .as_mut()
@@ -177,6 +181,11 @@ pub fn sha256_file(path: &Path) -> io::Result<Written> {
         sha256: hex(&hasher.hasher.finalize()),
         bytes: hasher.bytes,
     })
+}
+
+/// SHA-256 of bytes in memory, as lower-case hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
 }
 
 pub fn hex(bytes: &[u8]) -> String {

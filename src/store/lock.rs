@@ -96,7 +96,7 @@ fn flock(file: &File, operation: libc::c_int) -> io::Result<()> {
     }
 }
 
-fn parse_holder(text: &str) -> Option<Holder> {
+pub(crate) fn parse_holder(text: &str) -> Option<Holder> {
     let mut pid = None;
     let mut since = None;
     for part in text.split_whitespace() {

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -84,31 +84,30 @@ pub struct Manifest {
 
 impl Manifest {
     pub fn read(path: &Path) -> io::Result<Manifest> {
-        let file = match File::open(path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Manifest::default()),
-            Err(e) => return Err(e),
-        };
+        match std::fs::read(path) {
+            Ok(bytes) => Ok(Manifest::parse(&bytes)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Manifest::default()),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub fn parse(text: &[u8]) -> Manifest {
         let mut manifest = Manifest::default();
-        let mut reader = BufReader::new(file);
-        let mut line = String::new();
+        let mut rest = text;
         let mut number = 0;
-        loop {
-            line.clear();
-            if reader.read_line(&mut line)? == 0 {
-                break;
-            }
+        while !rest.is_empty() {
             number += 1;
-            if !line.ends_with('\n') {
+            let Some(end) = rest.iter().position(|&b| b == b'\n') else {
                 manifest.torn_tail = true;
                 break;
-            }
-            match serde_json::from_str::<ManifestEntry>(line.trim_end()) {
+            };
+            match serde_json::from_slice::<ManifestEntry>(&rest[..end]) {
                 Ok(entry) => manifest.entries.push(entry),
                 Err(err) => manifest.bad_lines.push((number, err.to_string())),
             }
+            rest = &rest[end + 1..];
         }
-        Ok(manifest)
+        manifest
     }
 
     pub fn artifacts(&self) -> impl Iterator<Item = &ArtifactRecord> {

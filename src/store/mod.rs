@@ -15,16 +15,29 @@
 //! line) that `verify` lists; it never leaves a partial file under a final
 //! name, nor a manifest line without its file. Nothing else in the code
 //! writes under the root.
+//!
+//! On object storage (`s3://bucket/prefix`, [`remote`]) the same protocol
+//! runs with conditional puts instead of renames and locks: the content is
+//! staged in a local temporary file, then the artifact and its sidecar are
+//! created under names no object has (`If-None-Match: *`), and the commit
+//! point is the manifest replaced with one more line `If-Match` the version
+//! the writer read. A writer that loses that race removes its two objects,
+//! reads the manifest again, allocates the version again and retries, so
+//! several writers on one manifest never lose a line nor share a version.
+//! Job locks are leases (see [`remote::Lease`]).
 
 pub mod atomic;
 pub mod lock;
 pub mod manifest;
 pub mod meta;
+mod place;
+pub mod remote;
 pub mod repair;
 pub mod verify;
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use self::atomic::{HashingWriter, TempFile};
 use self::lock::FileLock;
@@ -32,6 +45,7 @@ pub use self::manifest::{
     ArtifactRecord, ArtifactRef, DecisionRecord, Manifest, ManifestEntry, PointerChange, ProductionPointer,
 };
 pub use self::meta::{ArtifactMeta, InputRef, ParquetInfo};
+use self::place::{CommitGuard, ManifestRead, Place};
 use crate::symbols::validate_watchlist;
 
 pub const MANIFEST: &str = "manifest.jsonl";
@@ -63,6 +77,12 @@ pub enum StoreError {
     NothingToRollBack(String),
     #[error("artifact store {path}: {source}")]
     Io { path: String, source: io::Error },
+    #[error("artifact store {0}")]
+    InvalidLocation(String),
+    #[error("artifact store {0}: {1} does not exist")]
+    Missing(String, String),
+    #[error("artifact store {0}: the manifest kept changing under other writers; nothing was committed (run again)")]
+    Contended(String),
     #[error(
         "{watchlist}: manifest.jsonl has corrupt line(s) {lines}; nothing was written: run `artifacts --watchlist {watchlist} repair`"
     )]
@@ -78,6 +98,7 @@ impl StoreError {
                 | StoreError::NothingToPromote(_)
                 | StoreError::AmbiguousVersion { .. }
                 | StoreError::NothingToRollBack(_)
+                | StoreError::InvalidLocation(_)
         )
     }
 }
@@ -89,10 +110,20 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
     }
 }
 
-/// The root of the store.
+/// How many times a writer on a bucket reads the manifest again after
+/// another writer committed first, before it gives up.
+const COMMIT_ATTEMPTS: u32 = 64;
+
+/// The root of the store: a local folder or a bucket prefix.
 #[derive(Debug, Clone)]
 pub struct Store {
-    root: PathBuf,
+    root: Root,
+}
+
+#[derive(Debug, Clone)]
+enum Root {
+    Dir(PathBuf),
+    Bucket(Arc<remote::Bucket>),
 }
 
 /// Who is writing: recorded in every sidecar and manifest line.
@@ -151,37 +182,61 @@ impl NewArtifact {
 }
 
 impl Store {
+    /// A store in a local folder.
     pub fn new(root: impl Into<PathBuf>) -> Store {
-        Store { root: root.into() }
+        Store {
+            root: Root::Dir(root.into()),
+        }
     }
 
-    pub fn root(&self) -> &Path {
-        &self.root
+    /// The store at `--artifacts`: `s3://bucket/prefix` on object storage,
+    /// anything else a local folder.
+    pub fn open(location: &Path) -> Result<Store, StoreError> {
+        match location.to_str().filter(|l| l.starts_with("s3://")) {
+            Some(url) => Ok(Store {
+                root: Root::Bucket(Arc::new(
+                    remote::Bucket::open(url).map_err(StoreError::InvalidLocation)?,
+                )),
+            }),
+            None => Ok(Store::new(location)),
+        }
     }
 
     /// The store of one watchlist; the name is validated so that no path
     /// can escape the root.
     pub fn watchlist(&self, name: &str) -> Result<WatchlistStore, StoreError> {
         validate_watchlist(name)?;
+        let place = match &self.root {
+            Root::Dir(root) => Place::Dir(root.join(name)),
+            Root::Bucket(bucket) => Place::Bucket(bucket.folder(name)),
+        };
         Ok(WatchlistStore {
-            dir: self.root.join(name),
+            place,
             watchlist: name.to_string(),
         })
     }
 
     /// Watchlists that have a folder under the root.
     pub fn watchlists(&self) -> Result<Vec<String>, StoreError> {
-        let entries = match std::fs::read_dir(&self.root) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(io_err(&self.root)(e)),
+        let mut names: Vec<String> = match &self.root {
+            Root::Dir(root) => {
+                let entries = match std::fs::read_dir(root) {
+                    Ok(entries) => entries,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+                    Err(e) => return Err(io_err(root)(e)),
+                };
+                entries
+                    .filter_map(|e| e.ok())
+                    .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
+                    .filter_map(|e| e.file_name().to_str().map(str::to_string))
+                    .collect()
+            }
+            Root::Bucket(bucket) => bucket.folders().map_err(|source| StoreError::Io {
+                path: bucket.url(),
+                source,
+            })?,
         };
-        let mut names: Vec<String> = entries
-            .filter_map(|e| e.ok())
-            .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
-            .filter_map(|e| e.file_name().to_str().map(str::to_string))
-            .filter(|n| validate_watchlist(n).is_ok())
-            .collect();
+        names.retain(|n| validate_watchlist(n).is_ok());
         names.sort();
         Ok(names)
     }
@@ -190,44 +245,126 @@ impl Store {
 /// A held job lock; the job runs while this lives.
 #[derive(Debug)]
 pub struct JobLock {
-    _lock: FileLock,
+    _lock: HeldLock,
+}
+
+/// Held for its drop, which releases it.
+#[derive(Debug)]
+enum HeldLock {
+    File { _lock: FileLock },
+    Lease { _lease: remote::Lease },
+}
+
+/// A committed value, with the manifest lock still held (folder) so that
+/// what follows the commit (`production.json`) keeps the commit order.
+struct Committed<T> {
+    value: T,
+    _guard: CommitGuard,
+}
+
+/// A local file with an artifact's content; see [`WatchlistStore::local_copy`].
+pub struct LocalCopy {
+    path: PathBuf,
+    /// Removed on drop.
+    _temporary: Option<TempFile>,
+}
+
+impl LocalCopy {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
 }
 
 /// The store of one watchlist.
 #[derive(Debug, Clone)]
 pub struct WatchlistStore {
-    dir: PathBuf,
+    place: Place,
     watchlist: String,
 }
 
 impl WatchlistStore {
-    pub fn dir(&self) -> &Path {
-        &self.dir
+    /// The folder, for a store on local disk.
+    pub fn local_dir(&self) -> Option<&Path> {
+        self.place.local_dir()
     }
 
     pub fn name(&self) -> &str {
         &self.watchlist
     }
 
-    pub fn path_of(&self, name: &str) -> PathBuf {
-        self.dir.join(name)
+    /// Where an artifact is, for messages and reports: a path or an s3:// URL.
+    pub fn location(&self, name: &str) -> String {
+        self.place.location(name)
+    }
+
+    fn io_error(&self, name: &str) -> impl FnOnce(io::Error) -> StoreError + use<> {
+        let path = self.place.location(name);
+        move |source| StoreError::Io { path, source }
+    }
+
+    /// The bytes of a file in the store.
+    pub fn read(&self, name: &str) -> Result<Vec<u8>, StoreError> {
+        self.place
+            .read(name)
+            .map_err(self.io_error(name))?
+            .ok_or_else(|| StoreError::Missing(self.watchlist.clone(), name.to_string()))
+    }
+
+    /// A local file with an artifact's content, for readers that take a
+    /// path (polars' scans): the file itself on local disk, a temporary
+    /// copy (removed on drop) from a bucket.
+    pub fn local_copy(&self, name: &str) -> anyhow::Result<LocalCopy> {
+        match &self.place {
+            Place::Dir(dir) => Ok(LocalCopy {
+                path: dir.join(name),
+                _temporary: None,
+            }),
+            Place::Bucket(_) => {
+                let bytes = self.read(name)?;
+                let mut temp = TempFile::create(&std::env::temp_dir(), name)?;
+                temp.writer().write_all(&bytes)?;
+                temp.finish()?;
+                Ok(LocalCopy {
+                    path: temp.path().to_path_buf(),
+                    _temporary: Some(temp),
+                })
+            }
+        }
     }
 
     fn ensure_dir(&self) -> Result<(), StoreError> {
-        std::fs::create_dir_all(self.dir.join(".locks")).map_err(io_err(&self.dir))
+        match &self.place {
+            Place::Dir(dir) => std::fs::create_dir_all(dir.join(".locks")).map_err(io_err(dir)),
+            Place::Bucket(_) => Ok(()),
+        }
     }
 
-    /// One job of a kind per watchlist at a time. The lock dies with the
-    /// process, so a crashed job never blocks the next one. A run killed
-    /// between a promotion's manifest line and `production.json` is
-    /// finished here: the next job of any kind brings the file in line.
+    /// One job of a kind per watchlist at a time. On local disk the lock
+    /// dies with the process, so a crashed job never blocks the next one; on
+    /// a bucket it is a lease a killed job leaves for at most its lifetime.
+    /// A run killed between a promotion's manifest line and
+    /// `production.json` is finished here: the next job of any kind brings
+    /// the file in line.
     pub fn lock_job(&self, job: &str) -> Result<JobLock, StoreError> {
         self.ensure_dir()?;
-        let path = self.dir.join(".locks").join(format!("{job}.lock"));
-        match FileLock::try_acquire(&path).map_err(io_err(&path))? {
-            Ok(mut lock) => {
-                lock.write_holder(&crate::clock::utc_now_rfc3339())
-                    .map_err(io_err(&path))?;
+        let since = crate::clock::utc_now_rfc3339();
+        let name = format!(".locks/{job}.lock");
+        let acquired = match &self.place {
+            Place::Dir(dir) => {
+                let path = dir.join(&name);
+                FileLock::try_acquire(&path)
+                    .and_then(|taken| match taken {
+                        Ok(mut lock) => lock.write_holder(&since).map(|()| Ok(HeldLock::File { _lock: lock })),
+                        Err(holder) => Ok(Err(holder)),
+                    })
+                    .map_err(io_err(&path))?
+            }
+            Place::Bucket(folder) => remote::Lease::try_acquire(folder, &name, &since)
+                .map_err(self.io_error(&name))?
+                .map(|lease| HeldLock::Lease { _lease: lease }),
+        };
+        match acquired {
+            Ok(lock) => {
                 let _guard = self.lock_manifest()?;
                 let manifest = self.manifest()?;
                 self.refuse_corrupt_manifest(&manifest)?;
@@ -265,14 +402,54 @@ impl WatchlistStore {
         })
     }
 
-    fn lock_manifest(&self) -> Result<FileLock, StoreError> {
-        let path = self.dir.join(MANIFEST_LOCK);
-        FileLock::acquire(&path).map_err(io_err(&path))
+    /// The folder's manifest lock (a bucket needs none).
+    fn lock_manifest(&self) -> Result<CommitGuard, StoreError> {
+        self.place.guard().map_err(self.io_error(MANIFEST_LOCK))
+    }
+
+    fn read_manifest(&self) -> Result<ManifestRead, StoreError> {
+        self.place.read_manifest().map_err(self.io_error(MANIFEST))
     }
 
     pub fn manifest(&self) -> Result<Manifest, StoreError> {
-        let path = self.dir.join(MANIFEST);
-        Manifest::read(&path).map_err(io_err(&path))
+        Ok(self.read_manifest()?.manifest)
+    }
+
+    /// Append the entry `decide` makes of the current manifest, so that no
+    /// other writer's line is lost and `decide` saw every line before its
+    /// own: under the manifest lock on a folder; by compare-and-swap on a
+    /// bucket, where a lost race calls `undo` with what `decide` made and
+    /// decides again on the new manifest. `decide` answers `None` when a
+    /// name it wanted was taken meanwhile: read again, decide again.
+    fn commit<T>(
+        &self,
+        mut decide: impl FnMut(&Manifest) -> anyhow::Result<Option<(ManifestEntry, T)>>,
+        mut undo: impl FnMut(&T),
+    ) -> anyhow::Result<Committed<T>> {
+        let guard = self.lock_manifest()?;
+        for attempt in 0..COMMIT_ATTEMPTS {
+            let read = self.read_manifest()?;
+            let Some((entry, value)) = decide(&read.manifest)? else {
+                continue;
+            };
+            if self
+                .place
+                .append_manifest(&read, &entry)
+                .map_err(self.io_error(MANIFEST))?
+            {
+                return Ok(Committed { value, _guard: guard });
+            }
+            undo(&value);
+            tracing::info!(
+                "{}: another writer committed first; reading the manifest again",
+                self.watchlist
+            );
+            // Writers that lost together should not collide again in step.
+            std::thread::sleep(std::time::Duration::from_millis(
+                (5 << attempt.min(5)) + u64::from(std::process::id() % 7 + attempt % 3),
+            ));
+        }
+        Err(StoreError::Contended(self.watchlist.clone()).into())
     }
 
     /// Write an artifact whose bytes `fill` produces; returns its record
@@ -282,56 +459,102 @@ impl WatchlistStore {
         F: FnOnce(&mut HashingWriter<io::BufWriter<std::fs::File>>) -> anyhow::Result<Option<ParquetInfo>>,
     {
         self.ensure_dir()?;
-        let mut temp = TempFile::create(&self.dir, &spec.prefix).map_err(io_err(&self.dir))?;
+        // The content is staged beside its final name on local disk (a
+        // rename then places it), in the temporary folder for a bucket.
+        let staging = self
+            .place
+            .local_dir()
+            .map_or_else(std::env::temp_dir, Path::to_path_buf);
+        let mut temp = TempFile::create(&staging, &spec.prefix).map_err(io_err(&staging))?;
         let parquet = fill(temp.writer())?;
-        let written = temp.finish().map_err(io_err(&self.dir))?;
+        let written = temp.finish().map_err(io_err(&staging))?;
+        let mut staged = Some(temp);
 
-        let _guard = self.lock_manifest()?;
-        let manifest = self.manifest()?;
-        let version = manifest.next_version(&spec.kind);
-        let created_at = crate::clock::utc_now_rfc3339();
-        let name = self.free_name(&spec, version);
-        let final_path = self.dir.join(&name);
-        temp.persist(&final_path).map_err(io_err(&final_path))?;
-
-        let meta = ArtifactMeta {
-            name: name.clone(),
-            kind: spec.kind.clone(),
-            version,
-            sha256: written.sha256.clone(),
-            bytes: written.bytes,
-            created_at: created_at.clone(),
-            watchlist: self.watchlist.clone(),
-            job: by.job.clone(),
-            run_id: by.run_id.clone(),
-            program_version: crate::PROGRAM_VERSION.to_string(),
-            parameters: spec.parameters,
-            inputs: spec.inputs,
-            parquet,
-        };
-        let meta_name = format!("{name}{META_SUFFIX}");
-        let meta_path = self.dir.join(&meta_name);
-        let meta_bytes = serde_json::to_vec_pretty(&meta)?;
-        let meta_written = atomic::write_bytes(&meta_path, &meta_bytes).map_err(io_err(&meta_path))?;
-
-        let record = ArtifactRecord {
-            name,
-            kind: spec.kind,
-            version,
-            sha256: written.sha256,
-            bytes: written.bytes,
-            created_at,
-            job: by.job.clone(),
-            run_id: by.run_id.clone(),
-            meta: meta_name,
-            meta_sha256: meta_written.sha256,
-        };
-        atomic::failpoint("before_manifest").map_err(io_err(&self.dir))?;
-        let manifest_path = self.dir.join(MANIFEST);
-        manifest::append(&manifest_path, &ManifestEntry::Artifact(record.clone())).map_err(io_err(&manifest_path))?;
+        let committed = self.commit(
+            |manifest| {
+                let version = manifest.next_version(&spec.kind);
+                let created_at = crate::clock::utc_now_rfc3339();
+                let name = self.free_name(&spec, version)?;
+                let meta = ArtifactMeta {
+                    name: name.clone(),
+                    kind: spec.kind.clone(),
+                    version,
+                    sha256: written.sha256.clone(),
+                    bytes: written.bytes,
+                    created_at: created_at.clone(),
+                    watchlist: self.watchlist.clone(),
+                    job: by.job.clone(),
+                    run_id: by.run_id.clone(),
+                    program_version: crate::PROGRAM_VERSION.to_string(),
+                    parameters: spec.parameters.clone(),
+                    inputs: spec.inputs.clone(),
+                    parquet: parquet.clone(),
+                };
+                if !self.place_content(&name, &mut staged)? {
+                    return Ok(None);
+                }
+                let meta_name = format!("{name}{META_SUFFIX}");
+                let meta_bytes = serde_json::to_vec_pretty(&meta)?;
+                let meta_sha256 = atomic::sha256_hex(&meta_bytes);
+                if !self
+                    .place
+                    .create(&meta_name, meta_bytes)
+                    .map_err(self.io_error(&meta_name))?
+                {
+                    self.remove_uncommitted(&name);
+                    return Ok(None);
+                }
+                let record = ArtifactRecord {
+                    name,
+                    kind: spec.kind.clone(),
+                    version,
+                    sha256: written.sha256.clone(),
+                    bytes: written.bytes,
+                    created_at,
+                    job: by.job.clone(),
+                    run_id: by.run_id.clone(),
+                    meta: meta_name,
+                    meta_sha256,
+                };
+                atomic::failpoint("before_manifest").map_err(self.io_error(MANIFEST))?;
+                Ok(Some((ManifestEntry::Artifact(record.clone()), record)))
+            },
+            |record| {
+                self.remove_uncommitted(&record.name);
+                self.remove_uncommitted(&record.meta);
+            },
+        )?;
         crate::crashpoint::reach("after_manifest");
+        let record = committed.value;
         tracing::debug!(name = %record.name, bytes = record.bytes, "artifact committed");
         Ok(record)
+    }
+
+    /// Put the staged content under its final name: a rename on local disk
+    /// (the manifest lock is held, the name is free), a create-only put on
+    /// a bucket (`false`: another writer took the name).
+    fn place_content(&self, name: &str, staged: &mut Option<TempFile>) -> Result<bool, StoreError> {
+        match &self.place {
+            Place::Dir(dir) => {
+                let final_path = dir.join(name);
+                let temp = staged.take().expect("a folder commit places its content once");
+                temp.persist(&final_path).map_err(io_err(&final_path))?;
+                Ok(true)
+            }
+            Place::Bucket(_) => {
+                let temp = staged.as_ref().expect("a bucket commit keeps its staged file");
+                let bytes = std::fs::read(temp.path()).map_err(io_err(temp.path()))?;
+                self.place.create(name, bytes).map_err(self.io_error(name))
+            }
+        }
+    }
+
+    /// Remove what a commit that lost its race placed; what stays behind
+    /// (the removal failed too) is an orphan `verify` lists.
+    fn remove_uncommitted(&self, name: &str) {
+        if let Err(err) = self.place.remove(name) {
+            tracing::warn!("could not remove uncommitted {}: {err}", self.location(name));
+        }
     }
 
     /// Convenience: write a byte buffer.
@@ -355,7 +578,7 @@ impl WatchlistStore {
 
     /// A final name not taken yet (an orphan of a crashed write may hold
     /// the obvious one; it is never overwritten).
-    fn free_name(&self, spec: &NewArtifact, version: u32) -> String {
+    fn free_name(&self, spec: &NewArtifact, version: u32) -> Result<String, StoreError> {
         let ts = chrono::Utc::now().format("%Y%m%dT%H%M%S%3fZ");
         let base = match spec.style {
             NameStyle::Versioned => format!("{}_v{version}_{ts}", spec.prefix),
@@ -363,11 +586,15 @@ impl WatchlistStore {
         };
         let mut name = format!("{base}.{}", spec.extension);
         let mut n = 2;
-        while self.dir.join(&name).exists() || self.dir.join(format!("{name}{META_SUFFIX}")).exists() {
+        while self.taken(&name)? || self.taken(&format!("{name}{META_SUFFIX}"))? {
             name = format!("{base}_{n}.{}", spec.extension);
             n += 1;
         }
-        name
+        Ok(name)
+    }
+
+    fn taken(&self, name: &str) -> Result<bool, StoreError> {
+        self.place.exists(name).map_err(self.io_error(name))
     }
 
     /// The live pointer, from the manifest (the source of truth).
@@ -383,41 +610,37 @@ impl WatchlistStore {
         by: &Writer,
         artifacts: &[&ArtifactRecord],
         reason: &str,
-    ) -> Result<ProductionPointer, StoreError> {
+    ) -> anyhow::Result<ProductionPointer> {
         self.ensure_dir()?;
-        let _guard = self.lock_manifest()?;
-        let manifest = self.manifest()?;
-        self.refuse_corrupt_manifest(&manifest)?;
-        let mut live = manifest
-            .current_pointer()
-            .map(|p| p.artifacts.clone())
-            .unwrap_or_default();
-        for record in artifacts {
-            live.insert(
-                record.kind.clone(),
-                ArtifactRef {
-                    name: record.name.clone(),
-                    version: record.version,
-                    sha256: record.sha256.clone(),
-                },
-            );
-        }
-        let pointer = ProductionPointer {
-            watchlist: self.watchlist.clone(),
-            artifacts: live,
-            since: crate::clock::utc_now_rfc3339(),
-            promoted_by_run: by.run_id.clone(),
-            job: by.job.clone(),
-            reason: reason.to_string(),
-        };
-        self.commit_pointer(ManifestEntry::Promotion(PointerChange {
-            pointer: pointer.clone(),
-        }))?;
-        Ok(pointer)
+        self.commit_pointer(|manifest| {
+            let mut live = manifest
+                .current_pointer()
+                .map(|p| p.artifacts.clone())
+                .unwrap_or_default();
+            for record in artifacts {
+                live.insert(
+                    record.kind.clone(),
+                    ArtifactRef {
+                        name: record.name.clone(),
+                        version: record.version,
+                        sha256: record.sha256.clone(),
+                    },
+                );
+            }
+            let pointer = ProductionPointer {
+                watchlist: self.watchlist.clone(),
+                artifacts: live,
+                since: crate::clock::utc_now_rfc3339(),
+                promoted_by_run: by.run_id.clone(),
+                job: by.job.clone(),
+                reason: reason.to_string(),
+            };
+            Ok(ManifestEntry::Promotion(PointerChange { pointer }))
+        })
     }
 
     /// Promote the artifacts of a run id, or of a version (`v7` / `7`).
-    pub fn promote_selector(&self, by: &Writer, selector: &str, reason: &str) -> Result<ProductionPointer, StoreError> {
+    pub fn promote_selector(&self, by: &Writer, selector: &str, reason: &str) -> anyhow::Result<ProductionPointer> {
         let manifest = self.manifest()?;
         let version = selector.trim_start_matches('v').parse::<u32>().ok();
         let pointer_kinds = |a: &&ArtifactRecord| POINTER_KINDS.contains(&a.kind.as_str());
@@ -441,7 +664,8 @@ impl WatchlistStore {
                 return Err(StoreError::AmbiguousVersion {
                     selector: selector.to_string(),
                     runs: runs.join(", "),
-                });
+                }
+                .into());
             }
         }
         // The newest artifact of each kind within the selection.
@@ -450,16 +674,15 @@ impl WatchlistStore {
             latest.insert(a.kind.as_str(), a);
         }
         if latest.is_empty() {
-            return Err(StoreError::NothingToPromote(selector.to_string()));
+            return Err(StoreError::NothingToPromote(selector.to_string()).into());
         }
         let records: Vec<&ArtifactRecord> = latest.into_values().collect();
         self.promote(by, &records, reason)
     }
 
     /// Record a promotion decision that left the pointer where it was.
-    pub fn record_decision(&self, by: &Writer, promoted: bool, reason: &str) -> Result<(), StoreError> {
+    pub fn record_decision(&self, by: &Writer, promoted: bool, reason: &str) -> anyhow::Result<()> {
         self.ensure_dir()?;
-        let _guard = self.lock_manifest()?;
         let entry = ManifestEntry::Decision(DecisionRecord {
             run_id: by.run_id.clone(),
             job: by.job.clone(),
@@ -467,55 +690,67 @@ impl WatchlistStore {
             reason: reason.to_string(),
             created_at: crate::clock::utc_now_rfc3339(),
         });
-        let path = self.dir.join(MANIFEST);
-        manifest::append(&path, &entry).map_err(io_err(&path))
+        self.commit(|_| Ok(Some((entry.clone(), ()))), |_| {})?;
+        Ok(())
     }
 
     /// Move the pointer back to the promotion before the live one.
-    pub fn rollback(&self, by: &Writer) -> Result<ProductionPointer, StoreError> {
+    pub fn rollback(&self, by: &Writer) -> anyhow::Result<ProductionPointer> {
         self.ensure_dir()?;
-        let _guard = self.lock_manifest()?;
-        let manifest = self.manifest()?;
-        self.refuse_corrupt_manifest(&manifest)?;
-        let history = manifest.pointer_history();
-        if history.len() < 2 {
-            return Err(StoreError::NothingToRollBack(self.watchlist.clone()));
-        }
-        let mut restored = history[history.len() - 2].clone();
-        restored.since = crate::clock::utc_now_rfc3339();
-        restored.promoted_by_run = by.run_id.clone();
-        restored.job = by.job.clone();
-        restored.reason = format!("rollback from {}", history[history.len() - 1].promoted_by_run);
-        self.commit_pointer(ManifestEntry::Rollback(PointerChange {
-            pointer: restored.clone(),
-        }))?;
-        Ok(restored)
+        self.commit_pointer(|manifest| {
+            let history = manifest.pointer_history();
+            if history.len() < 2 {
+                return Err(StoreError::NothingToRollBack(self.watchlist.clone()).into());
+            }
+            let mut restored = history[history.len() - 2].clone();
+            restored.since = crate::clock::utc_now_rfc3339();
+            restored.promoted_by_run = by.run_id.clone();
+            restored.job = by.job.clone();
+            restored.reason = format!("rollback from {}", history[history.len() - 1].promoted_by_run);
+            Ok(ManifestEntry::Rollback(PointerChange { pointer: restored }))
+        })
     }
 
-    /// Append the pointer change (commit), then replace `production.json`.
-    /// The caller holds the manifest lock.
-    /// The caller has refused a manifest with corrupt lines: a pointer move
-    /// could stack on the wrong history (the corrupt line may be a promotion).
-    fn commit_pointer(&self, entry: ManifestEntry) -> Result<(), StoreError> {
-        let manifest_path = self.dir.join(MANIFEST);
-        manifest::append(&manifest_path, &entry).map_err(io_err(&manifest_path))?;
+    /// Commit the pointer change `change` makes of the manifest, then
+    /// replace `production.json`. A manifest with corrupt lines is refused:
+    /// a pointer move could stack on the wrong history (the corrupt line
+    /// may be a promotion).
+    fn commit_pointer(
+        &self,
+        mut change: impl FnMut(&Manifest) -> anyhow::Result<ManifestEntry>,
+    ) -> anyhow::Result<ProductionPointer> {
+        let committed = self.commit(
+            |manifest| {
+                self.refuse_corrupt_manifest(manifest)?;
+                let entry = change(manifest)?;
+                let pointer = match &entry {
+                    ManifestEntry::Promotion(c) | ManifestEntry::Rollback(c) => c.pointer.clone(),
+                    ManifestEntry::Artifact(_) | ManifestEntry::Decision(_) => {
+                        unreachable!("commit_pointer takes pointer changes")
+                    }
+                };
+                Ok(Some((entry, pointer)))
+            },
+            |_| {},
+        )?;
         // Committed, not yet visible in production.json: a crash here is
         // what `artifacts repair` (and every reader) handles.
-        atomic::failpoint("before_pointer").map_err(io_err(&self.dir))?;
-        let pointer = match &entry {
-            ManifestEntry::Promotion(c) | ManifestEntry::Rollback(c) => &c.pointer,
-            ManifestEntry::Artifact(_) | ManifestEntry::Decision(_) => {
-                unreachable!("commit_pointer takes pointer changes")
+        atomic::failpoint("before_pointer").map_err(self.io_error(POINTER))?;
+        match &self.place {
+            // The manifest lock is still held: no later pointer can land first.
+            Place::Dir(_) => self.write_pointer_file(&committed.value)?,
+            // Another writer may have committed a later pointer meanwhile:
+            // write the manifest's live one, not necessarily ours.
+            Place::Bucket(_) => {
+                self.bring_pointer_in_line(&self.manifest()?)?;
             }
-        };
-        self.write_pointer_file(pointer)
+        }
+        Ok(committed.value)
     }
 
     fn write_pointer_file(&self, pointer: &ProductionPointer) -> Result<(), StoreError> {
-        let path = self.dir.join(POINTER);
-        let bytes = serde_json::to_vec_pretty(pointer).map_err(|e| io_err(&path)(io::Error::other(e)))?;
-        atomic::write_bytes(&path, &bytes).map_err(io_err(&path))?;
-        Ok(())
+        let bytes = serde_json::to_vec_pretty(pointer).map_err(|e| self.io_error(POINTER)(io::Error::other(e)))?;
+        self.place.replace(POINTER, bytes).map_err(self.io_error(POINTER))
     }
 
     /// Bring `production.json` in line with the manifest after a crash
@@ -526,16 +761,22 @@ impl WatchlistStore {
     }
 
     /// Rewrite `production.json` when it differs from `manifest`'s live
-    /// pointer. The caller holds the manifest lock.
+    /// pointer. The caller holds the manifest lock (folder).
     fn bring_pointer_in_line(&self, manifest: &Manifest) -> Result<bool, StoreError> {
         let Some(live) = manifest.current_pointer() else {
             return Ok(false);
         };
-        if read_pointer_file(&self.dir.join(POINTER)).as_ref() == Some(live) {
+        if self.pointer_file()?.as_ref() == Some(live) {
             return Ok(false);
         }
         self.write_pointer_file(live)?;
         Ok(true)
+    }
+
+    /// `production.json` as written, `None` when missing or unreadable.
+    fn pointer_file(&self) -> Result<Option<ProductionPointer>, StoreError> {
+        let bytes = self.place.read(POINTER).map_err(self.io_error(POINTER))?;
+        Ok(bytes.and_then(|b| serde_json::from_slice(&b).ok()))
     }
 
     /// Committed artifacts, newest first, optionally of one kind.
@@ -552,13 +793,6 @@ impl WatchlistStore {
 
     /// Read a committed artifact's sidecar.
     pub fn meta(&self, record: &ArtifactRecord) -> anyhow::Result<ArtifactMeta> {
-        let path = self.dir.join(&record.meta);
-        let text = std::fs::read(&path).map_err(io_err(&path))?;
-        Ok(serde_json::from_slice(&text)?)
+        Ok(serde_json::from_slice(&self.read(&record.meta)?)?)
     }
-}
-
-pub(crate) fn read_pointer_file(path: &Path) -> Option<ProductionPointer> {
-    let bytes = std::fs::read(path).ok()?;
-    serde_json::from_slice(&bytes).ok()
 }

@@ -6,11 +6,9 @@
 //! committed with the same hash. The corrupt lines are saved beside the
 //! manifest, never silently dropped.
 
-use std::path::PathBuf;
-
 use super::manifest::{ArtifactRecord, ManifestEntry, PointerChange};
 use super::meta::ArtifactMeta;
-use super::{MANIFEST, META_SUFFIX, POINTER, StoreError, WatchlistStore, atomic, io_err, read_pointer_file};
+use super::{MANIFEST, META_SUFFIX, StoreError, WatchlistStore, atomic};
 
 /// What a repair found and did.
 #[derive(Debug, Default)]
@@ -21,26 +19,23 @@ pub struct ManifestRepair {
     pub restored_artifacts: Vec<String>,
     /// Whether a pointer move was restored from `production.json`.
     pub restored_pointer: bool,
-    /// Where the corrupt lines were saved.
-    pub saved_to: Option<PathBuf>,
+    /// Where the corrupt lines were saved (a path or an s3:// URL).
+    pub saved_to: Option<String>,
 }
 
 impl WatchlistStore {
     pub fn repair_manifest(&self) -> Result<ManifestRepair, StoreError> {
         let _guard = self.lock_manifest()?;
-        let path = self.dir.join(MANIFEST);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(ManifestRepair::default()),
-            Err(e) => return Err(io_err(&path)(e)),
-        };
+        // Read with its version: on a bucket the repaired manifest replaces
+        // exactly this one, or nothing (a writer committed meanwhile).
+        let read = self.read_manifest()?;
+        let text = String::from_utf8_lossy(read.complete_lines()).into_owned();
         let mut report = ManifestRepair::default();
         let mut entries: Vec<ManifestEntry> = Vec::new();
         let mut corrupt_text = String::new();
-        // A last line without its newline is a torn append: the next write
-        // cuts it anyway; it is not a corrupt line.
-        let complete = text.rfind('\n').map_or("", |i| &text[..=i]);
-        for (i, line) in complete.lines().enumerate() {
+        // A last line without its newline is a torn append (left out of the
+        // complete lines): the next write cuts it anyway; not a corrupt line.
+        for (i, line) in text.lines().enumerate() {
             match serde_json::from_str::<ManifestEntry>(line) {
                 Ok(entry) => entries.push(entry),
                 Err(_) => {
@@ -56,7 +51,7 @@ impl WatchlistStore {
         if report.corrupt_lines.is_empty() {
             return Ok(report);
         }
-        if let Some(pointer) = read_pointer_file(&self.dir.join(POINTER)) {
+        if let Some(pointer) = self.pointer_file()? {
             let current = super::Manifest {
                 entries: entries.clone(),
                 ..Default::default()
@@ -71,18 +66,26 @@ impl WatchlistStore {
                 report.restored_pointer = true;
             }
         }
-        let saved = self.dir.join(format!(
+        let saved = format!(
             "manifest.corrupt-{}.txt",
             chrono::Utc::now().format("%Y%m%dT%H%M%S%3fZ")
-        ));
-        atomic::write_bytes(&saved, corrupt_text.as_bytes()).map_err(io_err(&saved))?;
-        report.saved_to = Some(saved);
+        );
+        self.place
+            .replace(&saved, corrupt_text.into_bytes())
+            .map_err(self.io_error(&saved))?;
+        report.saved_to = Some(self.location(&saved));
         let mut out = Vec::new();
         for entry in &entries {
-            out.extend(serde_json::to_vec(entry).map_err(|e| io_err(&path)(std::io::Error::other(e)))?);
+            out.extend(serde_json::to_vec(entry).map_err(|e| self.io_error(MANIFEST)(std::io::Error::other(e)))?);
             out.push(b'\n');
         }
-        atomic::write_bytes(&path, &out).map_err(io_err(&path))?;
+        if !self
+            .place
+            .replace_manifest(&read, out)
+            .map_err(self.io_error(MANIFEST))?
+        {
+            return Err(StoreError::Contended(self.watchlist.clone()));
+        }
         Ok(report)
     }
 
@@ -102,9 +105,9 @@ impl WatchlistStore {
             return None;
         }
         let meta_name = format!("{name}{META_SUFFIX}");
-        let meta_bytes = std::fs::read(self.dir.join(&meta_name)).ok()?;
+        let meta_bytes = self.place.read(&meta_name).ok()??;
         let meta: ArtifactMeta = serde_json::from_slice(&meta_bytes).ok()?;
-        let found = atomic::sha256_file(&self.dir.join(name)).ok()?;
+        let found = self.place.sha256_of(name).ok()??;
         if meta.name != name || found.sha256 != meta.sha256 || found.bytes != meta.bytes {
             return None;
         }
@@ -118,7 +121,7 @@ impl WatchlistStore {
             job: meta.job,
             run_id: meta.run_id,
             meta: meta_name,
-            meta_sha256: atomic::hex(&<sha2::Sha256 as sha2::Digest>::digest(&meta_bytes)),
+            meta_sha256: atomic::sha256_hex(&meta_bytes),
         })
     }
 }

@@ -3,10 +3,9 @@
 //! are what an interrupted write leaves, by design.
 
 use std::collections::BTreeSet;
-use std::path::Path;
 
-use super::atomic::{TEMP_PREFIX, sha256_file};
-use super::{ArtifactMeta, ArtifactRecord, MANIFEST, META_SUFFIX, POINTER, WatchlistStore, read_pointer_file};
+use super::atomic::TEMP_PREFIX;
+use super::{ArtifactMeta, ArtifactRecord, MANIFEST, META_SUFFIX, POINTER, WatchlistStore};
 
 #[derive(Debug, Default)]
 pub struct VerifyReport {
@@ -56,37 +55,38 @@ impl WatchlistStore {
                     record.version
                 ));
             }
-            self.check_artifact(record, &mut report.problems);
+            self.check_artifact(record, &mut report.problems)?;
         }
-        self.check_pointer(&manifest, &committed, &mut report);
+        self.check_pointer(&manifest, &committed, &mut report)?;
         self.find_orphans(&committed, &mut report.orphans)?;
         Ok(report)
     }
 
-    fn check_artifact(&self, record: &ArtifactRecord, problems: &mut Vec<String>) {
+    /// The problems of one committed artifact; an error only when the store
+    /// cannot be read at all (a network error is not a missing file).
+    fn check_artifact(&self, record: &ArtifactRecord, problems: &mut Vec<String>) -> anyhow::Result<()> {
         let wl = self.name();
-        let path = self.path_of(&record.name);
-        match sha256_file(&path) {
-            Err(_) => problems.push(format!("{wl}: {} is missing", record.name)),
-            Ok(found) if found.bytes != record.bytes => problems.push(format!(
+        let found = self.place.sha256_of(&record.name).or_else(unreadable_file)?;
+        match found {
+            None => problems.push(format!("{wl}: {} is missing", record.name)),
+            Some(found) if found.bytes != record.bytes => problems.push(format!(
                 "{wl}: {} has {} bytes, the manifest says {}",
                 record.name, found.bytes, record.bytes
             )),
-            Ok(found) if found.sha256 != record.sha256 => problems.push(format!(
+            Some(found) if found.sha256 != record.sha256 => problems.push(format!(
                 "{wl}: {} content changed (sha256 differs from the manifest)",
                 record.name
             )),
-            Ok(_) => {}
+            Some(_) => {}
         }
-        let meta_path = self.path_of(&record.meta);
-        let meta_bytes = match std::fs::read(&meta_path) {
-            Ok(bytes) => bytes,
-            Err(_) => {
+        let meta_bytes = match self.place.read(&record.meta).or_else(unreadable_file)? {
+            Some(bytes) => bytes,
+            None => {
                 problems.push(format!("{wl}: sidecar {} is missing", record.meta));
-                return;
+                return Ok(());
             }
         };
-        if super::atomic::hex(&<sha2::Sha256 as sha2::Digest>::digest(&meta_bytes)) != record.meta_sha256 {
+        if super::atomic::sha256_hex(&meta_bytes) != record.meta_sha256 {
             problems.push(format!(
                 "{wl}: sidecar {} changed (sha256 differs from the manifest)",
                 record.meta
@@ -105,9 +105,15 @@ impl WatchlistStore {
                 }
             }
         }
+        Ok(())
     }
 
-    fn check_pointer(&self, manifest: &super::Manifest, committed: &BTreeSet<String>, report: &mut VerifyReport) {
+    fn check_pointer(
+        &self,
+        manifest: &super::Manifest,
+        committed: &BTreeSet<String>,
+        report: &mut VerifyReport,
+    ) -> anyhow::Result<()> {
         let wl = self.name();
         let live = manifest.current_pointer();
         if let Some(live) = live {
@@ -120,8 +126,8 @@ impl WatchlistStore {
                 }
             }
         }
-        let file = read_pointer_file(&self.path_of(POINTER));
-        let pointer_exists = self.path_of(POINTER).exists();
+        let file = self.pointer_file()?;
+        let pointer_exists = self.place.exists(POINTER)?;
         match (live, file) {
             (None, None) if !pointer_exists => {}
             (None, _) => report.problems.push(format!("{wl}: {POINTER} exists but the manifest records no promotion")),
@@ -133,18 +139,14 @@ impl WatchlistStore {
                 .push(format!("{wl}: {POINTER} is behind the manifest (an interrupted promotion; `artifacts repair` rewrites it)")),
             _ => {}
         }
+        Ok(())
     }
 
     fn find_orphans(&self, committed: &BTreeSet<String>, orphans: &mut Vec<String>) -> anyhow::Result<()> {
-        let entries = match std::fs::read_dir(self.dir()) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(e.into()),
-        };
-        let mut names: Vec<String> = entries
-            .filter_map(|e| e.ok())
-            .filter(|e| e.file_type().map(|t| t.is_file()).unwrap_or(false))
-            .filter_map(|e| e.file_name().to_str().map(str::to_string))
+        let mut names: Vec<String> = self
+            .place
+            .names()?
+            .into_iter()
             .filter(|n| n != MANIFEST && n != POINTER && !committed.contains(n))
             .collect();
         names.sort();
@@ -156,12 +158,20 @@ impl WatchlistStore {
             } else {
                 "file without a manifest line"
             };
-            orphans.push(format!(
-                "{}: orphan {} ({why})",
-                self.name(),
-                Path::new(&name).display()
-            ));
+            orphans.push(format!("{}: orphan {name} ({why})", self.name()));
         }
         Ok(())
+    }
+}
+
+/// A file that exists but cannot be read (permissions, a directory in its
+/// place) is reported as missing, as before; a store that cannot be
+/// reached is an error, not a list of missing files.
+fn unreadable_file<T>(err: std::io::Error) -> std::io::Result<Option<T>> {
+    match err.kind() {
+        std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::IsADirectory | std::io::ErrorKind::InvalidData => {
+            Ok(None)
+        }
+        _ => Err(err),
     }
 }

@@ -186,7 +186,10 @@ async fn monitor(
     let mut per_date: Vec<(NaiveDate, String, Vec<Scored>)> = Vec::new();
     for date in &window {
         let Some(file) = files.get(date) else { continue };
-        match read_predictions(&store.path_of(&file.name)) {
+        match store
+            .local_copy(&file.name)
+            .and_then(|copy| read_predictions(copy.path()))
+        {
             Ok(mut scored) => {
                 for s in &mut scored {
                     s.outcome = outcomes.get(&(s.symbol.clone(), s.as_of)).copied().flatten();
@@ -278,7 +281,7 @@ fn publish(
             .inputs(inputs.clone()),
         page.as_bytes(),
     )?;
-    report.html_path = Some(store.path_of(&html.name).display().to_string());
+    report.html_path = Some(store.location(&html.name));
     let record = store.write_json(
         &by,
         NewArtifact::new("monitor_report", NameStyle::Timestamped, "json")
@@ -286,7 +289,7 @@ fn publish(
             .inputs(inputs),
         report,
     )?;
-    report.report_path = Some(store.path_of(&record.name).display().to_string());
+    report.report_path = Some(store.location(&record.name));
     Ok(())
 }
 

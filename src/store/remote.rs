@@ -1,0 +1,396 @@
+//! The artifact store on S3-compatible object storage (`s3://bucket/prefix`),
+//! through the `object_store` crate.
+//!
+//! Object storage has no rename and no lock, so three facts carry the
+//! protocol instead:
+//! - a put is atomic: an object is whole or absent, never partial;
+//! - a put with `If-None-Match: *` creates a name or fails, so artifacts
+//!   and sidecars are never overwritten;
+//! - a put with `If-Match: <etag>` replaces an object only if nobody
+//!   replaced it since it was read: the manifest's compare-and-swap.
+//!
+//! Connection settings come from the usual AWS variables
+//! (`AWS_ENDPOINT_URL`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`,
+//! `AWS_SECRET_ACCESS_KEY`, `AWS_ALLOW_HTTP` for a plain-HTTP server).
+
+use std::future::Future;
+use std::io;
+use std::sync::{Arc, OnceLock, mpsc};
+use std::time::Duration;
+
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
+
+use super::lock::{Holder, parse_holder};
+
+/// How long a job's lease lives without renewal; a killed job blocks the
+/// next one at most this long. `SWINGML_S3_LEASE_SECS` overrides it.
+const DEFAULT_LEASE_SECS: u64 = 60;
+pub const LEASE_SECS_VAR: &str = "SWINGML_S3_LEASE_SECS";
+
+/// A bucket and the key prefix the store lives under.
+#[derive(Debug)]
+pub struct Bucket {
+    client: Arc<dyn ObjectStore>,
+    bucket: String,
+    prefix: String,
+}
+
+/// The folder of one watchlist in a bucket.
+#[derive(Debug, Clone)]
+pub struct Folder {
+    bucket: Arc<Bucket>,
+    prefix: String,
+}
+
+/// The version of an object a writer read: what a conditional put names.
+#[derive(Debug, Clone)]
+pub struct Version(UpdateVersion);
+
+/// How a put treats an object already under the name.
+pub enum Mode {
+    Overwrite,
+    Create,
+    Replace(Version),
+}
+
+/// What a conditional put did.
+pub enum Put {
+    Done(Version),
+    /// `Create` found the name taken, or `Replace` found a newer version.
+    Refused,
+}
+
+impl Bucket {
+    /// `s3://bucket` or `s3://bucket/some/prefix`.
+    pub fn open(url: &str) -> Result<Bucket, String> {
+        let rest = url
+            .strip_prefix("s3://")
+            .ok_or_else(|| format!("{url}: not an s3:// location"))?;
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err(format!("{url}: no bucket name (s3://BUCKET/PREFIX)"));
+        }
+        let prefix = prefix.trim_matches('/').to_string();
+        ObjectPath::parse(&prefix).map_err(|e| format!("{url}: {e}"))?;
+        let client = object_store::aws::AmazonS3Builder::from_env()
+            .with_bucket_name(bucket)
+            .build()
+            .map_err(|e| format!("{url}: {e}"))?;
+        Ok(Bucket {
+            client: Arc::new(client),
+            bucket: bucket.to_string(),
+            prefix,
+        })
+    }
+
+    pub fn url(&self) -> String {
+        match self.prefix.as_str() {
+            "" => format!("s3://{}", self.bucket),
+            prefix => format!("s3://{}/{prefix}", self.bucket),
+        }
+    }
+
+    pub fn folder(self: &Arc<Bucket>, name: &str) -> Folder {
+        let prefix = match self.prefix.as_str() {
+            "" => name.to_string(),
+            prefix => format!("{prefix}/{name}"),
+        };
+        Folder {
+            bucket: Arc::clone(self),
+            prefix,
+        }
+    }
+
+    /// The folders directly under the prefix.
+    pub fn folders(&self) -> io::Result<Vec<String>> {
+        let prefix = (!self.prefix.is_empty()).then(|| ObjectPath::from(self.prefix.as_str()));
+        let client = Arc::clone(&self.client);
+        let listed = block(async move { client.list_with_delimiter(prefix.as_ref()).await })?.map_err(to_io)?;
+        Ok(listed
+            .common_prefixes
+            .iter()
+            .filter_map(|p| p.filename().map(str::to_string))
+            .collect())
+    }
+}
+
+impl Folder {
+    fn path(&self, name: &str) -> io::Result<ObjectPath> {
+        ObjectPath::parse(format!("{}/{name}", self.prefix)).map_err(to_io)
+    }
+
+    pub fn location(&self, name: &str) -> String {
+        format!("s3://{}/{}/{name}", self.bucket.bucket, self.prefix)
+    }
+
+    /// The object's bytes and version, `None` when there is none.
+    pub fn get(&self, name: &str) -> io::Result<Option<(Vec<u8>, Version)>> {
+        let path = self.path(name)?;
+        let client = Arc::clone(&self.bucket.client);
+        let got = block(async move {
+            let result = client.get(&path).await?;
+            let version = UpdateVersion {
+                e_tag: result.meta.e_tag.clone(),
+                version: result.meta.version.clone(),
+            };
+            Ok::<_, object_store::Error>((result.bytes().await?, version))
+        })?;
+        match got {
+            Ok((bytes, version)) => Ok(Some((bytes.to_vec(), Version(version)))),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(to_io(e)),
+        }
+    }
+
+    pub fn put(&self, name: &str, bytes: impl Into<PutPayload>, mode: Mode) -> io::Result<Put> {
+        let path = self.path(name)?;
+        let client = Arc::clone(&self.bucket.client);
+        let options = PutOptions::from(match mode {
+            Mode::Overwrite => PutMode::Overwrite,
+            Mode::Create => PutMode::Create,
+            Mode::Replace(Version(version)) => PutMode::Update(version),
+        });
+        let payload = bytes.into();
+        match block(async move { client.put_opts(&path, payload, options).await })? {
+            Ok(done) => Ok(Put::Done(Version(UpdateVersion::from(done)))),
+            Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {
+                Ok(Put::Refused)
+            }
+            Err(e) => Err(to_io(e)),
+        }
+    }
+
+    pub fn exists(&self, name: &str) -> io::Result<bool> {
+        let path = self.path(name)?;
+        let client = Arc::clone(&self.bucket.client);
+        match block(async move { client.head(&path).await })? {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(to_io(e)),
+        }
+    }
+
+    /// Remove an object; one already gone is fine.
+    pub fn delete(&self, name: &str) -> io::Result<()> {
+        let path = self.path(name)?;
+        let client = Arc::clone(&self.bucket.client);
+        match block(async move { client.delete(&path).await })? {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(to_io(e)),
+        }
+    }
+
+    /// The names of the objects directly in the folder.
+    pub fn names(&self) -> io::Result<Vec<String>> {
+        let prefix = ObjectPath::parse(&self.prefix).map_err(to_io)?;
+        let client = Arc::clone(&self.bucket.client);
+        let listed = block(async move { client.list_with_delimiter(Some(&prefix)).await })?.map_err(to_io)?;
+        Ok(listed
+            .objects
+            .iter()
+            .filter_map(|o| o.location.filename().map(str::to_string))
+            .collect())
+    }
+}
+
+/// A job lock on object storage: an object created only if absent, renewed
+/// by a thread while the job runs, deleted when it ends. An expired lease
+/// (its holder was killed) is taken over by a conditional replace, so two
+/// jobs never both take it.
+pub struct Lease {
+    folder: Folder,
+    name: String,
+    stop: Option<mpsc::Sender<()>>,
+    renewer: Option<std::thread::JoinHandle<bool>>,
+}
+
+impl std::fmt::Debug for Lease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Lease({})", self.folder.location(&self.name))
+    }
+}
+
+impl Lease {
+    /// Take the lease if free or expired; otherwise `Ok(Err(holder))`.
+    pub fn try_acquire(folder: &Folder, name: &str, since: &str) -> io::Result<Result<Lease, Option<Holder>>> {
+        let ttl = lease_duration();
+        // Two rounds: a lease may vanish or be taken over between the reads.
+        for _ in 0..3 {
+            let body = lease_text(since, ttl);
+            if let Put::Done(version) = folder.put(name, body.clone(), Mode::Create)? {
+                return Ok(Ok(Lease::hold(folder, name, since, version)));
+            }
+            let Some((bytes, version)) = folder.get(name)? else {
+                continue;
+            };
+            let text = String::from_utf8_lossy(&bytes);
+            if !expired(&text) {
+                return Ok(Err(parse_holder(&text)));
+            }
+            tracing::warn!(
+                "{}: taking over an expired lease ({})",
+                folder.location(name),
+                text.trim()
+            );
+            if let Put::Done(version) = folder.put(name, body, Mode::Replace(version))? {
+                return Ok(Ok(Lease::hold(folder, name, since, version)));
+            }
+        }
+        Ok(Err(None))
+    }
+
+    fn hold(folder: &Folder, name: &str, since: &str, version: Version) -> Lease {
+        let (stop, stopped) = mpsc::channel::<()>();
+        let renew_folder = folder.clone();
+        let renew_name = name.to_string();
+        let since = since.to_string();
+        let ttl = lease_duration();
+        // The renewer returns whether the lease is still ours at the end.
+        let renewer = std::thread::spawn(move || {
+            let mut version = version;
+            loop {
+                match stopped.recv_timeout(ttl / 3) {
+                    Err(mpsc::RecvTimeoutError::Timeout) => {}
+                    Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => return true,
+                }
+                let body = lease_text(&since, ttl);
+                match renew_folder.put(&renew_name, body, Mode::Replace(version.clone())) {
+                    Ok(Put::Done(next)) => version = next,
+                    Ok(Put::Refused) => {
+                        tracing::error!(
+                            "{}: the job's lease was taken over (renewal came too late); another job may run now",
+                            renew_folder.location(&renew_name)
+                        );
+                        return false;
+                    }
+                    // A passing network error: the next round tries again.
+                    Err(err) => tracing::warn!("{}: lease renewal failed: {err}", renew_folder.location(&renew_name)),
+                }
+            }
+        });
+        Lease {
+            folder: folder.clone(),
+            name: name.to_string(),
+            stop: Some(stop),
+            renewer: Some(renewer),
+        }
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        let still_ours = self.renewer.take().is_some_and(|r| r.join().unwrap_or(false));
+        if still_ours && let Err(err) = self.folder.delete(&self.name) {
+            tracing::warn!(
+                "{}: could not release the lease (it expires by itself): {err}",
+                self.folder.location(&self.name)
+            );
+        }
+    }
+}
+
+fn lease_duration() -> Duration {
+    let secs = std::env::var(LEASE_SECS_VAR)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|s| *s > 0)
+        .unwrap_or(DEFAULT_LEASE_SECS);
+    Duration::from_secs(secs)
+}
+
+fn lease_text(since: &str, ttl: Duration) -> String {
+    let expires = chrono::Utc::now() + chrono::Duration::from_std(ttl).unwrap_or_default();
+    format!(
+        "pid={} since={since} host={} expires={}\n",
+        std::process::id(),
+        host_name(),
+        expires.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    )
+}
+
+/// A lease whose expiry passed, one held by a process of this host that
+/// is gone (a killed cron job does not block the next one on the same
+/// machine), or one that cannot be read (a lease is only ever written
+/// whole, so that is a hand-made object).
+fn expired(text: &str) -> bool {
+    let field = |key: &str| {
+        text.split_whitespace()
+            .find_map(|part| part.strip_prefix(key))
+            .map(str::to_string)
+    };
+    let expires = field("expires=").and_then(|v| chrono::DateTime::parse_from_rfc3339(&v).ok());
+    let holder_gone = field("host=").is_some_and(|h| h == host_name())
+        && field("pid=").is_some_and(|pid| !std::path::Path::new("/proc").join(pid).exists());
+    holder_gone || expires.is_none_or(|t| t < chrono::Utc::now())
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "unknown".to_string())
+}
+
+fn to_io(err: impl std::fmt::Display) -> io::Error {
+    io::Error::other(err.to_string())
+}
+
+/// Run a storage request to its end from synchronous code, which may
+/// itself run inside the jobs' tokio runtime (where a nested `block_on`
+/// panics): the request runs on the store's own runtime and this thread
+/// waits for its answer.
+fn block<T: Send + 'static>(request: impl Future<Output = T> + Send + 'static) -> io::Result<T> {
+    static RUNTIME: OnceLock<io::Result<tokio::runtime::Runtime>> = OnceLock::new();
+    let runtime = RUNTIME
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name("swingml-s3")
+                .enable_all()
+                .build()
+        })
+        .as_ref()
+        .map_err(|e| io::Error::new(e.kind(), e.to_string()))?;
+    let (answer, answered) = mpsc::sync_channel(1);
+    runtime.spawn(async move {
+        let _ = answer.send(request.await);
+    });
+    answered
+        .recv()
+        .map_err(|_| io::Error::other("a storage request ended without an answer"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_parse_into_bucket_and_prefix() {
+        let bucket = Bucket::open("s3://my-bucket/team/swingml/").unwrap();
+        assert_eq!(bucket.url(), "s3://my-bucket/team/swingml");
+        let folder = Arc::new(bucket).folder("us");
+        assert_eq!(
+            folder.location("manifest.jsonl"),
+            "s3://my-bucket/team/swingml/us/manifest.jsonl"
+        );
+        assert_eq!(Bucket::open("s3://b").unwrap().url(), "s3://b");
+        assert!(Bucket::open("s3:///prefix").unwrap_err().contains("no bucket"));
+    }
+
+    #[test]
+    fn a_lease_expires_at_its_stamp() {
+        let live = lease_text("2026-01-01T00:00:00Z", Duration::from_secs(60));
+        assert!(!expired(&live));
+        let holder = parse_holder(&live).unwrap();
+        assert_eq!(holder.pid, std::process::id());
+        assert!(expired("pid=1 since=x expires=2020-01-01T00:00:00.000Z"));
+        assert!(expired("garbage"));
+        // Held by a process of this host that is gone: free before expiry.
+        let later = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+        let gone = format!("pid=4294967 since=x host={} expires={later}", host_name());
+        assert!(expired(&gone));
+        // The same pid on another host: only its expiry counts.
+        assert!(!expired(&format!("pid=4294967 since=x host=elsewhere expires={later}")));
+    }
+}
