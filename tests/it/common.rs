@@ -7,6 +7,8 @@ use std::process::{Command, Output};
 pub struct TestContext {
     pub dir: tempfile::TempDir,
     pub database_url: String,
+    /// The artifact store on the tests' S3 server instead of the folder.
+    pub s3: Option<crate::s3::S3Store>,
 }
 
 /// What a binary run gave back.
@@ -72,13 +74,18 @@ impl TestContext {
     pub fn new() -> TestContext {
         let dir = tempfile::tempdir().unwrap();
         let database_url = format!("sqlite://{}?mode=rwc", dir.path().join("swingml.db").display());
-        TestContext { dir, database_url }
+        TestContext {
+            dir,
+            database_url,
+            s3: None,
+        }
     }
 
     pub fn with_database(database_url: String) -> TestContext {
         TestContext {
             dir: tempfile::tempdir().unwrap(),
             database_url,
+            s3: None,
         }
     }
 
@@ -101,8 +108,13 @@ impl TestContext {
             // day the tests run.
             .env("SWINGML_NOW", "2024-06-03T23:00:00Z")
             .env_remove("RUST_LOG")
-            .arg("--artifacts")
-            .arg(self.artifacts());
+            .arg("--artifacts");
+        match &self.s3 {
+            Some(s3) => s3.configure(&mut cmd),
+            None => {
+                cmd.arg(self.artifacts());
+            }
+        }
         cmd
     }
 

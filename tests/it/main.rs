@@ -15,6 +15,7 @@ mod migrations;
 mod monitor;
 mod mysql;
 mod provider_server;
+mod s3;
 mod score;
 mod shard;
 mod shared;

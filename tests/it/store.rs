@@ -55,7 +55,7 @@ fn assert_consistent(store: &WatchlistStore) {
         "unparseable manifest lines: {:?}",
         manifest.bad_lines
     );
-    for entry in std::fs::read_dir(store.dir()).unwrap() {
+    for entry in std::fs::read_dir(store.local_dir().unwrap()).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_str().unwrap().to_string();
         if !path.is_file() || name.starts_with(".tmp-") {
@@ -144,7 +144,10 @@ fn sigkill_at_random_moments_never_leaves_an_inconsistent_store() {
         )
         .unwrap();
     assert!(store.verify().unwrap().is_ok());
-    assert_eq!(std::fs::read(store.path_of(&record.name)).unwrap(), payload(10, 1));
+    assert_eq!(
+        std::fs::read(store.local_dir().unwrap().join(&record.name)).unwrap(),
+        payload(10, 1)
+    );
 }
 
 #[test]
@@ -155,14 +158,14 @@ fn injected_failures_between_steps_keep_the_previous_state() {
     let spec = || NewArtifact::new("model_online", NameStyle::Versioned, "bin");
     let first = store.write_bytes(&me, spec(), &payload(5, 7)).unwrap();
     store.promote(&me, &[&first], "first").unwrap();
-    let before = std::fs::read(store.dir().join("manifest.jsonl")).unwrap();
+    let before = std::fs::read(store.local_dir().unwrap().join("manifest.jsonl")).unwrap();
     for step in ["after_temp_write", "after_rename", "before_manifest"] {
         let _guard = inject_failure(step);
         let err = store.write_bytes(&me, spec(), &payload(9, 9)).unwrap_err();
         assert!(format!("{err:#}").contains(step), "{err:#}");
         drop(_guard);
         assert_eq!(
-            std::fs::read(store.dir().join("manifest.jsonl")).unwrap(),
+            std::fs::read(store.local_dir().unwrap().join("manifest.jsonl")).unwrap(),
             before,
             "{step}: manifest changed"
         );
@@ -189,7 +192,7 @@ fn eight_concurrent_writers_never_interleave_manifest_lines() {
         assert!(child.wait().unwrap().success());
     }
     let store = Store::new(&root).watchlist("wl").unwrap();
-    let text = std::fs::read_to_string(store.dir().join("manifest.jsonl")).unwrap();
+    let text = std::fs::read_to_string(store.local_dir().unwrap().join("manifest.jsonl")).unwrap();
     assert_eq!(text.lines().count(), 200);
     for line in text.lines() {
         serde_json::from_str::<serde_json::Value>(line).expect("every line is one JSON object");
@@ -257,7 +260,7 @@ fn verify_catches_truncation_changed_bytes_missing_files_and_sidecars() {
     let run = ctx.run("artifacts", &["--watchlist", "wl", "verify"]);
     run.assert_ok();
 
-    let path = |n: &str| store.path_of(n);
+    let path = |n: &str| store.local_dir().unwrap().join(n);
     let truncated = std::fs::read(path(&names[0])).unwrap();
     std::fs::write(path(&names[0]), &truncated[..20]).unwrap();
     let mut changed = std::fs::read(path(&names[1])).unwrap();
@@ -326,7 +329,7 @@ fn promote_rollback_and_show_production_through_the_binary() {
     .unwrap();
     assert_eq!(shown["artifacts"]["model_online"]["version"], 2);
     let file: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(store.dir().join("production.json")).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(store.local_dir().unwrap().join("production.json")).unwrap()).unwrap();
     assert_eq!(file["artifacts"]["model_batch"]["version"], 2);
 
     ctx.run("artifacts", &["--watchlist", "wl", "rollback"]).assert_ok();

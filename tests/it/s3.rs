@@ -1,0 +1,400 @@
+//! The artifact store on S3-compatible storage (`--artifacts s3://…`),
+//! against a local moto server this test binary starts (tests/s3_server.py,
+//! loopback only): the quick start's pipeline, two writers racing on one
+//! manifest, writers killed at every crash point, and job leases.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+
+use crate::common::{Run, TestContext, fixture};
+use crate::crash::BOOTSTRAP_ARGS;
+
+const BUCKET: &str = "swingml-tests";
+
+/// Where a test context's store lives on the server.
+pub struct S3Store {
+    url: String,
+    port: u16,
+}
+
+impl S3Store {
+    /// `--artifacts` and the AWS settings of the local server.
+    pub fn configure(&self, cmd: &mut Command) {
+        cmd.arg(&self.url)
+            .env("AWS_ENDPOINT_URL", endpoint(self.port))
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ALLOW_HTTP", "true")
+            .env_remove("AWS_PROFILE")
+            .env_remove("AWS_SESSION_TOKEN");
+    }
+}
+
+fn endpoint(port: u16) -> String {
+    format!("http://127.0.0.1:{port}")
+}
+
+/// The server, started once for the whole test binary; it exits when this
+/// process does (its stdin closes).
+fn server_port() -> u16 {
+    static SERVER: OnceLock<(u16, std::sync::Mutex<Child>)> = OnceLock::new();
+    SERVER
+        .get_or_init(|| {
+            let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/s3_server.py");
+            let mut child = Command::new("python3")
+                .arg(script)
+                .arg(BUCKET)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("python3 runs the local S3 server");
+            let mut line = String::new();
+            BufReader::new(child.stdout.take().unwrap())
+                .read_line(&mut line)
+                .unwrap();
+            let port = line
+                .trim()
+                .parse()
+                .unwrap_or_else(|_| panic!("the local S3 server did not start (pip install 'moto[server]'): {line:?}"));
+            (port, std::sync::Mutex::new(child))
+        })
+        .0
+}
+
+impl TestContext {
+    /// This context with its artifact store under `s3://swingml-tests/<prefix>`.
+    pub fn on_s3(mut self, prefix: &str) -> TestContext {
+        self.s3 = Some(S3Store {
+            url: format!("s3://{BUCKET}/{prefix}"),
+            port: server_port(),
+        });
+        self
+    }
+}
+
+/// An object's bytes read with boto3 (an independent client), `None` when absent.
+fn object(key: &str) -> Option<Vec<u8>> {
+    let script = r#"
+import sys, boto3, botocore
+s3 = boto3.client("s3", endpoint_url=sys.argv[1], aws_access_key_id="test",
+                  aws_secret_access_key="test", region_name="us-east-1")
+try:
+    sys.stdout.buffer.write(s3.get_object(Bucket=sys.argv[2], Key=sys.argv[3])["Body"].read())
+except botocore.exceptions.ClientError:
+    sys.exit(3)
+"#;
+    let out = Command::new("python3")
+        .args(["-c", script, &endpoint(server_port()), BUCKET, key])
+        .output()
+        .unwrap();
+    match out.status.code() {
+        Some(0) => Some(out.stdout),
+        Some(3) => None,
+        _ => panic!("boto3 get {key}: {}", String::from_utf8_lossy(&out.stderr)),
+    }
+}
+
+fn put_object(key: &str, body: &str) {
+    let script = r#"
+import sys, boto3
+s3 = boto3.client("s3", endpoint_url=sys.argv[1], aws_access_key_id="test",
+                  aws_secret_access_key="test", region_name="us-east-1")
+s3.put_object(Bucket=sys.argv[2], Key=sys.argv[3], Body=sys.argv[4].encode())
+"#;
+    let out = Command::new("python3")
+        .args(["-c", script, &endpoint(server_port()), BUCKET, key, body])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn manifest_text(prefix: &str) -> String {
+    String::from_utf8(object(&format!("{prefix}/us/manifest.jsonl")).unwrap_or_default()).unwrap()
+}
+
+/// Every manifest line is whole JSON ending in a newline.
+fn assert_whole_lines(text: &str) {
+    assert!(text.is_empty() || text.ends_with('\n'), "torn manifest tail: {text:?}");
+    for line in text.lines() {
+        serde_json::from_str::<serde_json::Value>(line).unwrap_or_else(|e| panic!("half a line {line:?}: {e}"));
+    }
+}
+
+fn verify_clean(ctx: &TestContext) -> Run {
+    let run = ctx.run("artifacts", &["--watchlist", "us", "verify"]);
+    run.assert_ok();
+    assert!(run.stderr.contains(" 0 problem(s)"), "{}", run.stderr);
+    assert!(!run.stdout.contains("problem:"), "{}", run.stdout);
+    run
+}
+
+fn prepare_trained(ctx: &TestContext) {
+    ctx.import(&[&fixture("us_daily_10sym_2018_2020.csv")], "us")
+        .assert_ok();
+    ctx.run("ta-signals", &["run", "--watchlist", "us"]).assert_ok();
+    ctx.run("bootstrap", &BOOTSTRAP_ARGS).assert_ok();
+}
+
+/// The live models: each file's sha256; the updated online model's JSON
+/// without the name of the bootstrap model it came from (time-stamped).
+fn live_models(ctx: &TestContext) -> String {
+    let pointer = ctx.run("artifacts", &["--watchlist", "us", "show-production"]);
+    let pointer: serde_json::Value = serde_json::from_str(&pointer.assert_ok().stdout).unwrap();
+    let mut live = Vec::new();
+    for (kind, artifact) in pointer["artifacts"].as_object().unwrap() {
+        let name = artifact["name"].as_str().unwrap();
+        let bytes = match &ctx.s3 {
+            Some(_) => object(&format!("quickstart/us/{name}")).unwrap(),
+            None => std::fs::read(ctx.artifacts().join("us").join(name)).unwrap(),
+        };
+        let content = if kind == "model_online" {
+            let mut model: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+            assert!(model["updated_rows"].as_u64().unwrap() > 0, "an updated model is live");
+            model.as_object_mut().unwrap().remove("base_model");
+            model.to_string()
+        } else {
+            swingml::store::atomic::sha256_hex(&bytes)
+        };
+        live.push(format!("{kind} {content}"));
+    }
+    live.join("\n")
+}
+
+/// The quick start's slice (import, indicators, bootstrap, daily score and
+/// update, monitor) on S3 gives exactly the local store's answers, writes
+/// nothing to the local folder, and `artifacts verify` passes there.
+#[test]
+fn the_quick_start_pipeline_runs_on_s3() {
+    let local = TestContext::new();
+    let remote = TestContext::new().on_s3("quickstart");
+    let mut answers: Vec<Vec<String>> = Vec::new();
+    for ctx in [&local, &remote] {
+        prepare_trained(ctx);
+        let mut said = Vec::new();
+        for day in ["2020-12-01", "2020-12-02"] {
+            let score = ctx.run(
+                "score",
+                &["--watchlist", "us", "--as-of", day, "--top-k", "3", "--format", "json"],
+            );
+            score.assert_ok();
+            said.push(score.stdout.clone());
+            ctx.run("incremental-update", &["--watchlist", "us", "--as-of", day])
+                .assert_ok();
+        }
+        ctx.run(
+            "monitor",
+            &[
+                "--watchlist",
+                "us",
+                "--as-of",
+                "2020-12-02",
+                "--predictions-days-back",
+                "10",
+            ],
+        )
+        .assert_ok();
+        said.push(live_models(ctx));
+        verify_clean(ctx);
+        // Every watchlist under the root, found by listing it.
+        let all = ctx.run("artifacts", &["verify"]);
+        all.assert_ok();
+        assert!(all.stderr.contains("verify: 1 watchlist(s)"), "{}", all.stderr);
+        answers.push(said);
+    }
+    assert_eq!(answers[0][..2], answers[1][..2], "score on S3 equals score on a folder");
+    assert!(answers[0][2].contains("model_batch"), "{}", answers[0][2]);
+    assert_eq!(answers[0][2], answers[1][2], "the same models are live");
+    assert!(!remote.artifacts().exists(), "nothing written to the local folder");
+
+    let manifest = manifest_text("quickstart");
+    assert_whole_lines(&manifest);
+    let predictions: Vec<serde_json::Value> = manifest
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["kind"] == "predictions")
+        .collect();
+    assert_eq!(predictions.len(), 2);
+    // The predictions file read back from the bucket by pyarrow.
+    let name = predictions[1]["name"].as_str().unwrap();
+    let bytes = object(&format!("quickstart/us/{name}")).expect("the committed file is there");
+    let path = remote.path("predictions.parquet");
+    std::fs::write(&path, bytes).unwrap();
+    let rows = Command::new("python3")
+        .args([
+            "-c",
+            "import sys, pyarrow.parquet as pq; print(pq.read_table(sys.argv[1]).num_rows)",
+        ])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&rows.stdout).trim(), "10", "{rows:?}");
+}
+
+/// Two sharded scores paused after they read the manifest and placed their
+/// objects, then released together: both pick the same version, one
+/// conditional put wins, the other reads again and commits the next one.
+#[test]
+fn two_writers_racing_on_one_manifest_both_commit() {
+    let ctx = TestContext::new().on_s3("race");
+    prepare_trained(&ctx);
+    let score = |shard: &str| {
+        let mut cmd = ctx.command("score");
+        cmd.args(["--watchlist", "us", "--as-of", "2020-12-01", "--shard", shard]);
+        cmd
+    };
+    // Where the commit point is, from a traced run (its part is a third writer).
+    let trace = ctx.path("trace.txt");
+    Run::from(
+        score("1/2")
+            .env(swingml::crashpoint::CRASH_TRACE_VAR, &trace)
+            .output()
+            .unwrap(),
+    )
+    .assert_ok();
+    let points: Vec<String> = std::fs::read_to_string(&trace)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let at = points
+        .iter()
+        .find(|l| l.ends_with(" before_manifest"))
+        .and_then(|l| l.split_once(' '))
+        .map(|(n, _)| n.to_string())
+        .expect("score commits an artifact");
+
+    let mut writers = Vec::new();
+    for (k, shard) in ["1/2", "2/2"].into_iter().enumerate() {
+        let pause = ctx.path(&format!("writer{k}.pause"));
+        let child = score(shard)
+            .env(swingml::crashpoint::PAUSE_AT_VAR, &at)
+            .env(swingml::crashpoint::PAUSE_FILE_VAR, &pause)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        writers.push((pause, child));
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !writers.iter().all(|(pause, _)| pause.exists()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the writers never reached the commit"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let before = manifest_text("race");
+    for (pause, _) in &writers {
+        std::fs::write(pause.with_extension("go"), "").unwrap();
+    }
+    let mut retried = 0;
+    for (_, child) in writers {
+        let run = Run::from(child.wait_with_output().unwrap());
+        run.assert_ok();
+        retried += usize::from(run.stderr.contains("another writer committed first"));
+    }
+    assert_eq!(retried, 1, "exactly one writer lost the race and retried");
+
+    let after = manifest_text("race");
+    assert_whole_lines(&after);
+    assert!(after.starts_with(&before), "no committed line lost");
+    let versions: Vec<u64> = after
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["kind"] == "predictions_part")
+        .map(|e| e["version"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        versions,
+        [1, 2, 3],
+        "the racers read version 2 together; one retried as 3"
+    );
+    let verify = verify_clean(&ctx);
+    assert!(
+        verify.stderr.contains(" 0 orphan(s)"),
+        "the loser removed its objects: {}",
+        verify.stderr
+    );
+    ctx.run("score", &["--watchlist", "us", "--as-of", "2020-12-01", "--merge"])
+        .assert_ok();
+}
+
+/// `score` killed (SIGKILL) at each of its crash points on S3: the manifest
+/// is either as before or one whole line longer, `verify` passes, and the
+/// next run on the same host does not wait for the dead job's lease.
+#[test]
+fn a_killed_writer_leaves_no_half_committed_line() {
+    use std::os::unix::process::ExitStatusExt;
+    let ctx = TestContext::new().on_s3("killed");
+    prepare_trained(&ctx);
+    let score = || {
+        let mut cmd = ctx.command("score");
+        cmd.args(["--watchlist", "us", "--as-of", "2020-12-01", "--format", "json"]);
+        cmd
+    };
+    let reference = Run::from(score().output().unwrap());
+    reference.assert_ok();
+    let trace = ctx.path("trace.txt");
+    Run::from(
+        score()
+            .env(swingml::crashpoint::CRASH_TRACE_VAR, &trace)
+            .output()
+            .unwrap(),
+    )
+    .assert_ok();
+    let points = std::fs::read_to_string(&trace).unwrap().lines().count();
+    assert!(points >= 3, "{points} crash points");
+    for n in 1..=points {
+        let before = manifest_text("killed");
+        let killed = score()
+            .env(swingml::crashpoint::CRASH_AFTER_VAR, n.to_string())
+            .output()
+            .unwrap();
+        assert_eq!(killed.status.signal(), Some(9), "not killed at point {n}");
+        let after = manifest_text("killed");
+        assert_whole_lines(&after);
+        let added = after.strip_prefix(&before).expect("committed lines kept");
+        assert!(added.lines().count() <= 1, "point {n}: {added:?}");
+        verify_clean(&ctx);
+        let rerun = Run::from(score().output().unwrap());
+        rerun.assert_ok();
+        assert_eq!(rerun.stdout, reference.stdout, "after a kill at point {n}");
+    }
+}
+
+/// A lease held by a live job elsewhere refuses the job with the holder's
+/// name; an expired one is taken over.
+#[test]
+fn a_job_lease_held_elsewhere_refuses_until_it_expires() {
+    let ctx = TestContext::new().on_s3("lease");
+    ctx.import(&[&fixture("us_daily_10sym_2018_2020.csv")], "us")
+        .assert_ok();
+    let later = "2999-01-01T00:00:00.000Z";
+    put_object(
+        "lease/us/.locks/ta-signals.lock",
+        &format!("pid=4242 since=2026-11-30T08:00:00Z host=other-host expires={later}\n"),
+    );
+    ctx.run("ta-signals", &["run", "--watchlist", "us"]).assert_error(
+        1,
+        "already running: ta-signals for us since 2026-11-30T08:00:00Z (pid 4242)",
+    );
+    put_object(
+        "lease/us/.locks/ta-signals.lock",
+        "pid=4242 since=2026-11-30T08:00:00Z host=other-host expires=2026-01-01T00:00:00.000Z\n",
+    );
+    ctx.run("ta-signals", &["run", "--watchlist", "us"]).assert_ok();
+    assert_eq!(object("lease/us/.locks/ta-signals.lock"), None, "released at the end");
+}
+
+#[test]
+fn a_bad_s3_location_is_a_usage_error() {
+    let run = Run::from(
+        Command::new(crate::common::bin("artifacts"))
+            .args(["--artifacts", "s3:///no-bucket", "verify"])
+            .output()
+            .unwrap(),
+    );
+    run.assert_error(2, "no bucket name");
+}
