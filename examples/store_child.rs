@@ -19,7 +19,8 @@ fn main() {
     let mode = std::env::var(CHILD_MODE).expect("run by tests/it/store.rs with SWINGML_STORE_CHILD set");
     let dir = PathBuf::from(std::env::var(CHILD_DIR).expect("SWINGML_STORE_DIR"));
     let seed: u64 = std::env::var(CHILD_SEED).ok().and_then(|s| s.parse().ok()).unwrap_or(1);
-    let store = Store::new(&dir).watchlist("wl").unwrap();
+    // A folder, or s3://… with the AWS_* variables the test sets.
+    let store = Store::open(&dir).unwrap().watchlist("wl").unwrap();
     let me = writer(&format!("child-{}", std::process::id()));
     match mode.as_str() {
         "crash" => {

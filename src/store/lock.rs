@@ -19,6 +19,8 @@ pub struct FileLock {
 pub struct Holder {
     pub pid: u32,
     pub since: String,
+    /// The holder's host, for a lease on shared storage.
+    pub host: Option<String>,
 }
 
 impl FileLock {
@@ -99,16 +101,20 @@ fn flock(file: &File, operation: libc::c_int) -> io::Result<()> {
 pub(crate) fn parse_holder(text: &str) -> Option<Holder> {
     let mut pid = None;
     let mut since = None;
+    let mut host = None;
     for part in text.split_whitespace() {
         if let Some(v) = part.strip_prefix("pid=") {
             pid = v.parse().ok();
         } else if let Some(v) = part.strip_prefix("since=") {
             since = Some(v.to_string());
+        } else if let Some(v) = part.strip_prefix("host=") {
+            host = Some(v.to_string());
         }
     }
     Some(Holder {
         pid: pid?,
         since: since?,
+        host,
     })
 }
 

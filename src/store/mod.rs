@@ -60,12 +60,14 @@ pub const POINTER_KINDS: [&str; 4] = ["model_online", "model_batch", "transforme
 pub enum StoreError {
     #[error(transparent)]
     InvalidWatchlist(#[from] crate::error::UsageError),
-    #[error("already running: {job} for {watchlist} since {since} (pid {pid})")]
+    #[error("already running: {job} for {watchlist} since {since} (pid {pid}{on_host})")]
     AlreadyRunning {
         job: String,
         watchlist: String,
         since: String,
         pid: u32,
+        /// " on HOST" for a lease on shared storage, else empty.
+        on_host: String,
     },
     #[error("already running: {job} for {watchlist} (holder unknown)")]
     AlreadyRunningUnknown { job: String, watchlist: String },
@@ -381,6 +383,7 @@ impl WatchlistStore {
                 watchlist: self.watchlist.clone(),
                 since: holder.since,
                 pid: holder.pid,
+                on_host: holder.host.map(|h| format!(" on {h}")).unwrap_or_default(),
             }),
             Err(None) => Err(StoreError::AlreadyRunningUnknown {
                 job: job.to_string(),

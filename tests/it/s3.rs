@@ -22,13 +22,25 @@ impl S3Store {
     /// `--artifacts` and the AWS settings of the local server.
     pub fn configure(&self, cmd: &mut Command) {
         cmd.arg(&self.url)
-            .env("AWS_ENDPOINT_URL", endpoint(self.port))
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_ALLOW_HTTP", "true")
+            .envs(self.env())
             .env_remove("AWS_PROFILE")
             .env_remove("AWS_SESSION_TOKEN");
+    }
+
+    /// The key prefix of the store in the bucket.
+    fn prefix(&self) -> &str {
+        &self.url[format!("s3://{BUCKET}/").len()..]
+    }
+
+    /// The AWS settings of the local server.
+    fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL", endpoint(self.port)),
+            ("AWS_ACCESS_KEY_ID", "test".into()),
+            ("AWS_SECRET_ACCESS_KEY", "test".into()),
+            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_ALLOW_HTTP", "true".into()),
+        ]
     }
 }
 
@@ -111,7 +123,11 @@ s3.put_object(Bucket=sys.argv[2], Key=sys.argv[3], Body=sys.argv[4].encode())
 }
 
 fn manifest_text(prefix: &str) -> String {
-    String::from_utf8(object(&format!("{prefix}/us/manifest.jsonl")).unwrap_or_default()).unwrap()
+    watchlist_manifest(prefix, "us")
+}
+
+fn watchlist_manifest(prefix: &str, watchlist: &str) -> String {
+    String::from_utf8(object(&format!("{prefix}/{watchlist}/manifest.jsonl")).unwrap_or_default()).unwrap()
 }
 
 /// Every manifest line is whole JSON ending in a newline.
@@ -378,7 +394,7 @@ fn a_job_lease_held_elsewhere_refuses_until_it_expires() {
     );
     ctx.run("ta-signals", &["run", "--watchlist", "us"]).assert_error(
         1,
-        "already running: ta-signals for us since 2026-11-30T08:00:00Z (pid 4242)",
+        "already running: ta-signals for us since 2026-11-30T08:00:00Z (pid 4242 on other-host)",
     );
     put_object(
         "lease/us/.locks/ta-signals.lock",
@@ -386,6 +402,176 @@ fn a_job_lease_held_elsewhere_refuses_until_it_expires() {
     );
     ctx.run("ta-signals", &["run", "--watchlist", "us"]).assert_ok();
     assert_eq!(object("lease/us/.locks/ta-signals.lock"), None, "released at the end");
+}
+
+/// The store's own child process (examples/store_child.rs) writing to a
+/// bucket, with the test's S3 settings.
+fn spawn_store_child(ctx: &TestContext, mode: &str, seed: u64, extra: &[(&str, String)]) -> std::process::Child {
+    let s3 = ctx.s3.as_ref().expect("a context on S3");
+    let mut env = s3.env();
+    env.extend(extra.iter().cloned());
+    crate::store::spawn_child_with(mode, std::path::Path::new(&s3.url), seed, &env)
+}
+
+/// Eight processes writing 25 artifacts each, all at once, to one
+/// manifest: 200 whole lines, versions 1..=200 without a gap or a double.
+#[test]
+fn eight_concurrent_writers_on_one_bucket_manifest() {
+    let ctx = TestContext::new().on_s3("eight");
+    let children: Vec<_> = (0..8).map(|i| spawn_store_child(&ctx, "concurrent", i, &[])).collect();
+    for mut child in children {
+        assert!(child.wait().unwrap().success());
+    }
+    let text = watchlist_manifest("eight", "wl");
+    assert_whole_lines(&text);
+    let mut versions: Vec<u64> = text
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["version"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    versions.sort();
+    assert_eq!(versions, (1..=200).collect::<Vec<_>>(), "unique and gap-free");
+    let verify = ctx.run("artifacts", &["--watchlist", "wl", "verify"]);
+    verify.assert_ok();
+    assert!(
+        verify
+            .stderr
+            .contains("200 artifact(s) checked, 0 problem(s), 0 orphan(s)"),
+        "{}",
+        verify.stderr
+    );
+}
+
+/// Writers killed (SIGKILL) at random steps of the protocol on a bucket,
+/// models, promotions and rollbacks: the manifest stays whole lines,
+/// `verify` finds no problem, and what a kill left is only orphans.
+#[test]
+fn sigkill_at_random_moments_leaves_a_consistent_bucket() {
+    let ctx = TestContext::new().on_s3("sigkill");
+    let mut rng = crate::shared::Rng(0x5eed_0053);
+    let mut points = std::collections::BTreeMap::new();
+    for round in 0..30 {
+        let (step, _) = kill_child_at(&ctx, &format!("round-{round}"), rng.next(), 1 + rng.below(40));
+        *points.entry(step).or_insert(0) += 1;
+    }
+    // A pointer move is one step in a dozen: aim at it. A child run to
+    // step 40 shows where its seed's first promotion commits; the same
+    // seed is then killed right there.
+    for _ in 0..20 {
+        if points.contains_key("before_pointer") {
+            break;
+        }
+        let seed = rng.next();
+        let (_, trace) = kill_child_at(&ctx, "probe", seed, 40);
+        let Some(at) = trace.lines().position(|l| l.ends_with(" before_pointer")) else {
+            continue;
+        };
+        let (step, _) = kill_child_at(&ctx, "aimed", seed, at as u64 + 1);
+        *points.entry(step).or_insert(0) += 1;
+    }
+    for step in [
+        "after_temp_write",
+        "before_manifest",
+        "after_manifest",
+        "before_pointer",
+    ] {
+        assert!(points.contains_key(step), "no kill at {step}: {points:?}");
+    }
+    ctx.run("artifacts", &["--watchlist", "wl", "repair"]).assert_ok();
+    let verify = ctx.run("artifacts", &["--watchlist", "wl", "verify"]);
+    verify.assert_ok();
+    assert!(!verify.stdout.contains("problem:"), "{}", verify.stdout);
+    assert!(
+        !verify.stdout.contains("production.json"),
+        "pointer in line after repair: {}",
+        verify.stdout
+    );
+    assert!(
+        verify.stdout.contains("orphan:"),
+        "no kill interrupted a write: {}",
+        verify.stdout
+    );
+}
+
+/// Run the store's crash child until its `n`-th crash point kills it; the
+/// step it died at and its trace. The manifest is whole lines after it.
+fn kill_child_at(ctx: &TestContext, label: &str, seed: u64, n: u64) -> (String, String) {
+    use std::os::unix::process::ExitStatusExt;
+    let trace = ctx.path(&format!("trace-{label}.txt"));
+    let _ = std::fs::remove_file(&trace);
+    let mut child = spawn_store_child(
+        ctx,
+        "crash",
+        seed,
+        &[
+            (swingml::crashpoint::CRASH_AFTER_VAR, n.to_string()),
+            (swingml::crashpoint::CRASH_TRACE_VAR, trace.display().to_string()),
+        ],
+    );
+    assert_eq!(
+        child.wait().unwrap().signal(),
+        Some(9),
+        "{label}: not killed at step {n}"
+    );
+    let trace = std::fs::read_to_string(&trace).unwrap();
+    let step = trace.lines().last().unwrap().split_once(' ').unwrap().1.to_string();
+    assert_whole_lines(&watchlist_manifest(ctx.s3.as_ref().unwrap().prefix(), "wl"));
+    (step, trace)
+}
+
+/// A job renews its lease while it runs: with a 1 s lease, a job paused for
+/// 3 s still holds it (a second one is refused), and releases it at its end.
+#[test]
+fn a_running_job_renews_its_lease() {
+    let ctx = TestContext::new().on_s3("renew");
+    ctx.import(&[&fixture("us_daily_10sym_2018_2020.csv")], "us")
+        .assert_ok();
+    let run = || {
+        let mut cmd = ctx.command("ta-signals");
+        cmd.args(["run", "--watchlist", "us"])
+            .env(swingml::store::remote::LEASE_SECS_VAR, "1");
+        cmd
+    };
+    let trace = ctx.path("trace.txt");
+    Run::from(
+        run()
+            .env(swingml::crashpoint::CRASH_TRACE_VAR, &trace)
+            .output()
+            .unwrap(),
+    )
+    .assert_ok();
+    let at = std::fs::read_to_string(&trace)
+        .unwrap()
+        .lines()
+        .find(|l| l.ends_with(" job_runs.started"))
+        .and_then(|l| l.split_once(' '))
+        .map(|(n, _)| n.to_string())
+        .expect("an audited run, after its lock");
+
+    let pause = ctx.path("first.pause");
+    let first = run()
+        .env(swingml::crashpoint::PAUSE_AT_VAR, &at)
+        .env(swingml::crashpoint::PAUSE_FILE_VAR, &pause)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !pause.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first job never took its lease"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    Run::from(run().output().unwrap()).assert_error(1, "already running: ta-signals for us");
+    std::fs::write(pause.with_extension("go"), "").unwrap();
+    Run::from(first.wait_with_output().unwrap()).assert_ok();
+    assert_eq!(object("renew/us/.locks/ta-signals.lock"), None, "released at the end");
 }
 
 #[test]

@@ -20,7 +20,7 @@ fn spawn_child(mode: &str, dir: &Path, seed: u64) -> Child {
     spawn_child_with(mode, dir, seed, &[])
 }
 
-fn spawn_child_with(mode: &str, dir: &Path, seed: u64, env: &[(&str, String)]) -> Child {
+pub(crate) fn spawn_child_with(mode: &str, dir: &Path, seed: u64, env: &[(&str, String)]) -> Child {
     let examples = std::env::current_exe()
         .unwrap()
         .parent()
