@@ -35,6 +35,16 @@ fn main() {
                 store.write_bytes(&me, spec, &payload(100 + i, i as u8)).unwrap();
             }
         }
+        "large" => {
+            // 20 MiB that differ from part to part: a part out of order or
+            // lost changes the hash `verify` checks.
+            let bytes: Vec<u8> = (0..20u64 << 20)
+                .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+                .collect();
+            let spec = NewArtifact::new("snapshot", NameStyle::Versioned, "bin");
+            let record = store.write_bytes(&me, spec, &bytes).unwrap();
+            println!("{}", record.name);
+        }
         "hold_lock" => {
             let _lock = store.lock_job("bootstrap").unwrap();
             println!("locked");

@@ -471,6 +471,7 @@ impl WatchlistStore {
         let mut temp = TempFile::create(&staging, &spec.prefix).map_err(io_err(&staging))?;
         let parquet = fill(temp.writer())?;
         let written = temp.finish().map_err(io_err(&staging))?;
+        let uploaded = self.upload_in_parts(&temp, written.bytes)?;
         let mut staged = Some(temp);
 
         let committed = self.commit(
@@ -493,7 +494,7 @@ impl WatchlistStore {
                     inputs: spec.inputs.clone(),
                     parquet: parquet.clone(),
                 };
-                if !self.place_content(&name, &mut staged)? {
+                if !self.place_content(&name, &mut staged, uploaded.as_deref())? {
                     return Ok(None);
                 }
                 let meta_name = format!("{name}{META_SUFFIX}");
@@ -526,17 +527,48 @@ impl WatchlistStore {
                 self.remove_uncommitted(&record.name);
                 self.remove_uncommitted(&record.meta);
             },
-        )?;
+        );
+        if let Some(temporary) = &uploaded {
+            self.remove_uncommitted(temporary);
+        }
+        let committed = committed?;
         crate::crashpoint::reach("after_manifest");
         let record = committed.value;
         tracing::debug!(name = %record.name, bytes = record.bytes, "artifact committed");
         Ok(record)
     }
 
+    /// A large artifact bound for a bucket, uploaded in parts under a
+    /// temporary object name (listed as an orphan by `verify` if the writer
+    /// dies before removing it); `None` for everything else.
+    fn upload_in_parts(&self, temp: &TempFile, bytes: u64) -> Result<Option<String>, StoreError> {
+        let Place::Bucket(folder) = &self.place else {
+            return Ok(None);
+        };
+        if !remote::uploads_in_parts(bytes) {
+            return Ok(None);
+        }
+        let name = temp
+            .path()
+            .file_name()
+            .and_then(|n| n.to_str())
+            .expect("temporary names are ASCII")
+            .to_string();
+        folder.upload_file(&name, temp.path()).map_err(self.io_error(&name))?;
+        Ok(Some(name))
+    }
+
     /// Put the staged content under its final name: a rename on local disk
-    /// (the manifest lock is held, the name is free), a create-only put on
-    /// a bucket (`false`: another writer took the name).
-    fn place_content(&self, name: &str, staged: &mut Option<TempFile>) -> Result<bool, StoreError> {
+    /// (the manifest lock is held, the name is free); on a bucket a
+    /// create-only put, or a create-only server-side copy of what
+    /// [`upload_in_parts`](Self::upload_in_parts) sent (`false`: another
+    /// writer took the name).
+    fn place_content(
+        &self,
+        name: &str,
+        staged: &mut Option<TempFile>,
+        uploaded: Option<&str>,
+    ) -> Result<bool, StoreError> {
         match &self.place {
             Place::Dir(dir) => {
                 let final_path = dir.join(name);
@@ -544,11 +576,14 @@ impl WatchlistStore {
                 temp.persist(&final_path).map_err(io_err(&final_path))?;
                 Ok(true)
             }
-            Place::Bucket(_) => {
-                let temp = staged.as_ref().expect("a bucket commit keeps its staged file");
-                let bytes = std::fs::read(temp.path()).map_err(io_err(temp.path()))?;
-                self.place.create(name, bytes).map_err(self.io_error(name))
-            }
+            Place::Bucket(folder) => match uploaded {
+                Some(temporary) => folder.copy_new(temporary, name).map_err(self.io_error(name)),
+                None => {
+                    let temp = staged.as_ref().expect("a bucket commit keeps its staged file");
+                    let bytes = std::fs::read(temp.path()).map_err(io_err(temp.path()))?;
+                    self.place.create(name, bytes).map_err(self.io_error(name))
+                }
+            },
         }
     }
 

@@ -9,6 +9,10 @@
 //! - a put with `If-Match: <etag>` replaces an object only if nobody
 //!   replaced it since it was read: the manifest's compare-and-swap.
 //!
+//! A large artifact is not held in memory: it is uploaded in parts to a
+//! temporary name first, then copied server-side to its final name with
+//! `If-None-Match: *` (a multipart copy, `S3CopyIfNotExists::Multipart`).
+//!
 //! Connection settings come from the usual AWS variables
 //! (`AWS_ENDPOINT_URL`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`,
 //! `AWS_SECRET_ACCESS_KEY`, `AWS_ALLOW_HTTP` for a plain-HTTP server).
@@ -27,6 +31,14 @@ use super::lock::{Holder, parse_holder};
 /// next one at most this long. `SWINGML_S3_LEASE_SECS` overrides it.
 const DEFAULT_LEASE_SECS: u64 = 60;
 pub const LEASE_SECS_VAR: &str = "SWINGML_S3_LEASE_SECS";
+
+/// Artifacts from this size on are uploaded in parts, then copied into
+/// place; smaller ones go in one conditional put from memory.
+/// `SWINGML_S3_PART_UPLOAD_BYTES` overrides it.
+const DEFAULT_PART_UPLOAD_BYTES: u64 = 32 << 20;
+pub const PART_UPLOAD_BYTES_VAR: &str = "SWINGML_S3_PART_UPLOAD_BYTES";
+/// The size of one uploaded part (S3: at least 5 MiB but the last).
+const PART_BYTES: usize = 8 << 20;
 
 /// A bucket and the key prefix the store lives under.
 #[derive(Debug)]
@@ -75,6 +87,7 @@ impl Bucket {
         ObjectPath::parse(&prefix).map_err(|e| format!("{url}: {e}"))?;
         let client = object_store::aws::AmazonS3Builder::from_env()
             .with_bucket_name(bucket)
+            .with_copy_if_not_exists(object_store::aws::S3CopyIfNotExists::Multipart)
             .build()
             .map_err(|e| format!("{url}: {e}"))?;
         Ok(Bucket {
@@ -157,6 +170,49 @@ impl Folder {
             Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {
                 Ok(Put::Refused)
             }
+            Err(e) => Err(to_io(e)),
+        }
+    }
+
+    /// Upload a local file in parts, its memory bounded by a few parts,
+    /// unconditionally: `name` is a temporary name only this writer uses.
+    pub fn upload_file(&self, name: &str, file: &std::path::Path) -> io::Result<()> {
+        let path = self.path(name)?;
+        let client = Arc::clone(&self.bucket.client);
+        let mut reader = std::fs::File::open(file)?;
+        block(async move {
+            let upload = client.put_multipart(&path).await.map_err(to_io)?;
+            let mut writer = object_store::WriteMultipart::new_with_chunk_size(upload, PART_BYTES);
+            let mut buffer = vec![0u8; PART_BYTES];
+            let sent: io::Result<()> = async {
+                loop {
+                    writer.wait_for_capacity(2).await.map_err(to_io)?;
+                    let n = io::Read::read(&mut reader, &mut buffer)?;
+                    if n == 0 {
+                        return Ok(());
+                    }
+                    writer.write(&buffer[..n]);
+                }
+            }
+            .await;
+            match sent {
+                Ok(()) => writer.finish().await.map(|_| ()).map_err(to_io),
+                Err(err) => {
+                    // Parts already sent are discarded with the upload.
+                    let _ = writer.abort().await;
+                    Err(err)
+                }
+            }
+        })?
+    }
+
+    /// Copy `from` to a new name server-side; `false` when `to` is taken.
+    pub fn copy_new(&self, from: &str, to: &str) -> io::Result<bool> {
+        let (from, to) = (self.path(from)?, self.path(to)?);
+        let client = Arc::clone(&self.bucket.client);
+        match block(async move { client.copy_if_not_exists(&from, &to).await })? {
+            Ok(()) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => Ok(false),
             Err(e) => Err(to_io(e)),
         }
     }
@@ -289,6 +345,15 @@ impl Drop for Lease {
             );
         }
     }
+}
+
+/// Whether an artifact of `bytes` goes up in parts (see [`upload_file`](Folder::upload_file)).
+pub fn uploads_in_parts(bytes: u64) -> bool {
+    let threshold = std::env::var(PART_UPLOAD_BYTES_VAR)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(DEFAULT_PART_UPLOAD_BYTES);
+    bytes >= threshold
 }
 
 fn lease_duration() -> Duration {

@@ -40,6 +40,9 @@ impl S3Store {
             ("AWS_SECRET_ACCESS_KEY", "test".into()),
             ("AWS_REGION", "us-east-1".into()),
             ("AWS_ALLOW_HTTP", "true".into()),
+            // Both ways up: sidecars and small reports in one conditional
+            // put, models and Parquet files in parts then a conditional copy.
+            (swingml::store::remote::PART_UPLOAD_BYTES_VAR, "4096".into()),
         ]
     }
 }
@@ -316,17 +319,20 @@ fn two_writers_racing_on_one_manifest_both_commit() {
     let after = manifest_text("race");
     assert_whole_lines(&after);
     assert!(after.starts_with(&before), "no committed line lost");
-    let versions: Vec<u64> = after
+    let parts: Vec<serde_json::Value> = after
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
         .filter(|e| e["kind"] == "predictions_part")
-        .map(|e| e["version"].as_u64().unwrap())
         .collect();
+    let versions: Vec<u64> = parts.iter().map(|e| e["version"].as_u64().unwrap()).collect();
     assert_eq!(
         versions,
         [1, 2, 3],
         "the racers read version 2 together; one retried as 3"
     );
+    // Above the part-upload threshold: the racers placed their files by
+    // conditional server-side copies.
+    assert!(parts.iter().all(|e| e["bytes"].as_u64().unwrap() > 4096), "{parts:?}");
     let verify = verify_clean(&ctx);
     assert!(
         verify.stderr.contains(" 0 orphan(s)"),
@@ -443,6 +449,25 @@ fn eight_concurrent_writers_on_one_bucket_manifest() {
         "{}",
         verify.stderr
     );
+}
+
+/// A 20 MiB artifact goes up in three parts, is copied into place, and
+/// reads back with the hash its writer computed; the temporary upload is
+/// gone.
+#[test]
+fn a_large_artifact_goes_up_in_parts() {
+    let ctx = TestContext::new().on_s3("large");
+    let child = spawn_store_child(&ctx, "large", 1, &[]).wait_with_output().unwrap();
+    assert!(child.status.success());
+    let name = String::from_utf8(child.stdout).unwrap().trim().to_string();
+    let bytes = object(&format!("large/wl/{name}")).expect("the artifact is in place");
+    assert_eq!(bytes.len(), 20 << 20);
+    let manifest = watchlist_manifest("large", "wl");
+    let line: serde_json::Value = serde_json::from_str(manifest.lines().next().unwrap()).unwrap();
+    assert_eq!(line["sha256"], swingml::store::atomic::sha256_hex(&bytes));
+    let verify = ctx.run("artifacts", &["--watchlist", "wl", "verify"]);
+    verify.assert_ok();
+    assert!(verify.stderr.contains("0 problem(s), 0 orphan(s)"), "{}", verify.stderr);
 }
 
 /// Writers killed (SIGKILL) at random steps of the protocol on a bucket,
