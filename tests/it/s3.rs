@@ -4,6 +4,7 @@
 //! manifest, writers killed at every crash point, and job leases.
 
 use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 
@@ -264,46 +265,15 @@ fn two_writers_racing_on_one_manifest_both_commit() {
         cmd
     };
     // Where the commit point is, from a traced run (its part is a third writer).
-    let trace = ctx.path("trace.txt");
-    Run::from(
-        score("1/2")
-            .env(swingml::crashpoint::CRASH_TRACE_VAR, &trace)
-            .output()
-            .unwrap(),
-    )
-    .assert_ok();
-    let points: Vec<String> = std::fs::read_to_string(&trace)
-        .unwrap()
-        .lines()
-        .map(str::to_string)
-        .collect();
-    let at = points
-        .iter()
-        .find(|l| l.ends_with(" before_manifest"))
-        .and_then(|l| l.split_once(' '))
-        .map(|(n, _)| n.to_string())
-        .expect("score commits an artifact");
+    let trace = traced(&ctx, score("1/2"));
+    let at = point_number(&trace, "before_manifest");
 
-    let mut writers = Vec::new();
-    for (k, shard) in ["1/2", "2/2"].into_iter().enumerate() {
-        let pause = ctx.path(&format!("writer{k}.pause"));
-        let child = score(shard)
-            .env(swingml::crashpoint::PAUSE_AT_VAR, &at)
-            .env(swingml::crashpoint::PAUSE_FILE_VAR, &pause)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        writers.push((pause, child));
-    }
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    while !writers.iter().all(|(pause, _)| pause.exists()) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the writers never reached the commit"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let writers: Vec<(PathBuf, Child)> = ["1/2", "2/2"]
+        .into_iter()
+        .enumerate()
+        .map(|(k, shard)| spawn_paused(&ctx, score(shard), &at, &format!("writer{k}")))
+        .collect();
+    wait_for_pauses(&writers, "the writers never reached the commit");
     let before = manifest_text("race");
     for (pause, _) in &writers {
         std::fs::write(pause.with_extension("go"), "").unwrap();
@@ -358,15 +328,7 @@ fn a_killed_writer_leaves_no_half_committed_line() {
     };
     let reference = Run::from(score().output().unwrap());
     reference.assert_ok();
-    let trace = ctx.path("trace.txt");
-    Run::from(
-        score()
-            .env(swingml::crashpoint::CRASH_TRACE_VAR, &trace)
-            .output()
-            .unwrap(),
-    )
-    .assert_ok();
-    let points = std::fs::read_to_string(&trace).unwrap().lines().count();
+    let points = traced(&ctx, score()).lines().count();
     assert!(points >= 3, "{points} crash points");
     for n in 1..=points {
         let before = manifest_text("killed");
@@ -521,6 +483,45 @@ fn sigkill_at_random_moments_leaves_a_consistent_bucket() {
     );
 }
 
+/// The crash points a clean run of `cmd` passes, as traced ("N name" lines).
+fn traced(ctx: &TestContext, mut cmd: Command) -> String {
+    let trace = ctx.path("trace.txt");
+    let _ = std::fs::remove_file(&trace);
+    Run::from(cmd.env(swingml::crashpoint::CRASH_TRACE_VAR, &trace).output().unwrap()).assert_ok();
+    std::fs::read_to_string(&trace).unwrap()
+}
+
+/// The number of the first crash point called `name` in a trace.
+fn point_number(trace: &str, name: &str) -> String {
+    trace
+        .lines()
+        .find_map(|l| l.split_once(' ').filter(|(_, point)| *point == name))
+        .map(|(n, _)| n.to_string())
+        .unwrap_or_else(|| panic!("no crash point {name} in the trace:\n{trace}"))
+}
+
+/// Start `cmd`, to pause at its crash point number `at`: it creates the
+/// returned file there and waits until the file's `.go` twin exists.
+fn spawn_paused(ctx: &TestContext, mut cmd: Command, at: &str, label: &str) -> (PathBuf, Child) {
+    let pause = ctx.path(&format!("{label}.pause"));
+    let child = cmd
+        .env(swingml::crashpoint::PAUSE_AT_VAR, at)
+        .env(swingml::crashpoint::PAUSE_FILE_VAR, &pause)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    (pause, child)
+}
+
+fn wait_for_pauses(paused: &[(PathBuf, Child)], failure: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !paused.iter().all(|(pause, _)| pause.exists()) {
+        assert!(std::time::Instant::now() < deadline, "{failure}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// Run the store's crash child until its `n`-th crash point kills it; the
 /// step it died at and its trace. The manifest is whole lines after it.
 fn kill_child_at(ctx: &TestContext, label: &str, seed: u64, n: u64) -> (String, String) {
@@ -560,42 +561,13 @@ fn a_running_job_renews_its_lease() {
             .env(swingml::store::remote::LEASE_SECS_VAR, "1");
         cmd
     };
-    let trace = ctx.path("trace.txt");
-    Run::from(
-        run()
-            .env(swingml::crashpoint::CRASH_TRACE_VAR, &trace)
-            .output()
-            .unwrap(),
-    )
-    .assert_ok();
-    let at = std::fs::read_to_string(&trace)
-        .unwrap()
-        .lines()
-        .find(|l| l.ends_with(" job_runs.started"))
-        .and_then(|l| l.split_once(' '))
-        .map(|(n, _)| n.to_string())
-        .expect("an audited run, after its lock");
-
-    let pause = ctx.path("first.pause");
-    let first = run()
-        .env(swingml::crashpoint::PAUSE_AT_VAR, &at)
-        .env(swingml::crashpoint::PAUSE_FILE_VAR, &pause)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !pause.exists() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the first job never took its lease"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let at = point_number(&traced(&ctx, run()), "job_runs.started");
+    let first = spawn_paused(&ctx, run(), &at, "first");
+    wait_for_pauses(std::slice::from_ref(&first), "the first job never took its lease");
     std::thread::sleep(std::time::Duration::from_secs(3));
     Run::from(run().output().unwrap()).assert_error(1, "already running: ta-signals for us");
-    std::fs::write(pause.with_extension("go"), "").unwrap();
-    Run::from(first.wait_with_output().unwrap()).assert_ok();
+    std::fs::write(first.0.with_extension("go"), "").unwrap();
+    Run::from(first.1.wait_with_output().unwrap()).assert_ok();
     assert_eq!(object("renew/us/.locks/ta-signals.lock"), None, "released at the end");
 }
 
