@@ -80,6 +80,8 @@ impl Place {
     }
 
     /// Write a new name; `false` when the name is taken (never overwritten).
+    /// On a folder the check and the rename are two steps: callers hold
+    /// the manifest lock, the only way to write under the root.
     pub fn create(&self, name: &str, bytes: Vec<u8>) -> io::Result<bool> {
         match self {
             Place::Dir(dir) => {
