@@ -300,9 +300,13 @@ impl WatchlistStore {
         self.place.location(name)
     }
 
-    fn io_error(&self, name: &str) -> impl FnOnce(io::Error) -> StoreError + use<> {
-        let path = self.place.location(name);
-        move |source| StoreError::Io { path, source }
+    /// The error of an operation on `name`; its location is formatted only
+    /// when there is an error.
+    fn io_error<'a>(&'a self, name: &'a str) -> impl FnOnce(io::Error) -> StoreError + 'a {
+        move |source| StoreError::Io {
+            path: self.place.location(name),
+            source,
+        }
     }
 
     /// The bytes of a file in the store.

@@ -271,7 +271,7 @@ impl Lease {
     /// Take the lease if free or expired; otherwise `Ok(Err(holder))`.
     pub fn try_acquire(folder: &Folder, name: &str, since: &str) -> io::Result<Result<Lease, Option<Holder>>> {
         let ttl = lease_duration();
-        // Two rounds: a lease may vanish or be taken over between the reads.
+        // A few rounds: a lease may vanish or be taken over between the reads.
         for _ in 0..3 {
             let body = lease_text(since, ttl);
             if let Put::Done(version) = folder.put(name, body.clone(), Mode::Create)? {

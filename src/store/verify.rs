@@ -126,8 +126,10 @@ impl WatchlistStore {
                 }
             }
         }
-        let file = self.pointer_file()?;
-        let pointer_exists = self.place.exists(POINTER)?;
+        // One read tells both whether the file exists and what it says.
+        let raw = self.place.read(POINTER)?;
+        let pointer_exists = raw.is_some();
+        let file: Option<super::ProductionPointer> = raw.and_then(|b| serde_json::from_slice(&b).ok());
         match (live, file) {
             (None, None) if !pointer_exists => {}
             (None, _) => report.problems.push(format!("{wl}: {POINTER} exists but the manifest records no promotion")),
