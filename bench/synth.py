@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""A synthetic daily OHLCV universe for scale benchmarks (never committed).
+"""A synthetic daily OHLCV universe for benchmarks and tests (never committed).
 
-    python3 bench/synth.py SYMBOLS YEARS SEED > universe.csv
+    python3 bench/synth.py SYMBOLS YEARS SEED [PLANTED] > universe.csv
 
 Seeded and deterministic. Per symbol: log returns with GARCH(1,1)-like
 volatility clusters and a market factor shared by all symbols, overnight
@@ -9,12 +9,24 @@ gaps (open away from the previous close), a few 2:1 / 3:1 splits (prices
 before the ex-date multiplied, `split_coef` on the ex-date), a few missing
 days, and a late listing for some symbols. Columns:
 symbol,date,open,high,low,close,volume,split_coef
+
+Without PLANTED (or with 0) nothing is predictable: a symbol's next return
+does not depend on anything before it except through its volatility. With
+PLANTED = f, a share f of the symbols (every symbol with probability f)
+mean-reverts: its daily drift is -STRENGTH (1.0) times the mean of its last
+five daily returns (its next five days give back about half of the last
+five), a signal the features see (the 5-day return and its
+cross-sectional rank); the others stay random walks.
 """
 
 import datetime
 import math
 import random
 import sys
+
+# How strongly a planted symbol mean-reverts: its daily drift is -STRENGTH
+# times the mean of its last five daily returns.
+STRENGTH = 1.0
 
 
 def weekdays(start, n):
@@ -29,6 +41,7 @@ def weekdays(start, n):
 
 def main():
     n_symbols, years, seed = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
+    planted_share = float(sys.argv[4]) if len(sys.argv) > 4 else 0.0
     rng = random.Random(seed)
     days = weekdays(datetime.date(2015, 1, 2), int(252 * years))
     market = []
@@ -50,10 +63,15 @@ def main():
         var = idio ** 2
         rows = []
         prev_r = 0.0
+        # Drawn only for a planted universe: the plain one stays as it was.
+        planted = planted_share > 0 and rng.random() < planted_share
+        last5 = []
         for i in range(start, len(days)):
             var = idio ** 2 * 0.1 + 0.1 * prev_r ** 2 + 0.8 * var
-            r = beta * market[i] + rng.gauss(0, math.sqrt(var))
+            drift = -STRENGTH * sum(last5) / 5.0 if planted else 0.0
+            r = drift + beta * market[i] + rng.gauss(0, math.sqrt(var))
             prev_r = r
+            last5 = (last5 + [r])[-5:]
             gap = rng.gauss(0, 0.3 * math.sqrt(var))
             open_ = price * math.exp(gap)
             close = price * math.exp(r)

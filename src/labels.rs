@@ -20,13 +20,16 @@
 //! 4. neither within the horizon exits at the close of `t+horizon` with
 //!    label 0 (`timeout`).
 //!
-//! The return after costs subtracts the round trip, `2·bps_per_side`
-//! basis points, from the gross return (a first-order approximation of
-//! paying the spread and commission on both legs). A snapshot is labelable
+//! The return after costs subtracts each side's cost from the gross
+//! return (a first-order approximation of paying the spread and commission
+//! on both legs): `bps_per_side` basis points, or half a price tick of the
+//! price quoted that day when that is more ([`crate::costs`]). A snapshot is labelable
 //! only when all `horizon` future bars exist and every price it reads is
 //! finite and positive.
 
 use serde::{Deserialize, Serialize};
+
+use crate::costs::TickRule;
 
 /// Where a trade on scan date `t` enters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
@@ -78,6 +81,9 @@ pub struct Barrier {
     /// Costs per side (commission + half spread + slippage) in basis points.
     #[serde(default)]
     pub cost_bps_per_side: f64,
+    /// The price tick whose half is the least a side can cost.
+    #[serde(default)]
+    pub tick: TickRule,
 }
 
 fn legacy_entry() -> Entry {
@@ -94,10 +100,12 @@ impl Barrier {
             entry: Entry::NextOpen,
             sizing: BarrierSizing::Fixed,
             cost_bps_per_side: 0.0,
+            tick: TickRule::None,
         }
     }
 
-    /// The round-trip cost as a fraction of the entry price.
+    /// The round-trip commission as a fraction of the entry price (the
+    /// tick floor aside).
     pub fn round_trip_cost(&self) -> f64 {
         2.0 * self.cost_bps_per_side / 10_000.0
     }
@@ -155,8 +163,11 @@ pub struct Label {
     pub exit_price: f64,
     /// exit / entry − 1.
     pub gross_return: f64,
-    /// The gross return less the round-trip costs.
+    /// The gross return less both sides' costs.
     pub realized_return: f64,
+    /// Cost of the entry side and of the exit side, as fractions.
+    pub entry_cost: f64,
+    pub exit_cost: f64,
 }
 
 /// One symbol's bars as columns (date order, split-adjusted).
@@ -166,6 +177,10 @@ pub struct Bars<'a> {
     pub high: &'a [f64],
     pub low: &'a [f64],
     pub close: &'a [f64],
+    /// The close as the exchange quoted it, where the label prices are
+    /// adjusted (the tick floor is a fraction of the quoted price);
+    /// `None`: the label prices are the quotes.
+    pub quoted_close: Option<&'a [f64]>,
 }
 
 impl Bars<'_> {
@@ -188,13 +203,17 @@ pub fn label_at(bars: &Bars, t: usize, atr: Option<f64>, barrier: &Barrier) -> O
     if h == 0 || t + h >= bars.len() || !(t..=t + h).all(|i| bars.sane(i)) {
         return None;
     }
-    let entry = match barrier.entry {
-        Entry::NextOpen => bars.open[t + 1],
-        Entry::Close => bars.close[t],
+    let (entry, entry_bar) = match barrier.entry {
+        Entry::NextOpen => (bars.open[t + 1], t + 1),
+        Entry::Close => (bars.close[t], t),
     };
     let (up, down) = barrier.prices(entry, atr)?;
+    let quote = |i: usize| bars.quoted_close.map_or(bars.close[i], |q| q[i]);
+    let side_cost = |i: usize| barrier.tick.side_cost(barrier.cost_bps_per_side, quote(i));
+    let entry_cost = side_cost(entry_bar);
     let exit = |label: u8, exit_reason: ExitReason, step: usize, price: f64| {
         let gross_return = price / entry - 1.0;
+        let exit_cost = side_cost(t + step);
         Label {
             label,
             exit_reason,
@@ -202,7 +221,9 @@ pub fn label_at(bars: &Bars, t: usize, atr: Option<f64>, barrier: &Barrier) -> O
             entry_price: entry,
             exit_price: price,
             gross_return,
-            realized_return: gross_return - barrier.round_trip_cost(),
+            realized_return: gross_return - entry_cost - exit_cost,
+            entry_cost,
+            exit_cost,
         }
     };
     for step in 1..=h {
@@ -236,6 +257,7 @@ mod tests {
         entry: Entry::NextOpen,
         sizing: BarrierSizing::Fixed,
         cost_bps_per_side: 0.0,
+        tick: TickRule::None,
     };
 
     /// The label of bar 0 of bars given as (open, high, low, close).
@@ -247,6 +269,7 @@ mod tests {
             high: &h,
             low: &l,
             close: &c,
+            quoted_close: None,
         };
         label_at(&bars, 0, Some(2.0), barrier)
     }
@@ -401,6 +424,40 @@ mod tests {
         let l = label_of(&bars, &with_costs).unwrap();
         assert!(close(l.gross_return, 0.03));
         assert!(close(l.realized_return, 0.03 - 0.002), "{}", l.realized_return);
+        assert_eq!((l.entry_cost, l.exit_cost), (0.001, 0.001));
+    }
+
+    #[test]
+    fn a_cheap_quote_pays_half_a_tick_per_side() {
+        // Label prices ×100 of the quotes (an adjusted series): the entry
+        // bar is quoted at 0.50 and the exit bar at 1.03 with a 0.01 tick:
+        // half a tick is 1 % on entry and 0.485 % on exit, both over 10 bp.
+        let bars = [
+            SCAN,
+            (100.0, 102.0, 99.0, 50.0),
+            (101.0, 103.0, 98.0, 102.0),
+            (102.0, 104.0, 97.0, 103.0),
+        ];
+        let col = |f: fn(&(f64, f64, f64, f64)) -> f64| bars.iter().map(f).collect::<Vec<f64>>();
+        let (o, h, l, c) = (col(|b| b.0), col(|b| b.1), col(|b| b.2), col(|b| b.3));
+        let quoted: Vec<f64> = c.iter().map(|x| x / 100.0).collect();
+        let b = Bars {
+            open: &o,
+            high: &h,
+            low: &l,
+            close: &c,
+            quoted_close: Some(&quoted),
+        };
+        let ticked = Barrier {
+            cost_bps_per_side: 10.0,
+            tick: TickRule::Fixed { size: 0.01 },
+            ..B
+        };
+        let lab = label_at(&b, 0, None, &ticked).unwrap();
+        assert_eq!(lab.exit_reason, ExitReason::Timeout);
+        assert!(close(lab.entry_cost, 0.005 / 0.5));
+        assert!(close(lab.exit_cost, 0.005 / 1.03));
+        assert!(close(lab.realized_return, 0.03 - 0.01 - 0.005 / 1.03));
     }
 
     #[test]
@@ -443,6 +500,7 @@ mod tests {
             high: &h,
             low: &lo,
             close: &c,
+            quoted_close: None,
         };
         assert_eq!(label_at(&b, 0, None, &atr), None);
     }

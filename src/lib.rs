@@ -23,6 +23,7 @@ pub mod candles;
 pub mod cli;
 pub mod clock;
 pub mod context;
+pub mod costs;
 pub mod crashpoint;
 pub mod db;
 pub mod error;
@@ -38,6 +39,7 @@ pub mod settings;
 pub mod shard;
 pub mod store;
 pub mod symbols;
+pub mod universe;
 
 /// The program version recorded in every artifact's sidecar and in `job_runs`.
 pub const PROGRAM_VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -549,6 +549,56 @@ pub async fn as_of_each(
     }
 }
 
+/// For each of `symbols`: its last `n` stored candles on or before
+/// `date`, in date order (fewer when it has fewer) — what the tradeable
+/// universe's traded-value median of a date reads.
+pub async fn recent_each(
+    db: &Db,
+    symbols: &[crate::symbols::Symbol],
+    date: NaiveDate,
+    n: usize,
+) -> anyhow::Result<Vec<Vec<Candle>>> {
+    const RECENT: &str = "SELECT date, open, high, low, close, adj_close, volume, split_coef
+        FROM candles WHERE symbol = ? AND date <= ? ORDER BY date DESC LIMIT ?";
+    let reversed = |mut v: Vec<Candle>| {
+        v.reverse();
+        v
+    };
+    match db {
+        Db::Sqlite(pool) => {
+            super::on_raw_sqlite(pool, |sqlite| {
+                let mut recent = sqlite.prepare(RECENT)?;
+                let date = date.to_string();
+                symbols
+                    .iter()
+                    .map(|symbol| {
+                        let rows = recent.query((symbol.as_str(), date.as_str(), n as i64))?;
+                        Ok(reversed(sqlite_candles(symbol, rows)?))
+                    })
+                    .collect()
+            })
+            .await
+        }
+        Db::MySql(pool) => {
+            let mut out = Vec::with_capacity(symbols.len());
+            for symbol in symbols {
+                let rows = sqlx::query(RECENT)
+                    .bind(symbol.as_str())
+                    .bind(date)
+                    .bind(n as i64)
+                    .fetch_all(pool)
+                    .await?;
+                let candles = rows
+                    .iter()
+                    .map(|row| candle_from_row(symbol, row))
+                    .collect::<anyhow::Result<Vec<Candle>>>()?;
+                out.push(reversed(candles));
+            }
+            Ok(out)
+        }
+    }
+}
+
 /// The product of the usable split ratios.
 fn split_product(ratios: Vec<f64>) -> f64 {
     ratios.into_iter().filter(|r| r.is_finite() && *r > 0.0).product()

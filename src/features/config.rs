@@ -59,6 +59,11 @@ pub struct FeatureConfig {
     /// `monitor` to compare live figures with (not part of the hash).
     #[serde(default)]
     pub validation: Option<ValidationReference>,
+    /// The mean after-cost return of out-of-sample rows (walk-forward
+    /// folds and holdout) by bin of their ranking score: what `score`
+    /// reports as a pick's expected return (not part of the hash).
+    #[serde(default)]
+    pub expected_return: Vec<crate::models::expected::ReturnBin>,
 }
 
 /// The holdout's figures a live model is held to.
@@ -121,6 +126,7 @@ impl FeatureConfig {
             label: None,
             ranking: None,
             validation: None,
+            expected_return: Vec::new(),
         }
     }
 

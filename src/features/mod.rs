@@ -183,6 +183,12 @@ pub struct Snapshot {
     pub label: Option<Label>,
     /// Date of the last bar of the label window.
     pub window_end: Option<NaiveDate>,
+    /// The labeled trade's sessions, entry to exit, with each session's
+    /// close on the label prices: what a book marks the position at.
+    pub marks: Box<[(NaiveDate, f64)]>,
+    /// In the tradeable universe on its date ([`crate::universe`]); the
+    /// jobs that apply a rule set it, true otherwise.
+    pub tradeable: bool,
 }
 
 /// Every snapshot of one symbol's candles (date order), labeled where the
@@ -248,12 +254,15 @@ fn assemble(
 ) -> Vec<Snapshot> {
     let total_return = total_return_bars(candles, label_prices);
     let priced = total_return.as_ref().unwrap_or(adjusted);
+    let quoted: Vec<f64> = candles.iter().map(|c| c.close).collect();
     let bars = Bars {
         open: &priced.open,
         high: &priced.high,
         low: &priced.low,
         close: &priced.close,
+        quoted_close: Some(&quoted),
     };
+    let entry_offset = usize::from(barrier.entry == crate::labels::Entry::NextOpen);
     rows.iter()
         .enumerate()
         .map(|(i, row)| (first + i, row))
@@ -272,6 +281,14 @@ fn assemble(
                 features: Features::from_row(row, close),
                 label,
                 window_end: label.map(|_| candles[t + barrier.horizon].date),
+                marks: label
+                    .map(|l| {
+                        (t + entry_offset..=t + l.bars_to_exit as usize)
+                            .map(|i| (candles[i].date, priced.close[i]))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                tradeable: true,
             }
         })
         .collect()

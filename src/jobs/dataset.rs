@@ -11,8 +11,10 @@ use crate::context::Context;
 use crate::db;
 use crate::features::{Snapshot, snapshots_from};
 use crate::labels::Barrier;
+use crate::models::backtest::Position;
 use crate::models::metrics::EvalSet;
 use crate::symbols::Symbol;
+use crate::universe::UniverseRule;
 
 /// A symbol left out, and why.
 #[derive(Debug, Clone, PartialEq)]
@@ -140,7 +142,8 @@ pub struct Built {
 }
 
 /// Read every symbol's candles up to `as_of` and build its snapshots from
-/// `keep_from` (the whole history feeds the indicators). Symbols whose
+/// `keep_from` (the whole history feeds the indicators), each marked
+/// tradeable or not by `universe` on its own date. Symbols whose
 /// candles break a quality rule or are fewer than `min_bars` are skipped
 /// with the reason. The thread pool builds one symbol's snapshots while the
 /// next symbols are read: the database read and the indicators overlap.
@@ -151,6 +154,7 @@ pub async fn read_and_build(
     barrier: &Barrier,
     min_bars: usize,
     keep_from: NaiveDate,
+    universe: UniverseRule,
 ) -> anyhow::Result<Built> {
     let started = std::time::Instant::now();
     let barrier = *barrier;
@@ -165,7 +169,12 @@ pub async fn read_and_build(
                 (
                     i,
                     (
-                        build_one(symbol, &candles, &barrier, min_bars, keep_from, label_prices),
+                        build_one(symbol, &candles, &barrier, min_bars, keep_from, label_prices).map(
+                            |(symbol, mut snapshots)| {
+                                mark_tradeable(&candles, &mut snapshots, universe);
+                                (symbol, snapshots)
+                            },
+                        ),
                         first,
                     ),
                 )
@@ -221,13 +230,36 @@ pub struct LabeledRows {
     pub dropped_undefined: usize,
     /// Symbols with at least one labeled row.
     pub symbols: usize,
+    /// Labeled rows left out as untradeable on their date.
+    pub untradeable: usize,
+}
+
+/// Mark each snapshot (the last `snapshots.len()` candles' or those from
+/// its first date) tradeable or not on its own date.
+fn mark_tradeable(candles: &[Candle], snapshots: &mut [Snapshot], universe: UniverseRule) {
+    let Some(first) = snapshots.first().map(|s| s.date) else {
+        return;
+    };
+    let close: Vec<f64> = candles.iter().map(|c| c.close).collect();
+    let volume: Vec<f64> = candles.iter().map(|c| c.volume as f64).collect();
+    let flags = universe.tradeable(&close, &volume);
+    let at = candles.partition_point(|c| c.date < first);
+    for (s, flag) in snapshots.iter_mut().zip(&flags[at..]) {
+        s.tradeable = *flag;
+    }
 }
 
 /// The labeled snapshots dated `from` or later, each with its date's
 /// cross-sectional features. The cross-section of a date is every row of
-/// that date whose own features are defined — labeled or not (a symbol
-/// whose horizon has not completed is still part of its date's market).
-pub fn labeled_cross_sections(mut built: Vec<(Symbol, Vec<Snapshot>)>, from: NaiveDate) -> LabeledRows {
+/// that date whose own features are defined — labeled or not, tradeable or
+/// not (a symbol whose horizon has not completed, or too thin to trade,
+/// is still part of its date's market). Untradeable rows are kept only
+/// with `keep_untradeable`.
+pub fn labeled_cross_sections(
+    mut built: Vec<(Symbol, Vec<Snapshot>)>,
+    from: NaiveDate,
+    keep_untradeable: bool,
+) -> LabeledRows {
     let mut dropped = 0;
     for (_, snapshots) in &mut built {
         snapshots.retain(|s| {
@@ -242,8 +274,10 @@ pub fn labeled_cross_sections(mut built: Vec<(Symbol, Vec<Snapshot>)>, from: Nai
         .count();
     let mut rows = in_date_symbol_order(built);
     crate::features::fill_cross_section(&mut rows);
-    rows.retain(|s| s.label.is_some());
+    let labeled = rows.iter().filter(|s| s.label.is_some()).count();
+    rows.retain(|s| s.label.is_some() && (keep_untradeable || s.tradeable));
     LabeledRows {
+        untradeable: labeled - rows.len(),
         rows,
         dropped_undefined: dropped,
         symbols,
@@ -300,6 +334,23 @@ pub fn eval_set(rows: &[Snapshot], idx: &[usize]) -> EvalSet {
         set.rule_buy.push(rows[i].features.categorical(4) == Some("BUY"));
     }
     set
+}
+
+/// The trades of `idx` rows (labeled), as a book holds them.
+pub fn trade_paths<'a>(rows: &'a [Snapshot], idx: &[usize]) -> Vec<Position<'a>> {
+    idx.iter()
+        .map(|&i| {
+            let l = rows[i].label.expect("labeled");
+            Position {
+                marks: &rows[i].marks,
+                entry_price: l.entry_price,
+                exit_price: l.exit_price,
+                entry_cost: l.entry_cost,
+                exit_cost: l.exit_cost,
+                weight: 0.0,
+            }
+        })
+        .collect()
 }
 
 /// The distinct scan dates of `idx` rows (sorted by date), in order: day
@@ -391,6 +442,8 @@ mod tests {
             features: Features::new([None; N_NUMERIC], [None; N_CATEGORICAL]),
             label: None,
             window_end: None,
+            marks: Box::default(),
+            tradeable: true,
         }
     }
 

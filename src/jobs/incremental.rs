@@ -140,7 +140,7 @@ async fn update(
         tracing::warn!("skipped {}: {}", s.symbol, s.reason);
     }
     report.skipped = built.skipped.len();
-    let labeled = labeled_cross_sections(built.snapshots, from);
+    let labeled = labeled_cross_sections(built.snapshots, from, true);
     if labeled.rows.is_empty() {
         report.nothing_to_do = Some(format!(
             "nothing to do: scan dates through {learned_through} already learned, none newer has completed its \

@@ -26,6 +26,7 @@ use crate::features::snapshots_from_rows;
 use crate::indicators::TA_VERSION;
 use crate::labels::Barrier;
 use crate::symbols::Symbol;
+use crate::universe::UniverseRule;
 
 /// As [`read_and_build`] (snapshots dated `from` or later, candles up to
 /// `as_of`), from the stored indicator rows wherever they are current.
@@ -95,7 +96,7 @@ pub async fn read_recent(
         // In watchlist order, as the caller gave them.
         let position: HashMap<&Symbol, usize> = symbols.iter().enumerate().map(|(i, s)| (s, i)).collect();
         whole.sort_by_key(|s| position[s]);
-        let full = read_and_build(ctx, &whole, as_of, barrier, min_bars, from).await?;
+        let full = read_and_build(ctx, &whole, as_of, barrier, min_bars, from, UniverseRule::ALL).await?;
         hasher.update_text(&full.candle_hash);
         out.late_starts = full.late_starts;
         for (symbol, snapshots) in full.snapshots {

@@ -5,7 +5,12 @@
 //! the others with the reason they were not scored (no candle on the
 //! as-of date, undefined features, quality problems, indicators not yet
 //! computed) and no made-up values. The indicators come from `ta_signals`
-//! (the 08:00 job), so scoring reads two rows per symbol.
+//! (the 08:00 job), so scoring reads a few rows per symbol.
+//!
+//! The date's cross-sectional features are computed over every member of
+//! the watchlist (as in training), then `--country` and `--limit` select
+//! the rows written and ranked. A symbol outside the tradeable universe on
+//! the date ([`crate::universe`]) is scored but never ranked or picked.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -27,6 +32,7 @@ use crate::jobs::production::{NoProductionModel, ProductionModels};
 use crate::labels::Barrier;
 use crate::store::{InputRef, NameStyle, NewArtifact};
 use crate::symbols::Symbol;
+use crate::universe::{UniverseRule, VALUE_WINDOW};
 
 pub const JOB: &str = "score";
 
@@ -55,8 +61,13 @@ pub struct Prediction {
     pub p_online: Option<f64>,
     pub p_batch: Option<f64>,
     pub p_score: Option<f64>,
-    /// p·target − (1−p)·stop − costs, as fractions of the entry price.
+    /// The mean after-cost return that out-of-sample trades with a score
+    /// like this one earned in bootstrap's walk-forward (none for models
+    /// trained before it was recorded).
     pub expected_return: Option<f64>,
+    /// What the rows are ranked by.
+    #[serde(skip)]
+    pub ranking_key: Option<f64>,
     pub rank: Option<u32>,
     pub in_top_k: bool,
     pub entry_close: Option<f64>,
@@ -93,24 +104,33 @@ async fn score(
     models: &ProductionModels,
     options: &ScoreOptions,
 ) -> anyhow::Result<ScoreReport> {
-    let (symbols, mut predictions) = select_symbols(ctx, options).await?;
+    let (symbols, wanted, mut predictions) = select_symbols(ctx, options).await?;
     let as_of = resolve_as_of(ctx).await?;
+    let exchange = crate::jobs::dataset::watchlist_calendar(ctx).await?.name.clone();
+    let universe = ctx.settings.universe.rule_for(&exchange);
     let barrier = models
         .feature_config
         .label
         .unwrap_or_else(|| Barrier::fixed(5, 0.05, 0.04));
     let candles = db::candles::as_of_each(&ctx.db, &symbols, as_of).await?;
     let rows = db::ta_signals::at_each(&ctx.db, &symbols, as_of).await?;
+    let recent = db::candles::recent_each(&ctx.db, &symbols, as_of, VALUE_WINDOW).await?;
     let mut ready: Vec<Ready> = Vec::new();
-    for ((symbol, (candle, factor)), stored) in symbols.iter().zip(candles).zip(rows) {
+    for (((symbol, (candle, factor)), stored), recent) in symbols.iter().zip(candles).zip(rows).zip(recent) {
         match as_of_snapshot(symbol, as_of, candle, factor, stored) {
-            Ok(snapshot) => ready.push(snapshot),
-            Err(reason) => predictions.push(unscored(symbol.as_str(), reason)),
+            Ok(snapshot) => ready.push(Ready {
+                untradeable: untradeable(&universe, &recent),
+                ..snapshot
+            }),
+            Err(reason) if wanted.contains(symbol) => predictions.push(unscored(symbol.as_str(), reason)),
+            Err(_) => {}
         }
     }
-    // The scored symbols are the date's cross-section.
+    // Every member scored today is the date's cross-section (as in
+    // training); the selection only decides which rows are written.
     let mut day: Vec<&mut Features> = ready.iter_mut().map(|s| &mut s.features).collect();
     crate::features::cross_section::apply(&mut day);
+    ready.retain(|s| wanted.contains(&s.symbol));
     let features: Vec<&Features> = ready.iter().map(|s| &s.features).collect();
     let (online, batch, ensemble) = models.score(&features)?;
     let mut scored: Vec<Prediction> = ready
@@ -122,11 +142,12 @@ async fn score(
             let levels = barrier.prices(s.close, s.atr);
             Prediction {
                 symbol: s.symbol.to_string(),
-                status: "scored".into(),
+                status: s.untradeable.clone().unwrap_or_else(|| "scored".into()),
                 p_online: Some(online[i]),
                 p_batch: Some(batch[i]),
                 p_score: Some(ensemble[i]),
-                expected_return: barrier.expected_return(ensemble[i], s.atr.map(|a| a / s.close)),
+                expected_return: None,
+                ranking_key: None,
                 rank: None,
                 in_top_k: false,
                 entry_close: Some(s.close),
@@ -138,25 +159,38 @@ async fn score(
             }
         })
         .collect();
-    // The ranking bootstrap chose on its walk-forward backtest.
-    let by_expected_return = models.feature_config.ranking.as_deref() == Some("expected_return");
-    let key = |p: &Prediction| {
-        let key = if by_expected_return {
-            p.expected_return
+    // The ranking bootstrap chose on its walk-forward folds: the
+    // probability, or the barrier payoff p·up − (1−p)·down − costs.
+    let by_payoff = models.feature_config.ranking.as_deref() == Some("expected_return");
+    let ranking_key = |i: usize| {
+        if by_payoff {
+            barrier.expected_return(ensemble[i], ready[i].atr.map(|a| a / ready[i].close))
         } else {
-            p.p_score
-        };
-        key.unwrap_or(f64::NEG_INFINITY)
+            Some(ensemble[i])
+        }
     };
-    scored.sort_by(|a, b| key(b).total_cmp(&key(a)).then(a.symbol.cmp(&b.symbol)));
     for (i, p) in scored.iter_mut().enumerate() {
+        let key = ranking_key(i);
+        p.expected_return =
+            key.and_then(|k| crate::models::expected::lookup(&models.feature_config.expected_return, k));
+        p.ranking_key = key;
+    }
+    let key = |p: &Prediction| p.ranking_key.unwrap_or(f64::NEG_INFINITY);
+    // Only tradeable symbols are ranked; the others follow, unranked.
+    scored.sort_by(|a, b| {
+        (a.status != "scored")
+            .cmp(&(b.status != "scored"))
+            .then(key(b).total_cmp(&key(a)))
+            .then(a.symbol.cmp(&b.symbol))
+    });
+    for (i, p) in scored.iter_mut().enumerate().filter(|(_, p)| p.status == "scored") {
         p.rank = Some(i as u32 + 1);
         p.in_top_k = i < options.top_k;
     }
     predictions.sort_by(|a, b| a.symbol.cmp(&b.symbol));
     scored.extend(predictions);
     for p in scored.iter().filter(|p| p.rank.is_none()) {
-        tracing::warn!("not scored {}: {}", p.symbol, p.status);
+        tracing::warn!("not ranked {}: {}", p.symbol, p.status);
     }
     // A shard still reads and ranks the whole market (the cross-sectional
     // features need every symbol, and it is a few rows each); it keeps its
@@ -184,6 +218,7 @@ fn unscored(symbol: &str, status: String) -> Prediction {
         p_batch: None,
         p_score: None,
         expected_return: None,
+        ranking_key: None,
         rank: None,
         in_top_k: false,
         entry_close: None,
@@ -203,6 +238,32 @@ struct Ready {
     /// ATR(14) in the units of `close`.
     atr: Option<f64>,
     features: Features,
+    /// Why the symbol is outside the tradeable universe today, if it is.
+    untradeable: Option<String>,
+}
+
+/// Why the last candles of `recent` (the as-of one last) are outside the
+/// tradeable universe, or `None` when they are inside it.
+fn untradeable(rule: &UniverseRule, recent: &[Candle]) -> Option<String> {
+    let close: Vec<f64> = recent.iter().map(|c| c.close).collect();
+    let volume: Vec<f64> = recent.iter().map(|c| c.volume as f64).collect();
+    if rule.tradeable(&close, &volume).last().copied().unwrap_or(false) {
+        return None;
+    }
+    let last = close.last().copied().unwrap_or(0.0);
+    Some(if recent.len() < VALUE_WINDOW && *rule != UniverseRule::ALL {
+        format!(
+            "untradeable: {} sessions of history, fewer than {VALUE_WINDOW}",
+            recent.len()
+        )
+    } else if last < rule.min_price {
+        format!("untradeable: close {last} under universe.min_price {}", rule.min_price)
+    } else {
+        format!(
+            "untradeable: median traded value of the last {VALUE_WINDOW} sessions under universe.min_traded_value {}",
+            rule.min_traded_value
+        )
+    })
 }
 
 /// The as-of snapshot from what the 08:00 `ta-signals run` stored (the
@@ -244,12 +305,17 @@ fn as_of_snapshot(
         close: candle.close,
         atr: stored.row.numeric.atr_14.map(|a| a * factor),
         features,
+        untradeable: None,
     })
 }
 
-/// Watchlist members after `--country` and `--limit`, and rows for the
-/// members the country filter could not place.
-async fn select_symbols(ctx: &Context, options: &ScoreOptions) -> anyhow::Result<(Vec<Symbol>, Vec<Prediction>)> {
+/// The market (every member, after `--source`), the members `--country`
+/// and `--limit` select, and rows for the members the country filter could
+/// not place.
+async fn select_symbols(
+    ctx: &Context,
+    options: &ScoreOptions,
+) -> anyhow::Result<(Vec<Symbol>, std::collections::HashSet<Symbol>, Vec<Prediction>)> {
     let name = &ctx.settings.watchlist;
     let members = db::watchlists::countries(&ctx.db, name).await?;
     if members.is_empty() {
@@ -257,22 +323,29 @@ async fn select_symbols(ctx: &Context, options: &ScoreOptions) -> anyhow::Result
             "watchlist {name} has no symbols: import candles with `ta-signals import --watchlist {name} FILE`"
         );
     }
-    let mut symbols = Vec::new();
+    let mut market = Vec::new();
+    let mut selected = std::collections::HashSet::new();
     let mut unplaced = Vec::new();
     for (raw, country) in members {
         let Ok(symbol) = Symbol::parse(&raw) else { continue };
+        market.push(symbol.clone());
         match (&options.country, country) {
-            (None, _) => symbols.push(symbol),
-            (Some(want), Some(c)) if c.eq_ignore_ascii_case(want) => symbols.push(symbol),
+            (None, _) => {
+                selected.insert(symbol);
+            }
+            (Some(want), Some(c)) if c.eq_ignore_ascii_case(want) => {
+                selected.insert(symbol);
+            }
             (Some(_), Some(_)) => {}
             (Some(want), None) => unplaced.push(unscored(symbol.as_str(), format!("country unknown (filter {want})"))),
         }
     }
-    let mut symbols = crate::jobs::dataset::from_source(ctx, symbols).await?;
+    let market = crate::jobs::dataset::from_source(ctx, market).await?;
+    let mut wanted: Vec<Symbol> = market.iter().filter(|s| selected.contains(*s)).cloned().collect();
     if let Some(limit) = options.limit {
-        symbols.truncate(limit);
+        wanted.truncate(limit);
     }
-    Ok((symbols, unplaced))
+    Ok((market, wanted.into_iter().collect(), unplaced))
 }
 
 /// The predictions file's columns.

@@ -4,6 +4,7 @@
 pub mod backtest;
 pub mod batch;
 mod boosting;
+pub mod expected;
 pub mod metrics;
 pub mod online;
 pub mod split;

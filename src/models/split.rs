@@ -58,6 +58,25 @@ pub fn holdout(dates: &[NaiveDate], window_ends: &[NaiveDate], valid_fraction: f
     split_at(&cal, dates, window_ends, cal.len() - n_valid, cal.len(), embargo)
 }
 
+/// Where the lockbox cuts the rows (sorted by scan date): rows `..train_end`
+/// are for training, the walk-forward folds and the holdout; rows
+/// `lockbox_start..` are the lockbox, the last `fraction` of the calendar
+/// (at least one date when the fraction is positive). The `embargo` dates
+/// between them belong to neither, so no holdout label window reaches into
+/// the lockbox. `None` when too few dates are left before it.
+pub fn lockbox(dates: &[NaiveDate], fraction: f64, embargo: usize) -> Option<(usize, usize)> {
+    if fraction <= 0.0 {
+        return Some((dates.len(), dates.len()));
+    }
+    let cal = calendar(dates);
+    let n_lock = ((cal.len() as f64 * fraction).ceil() as usize).max(1);
+    let first_lock = cal.len().checked_sub(n_lock)?;
+    let end = first_lock.checked_sub(embargo).filter(|&e| e > 0)?;
+    let train_end = dates.partition_point(|d| *d < cal[end]);
+    let lockbox_start = dates.partition_point(|d| *d < cal[first_lock]);
+    Some((train_end, lockbox_start))
+}
+
 /// `folds` expanding walk-forward splits: the calendar cut into `folds + 1`
 /// blocks; fold k validates on block k and trains on what ends before it.
 pub fn walk_forward(dates: &[NaiveDate], window_ends: &[NaiveDate], folds: usize, embargo: usize) -> Vec<Split> {
@@ -77,6 +96,19 @@ pub fn walk_forward(dates: &[NaiveDate], window_ends: &[NaiveDate], folds: usize
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_lockbox_is_the_last_dates_after_an_embargo() {
+        let d = |i: u64| NaiveDate::from_ymd_opt(2020, 1, 1).unwrap() + chrono::Days::new(i);
+        // 20 dates, two rows each.
+        let dates: Vec<NaiveDate> = (0..20).flat_map(|i| [d(i), d(i)]).collect();
+        // 10 %: the last 2 dates (rows 36..40); embargo 3: dates 15..=17 out.
+        assert_eq!(lockbox(&dates, 0.1, 3), Some((30, 36)));
+        assert_eq!(lockbox(&dates, 0.0, 3), Some((40, 40)));
+        // 0.01 still holds out one date.
+        assert_eq!(lockbox(&dates, 0.01, 0), Some((38, 38)));
+        assert_eq!(lockbox(&dates, 0.9, 3), None);
+    }
 
     /// Deterministic generator for the property test.
     struct Rng(u64);

@@ -11,9 +11,11 @@ use serde::Deserialize;
 use crate::calendar::{CalendarConfig, Calendars};
 
 mod fetch;
+mod universe;
 use crate::candles::CandleSource;
 use fetch::validate_fetch;
 pub use fetch::{ApiKeys, FINNHUB_KEY_VAR, FetchConfig, NOW_VAR, ProviderConfig, Secret, TWELVEDATA_KEY_VAR};
+pub use universe::{CostConfig, TickSetting, UniverseConfig, exchange_defaults};
 
 use crate::candles::splits::PriceAdjust;
 use crate::error::UsageError;
@@ -95,6 +97,7 @@ pub struct FileConfig {
     pub bootstrap: BootstrapConfig,
     pub labels: LabelConfig,
     pub costs: CostConfig,
+    pub universe: UniverseConfig,
     pub promotion: PromotionConfig,
     pub incremental: IncrementalConfig,
     pub monitor: MonitorConfig,
@@ -208,32 +211,24 @@ impl LabelConfig {
     }
 }
 
-/// `[costs]`: trading costs charged to every labeled trade and backtest.
-#[derive(Debug, Clone, Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct CostConfig {
-    /// Commission + half spread + slippage per side, in basis points.
-    pub bps_per_side: f64,
-}
-
-impl Default for CostConfig {
-    fn default() -> Self {
-        CostConfig { bps_per_side: 10.0 }
-    }
-}
-
 /// `[promotion]`: what a new model must show to replace the live one.
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PromotionConfig {
-    /// Fewest validation dates with a top-K for the gate to judge at all.
+    /// Fewest holdout dates with a top-K for the gate to judge at all.
     pub min_valid_dates: usize,
-    /// On the validation dates production never trained on, the
-    /// candidate's precision@K may trail production's by at most this
-    /// (0.01 = one point): a retrain on newer data should not lose to noise,
-    /// but not to a real drop either.
+    /// Fewest independent windows (holdout dates ÷ horizon: neighbouring
+    /// dates share most of their label window) for the gate to judge.
+    pub min_windows: usize,
+    /// Bootstrap blocks of this many horizons (2–4: long enough to keep
+    /// the overlap of neighbouring dates inside a block).
+    pub block_horizons: usize,
+    /// Reported beside production's precision@K; no longer a test (the
+    /// paired return comparison is).
     pub precision_margin: f64,
-    /// Likewise for the after-cost top-K excess return per trade (0.001 = 10 bp).
+    /// On the holdout dates production never trained on, the lower 95 %
+    /// bound of the candidate's per-date top-K return minus production's
+    /// may not fall below −return_margin (0.001 = 10 bp).
     pub return_margin: f64,
 }
 
@@ -241,6 +236,8 @@ impl Default for PromotionConfig {
     fn default() -> Self {
         PromotionConfig {
             min_valid_dates: 20,
+            min_windows: 30,
+            block_horizons: 3,
             precision_margin: 0.01,
             return_margin: 0.001,
         }
@@ -262,6 +259,9 @@ pub struct BootstrapConfig {
     /// Share of a training window's latest scan dates carved off (purged
     /// and embargoed) for LightGBM's early stopping.
     pub early_stopping_fraction: f64,
+    /// Share of the latest scan dates scored once for the report and
+    /// never used to choose or promote (after an embargo of one horizon).
+    pub lockbox_fraction: f64,
 }
 
 impl Default for BootstrapConfig {
@@ -272,6 +272,7 @@ impl Default for BootstrapConfig {
             valid_fraction: 0.2,
             folds: 4,
             early_stopping_fraction: 0.15,
+            lockbox_fraction: 0.1,
         }
     }
 }
@@ -338,6 +339,7 @@ pub struct Settings {
     pub bootstrap: BootstrapConfig,
     pub labels: LabelConfig,
     pub costs: CostConfig,
+    pub universe: UniverseConfig,
     pub promotion: PromotionConfig,
     pub incremental: IncrementalConfig,
     pub monitor: MonitorConfig,
@@ -426,6 +428,7 @@ impl Settings {
             bootstrap: file.bootstrap,
             labels: file.labels,
             costs: file.costs,
+            universe: file.universe,
             promotion: file.promotion,
             incremental: file.incremental,
             monitor: file.monitor,
@@ -490,11 +493,35 @@ fn validate_training(file: &FileConfig) -> Result<(), UsageError> {
             return Err(invalid(name, format!("must be a positive multiple of ATR14, got {k}")));
         }
     }
-    let bps = file.costs.bps_per_side;
-    if !(0.0..10_000.0).contains(&bps) {
+    file.costs.validate()?;
+    file.universe.validate()?;
+    if !(b.lockbox_fraction >= 0.0 && b.lockbox_fraction < 1.0) {
         return Err(invalid(
-            "costs.bps_per_side",
-            format!("must be between 0 and 10000 basis points, got {bps}"),
+            "bootstrap.lockbox_fraction",
+            format!("must be in [0, 1), got {}", b.lockbox_fraction),
+        ));
+    }
+    if b.valid_fraction + b.lockbox_fraction >= 0.9 {
+        return Err(invalid(
+            "bootstrap.valid_fraction",
+            format!(
+                "valid_fraction {} + lockbox_fraction {} leave under 10 % of the dates to train on",
+                b.valid_fraction, b.lockbox_fraction
+            ),
+        ));
+    }
+    // Fold k validates on block k of folds + 1: a holdout longer than one
+    // block would be trained on by the last fold, whose figures choose.
+    if b.folds > 0 && b.valid_fraction > 1.0 / (b.folds as f64 + 1.0) + 1e-12 {
+        return Err(invalid(
+            "bootstrap.valid_fraction",
+            format!(
+                "{} is more than 1/(folds + 1) = {:.4} with {} folds: the last walk-forward fold would \
+                 train on holdout dates",
+                b.valid_fraction,
+                1.0 / (b.folds as f64 + 1.0),
+                b.folds
+            ),
         ));
     }
     let inc = &file.incremental;
@@ -515,6 +542,15 @@ fn validate_training(file: &FileConfig) -> Result<(), UsageError> {
         if !(m >= 0.0 && m.is_finite()) {
             return Err(invalid(name, format!("must be ≥ 0, got {m}")));
         }
+    }
+    if p.min_windows == 0 || !(1..=10).contains(&p.block_horizons) {
+        return Err(invalid(
+            "promotion.min_windows",
+            format!(
+                "min_windows must be ≥ 1 and block_horizons in 1..=10, got {} and {}",
+                p.min_windows, p.block_horizons
+            ),
+        ));
     }
     if b.min_symbols == 0 || b.min_rows == 0 {
         return Err(invalid(
@@ -596,6 +632,17 @@ mod tests {
             ("[labels]\nk_target = -1\n", "labels.k_target"),
             ("[labels]\nentry = \"tomorrow\"\n", "tomorrow"),
             ("[promotion]\nreturn_margin = -0.1\n", "promotion.return_margin"),
+            ("[universe]\nmin_price = -1\n", "universe.min_price"),
+            ("[universe]\nmin_traded_value = -5\n", "universe.min_traded_value"),
+            ("[bootstrap]\nlockbox_fraction = 1.0\n", "bootstrap.lockbox_fraction"),
+            ("[bootstrap]\nvalid_fraction = 0.3\n", "1/(folds + 1)"),
+            (
+                "[bootstrap]\nvalid_fraction = 0.4\nfolds = 1\nlockbox_fraction = 0.5\n",
+                "under 10 %",
+            ),
+            ("[costs]\ntick_size = { US = 0 }\n", "costs.tick_size"),
+            ("[costs]\ntick_size = { US = \"cents\" }\n", "costs.tick_size"),
+            ("[promotion]\nblock_horizons = 0\n", "promotion.min_windows"),
         ] {
             std::fs::write(&path, text).unwrap();
             let mut a = args();

@@ -79,13 +79,17 @@ fn bootstrap_writes_every_artifact_with_lineage_and_promotes_with_force() {
         "batch_train_metrics_",
         "backtest_2",
         "backtest_daily_",
+        "trades_",
     ] {
         assert_eq!(artifact(&ctx, "us", prefix).len(), 1, "{prefix}");
     }
     for line in [
         "backtest (top-3 daily, enter next open",
-        "pooled    top-K ",
-        "pooled    top-K − universe per date",
+        "pooled   top-K ",
+        "pooled   top-K − universe per date",
+        "holdout  top-K − universe per date",
+        "lockbox  top-K − universe per date",
+        "ranking (chosen on folds 1, 2, 3 before the holdout",
     ] {
         assert!(run.stdout.contains(line), "missing {line:?} in:\n{}", run.stdout);
     }
@@ -162,7 +166,7 @@ print(json.dumps({"rows": t.num_rows, "names": t.schema.names, "labels": sorted(
     assert_eq!(v["rows"], meta_rows(labeled));
     assert_eq!(v["labels"], serde_json::json!([0, 1]));
     assert_eq!(v["ordered"], true, "rows in (date, symbol) order, each once");
-    assert_eq!(v["splits"], serde_json::json!(["purged", "train", "valid"]));
+    assert_eq!(v["splits"], serde_json::json!(["lockbox", "purged", "train", "valid"]));
     let names = v["names"].as_array().unwrap();
     for col in [
         "symbol",
@@ -194,12 +198,14 @@ import json, sys
 import pyarrow.parquet as pq
 t = pq.read_table(sys.argv[1]).to_pydict()
 d = pq.read_table(sys.argv[2]).to_pydict()
+# US prices: half a cent is under 10 bp on every fixture quote.
 cost = max(abs(g - r - 0.002) for g, r in zip(t["gross_return"], t["realized_return"]))
 ok_target = all(x >= e * 1.05 * (1 - 1e-12) for x, e, why in zip(t["exit_price"], t["entry_price"], t["exit_reason"]) if why == "target")
 ok_stop = all(x <= e * 0.96 * (1 + 1e-12) for x, e, why in zip(t["exit_price"], t["entry_price"], t["exit_reason"]) if why == "stop")
 gaps = sum(1 for x, e, why in zip(t["exit_price"], t["entry_price"], t["exit_reason"]) if why == "stop" and x < e * 0.96 * (1 - 1e-9))
+eq = [e for w, c, e in zip(d["window"], d["cohort"], d["equity"]) if w == "holdout" and c == "top_k"]
 print(json.dumps({"cost": cost, "ok_target": ok_target, "ok_stop": ok_stop, "gaps": gaps,
-  "windows": sorted(set(d["window"])), "days": len(d["date"]), "last_equity": d["top_k_equity"][-1]}))
+  "windows": sorted(set(d["window"])), "days": len(d["date"]), "last_equity": eq[-1]}))
 "#,
         &[labeled, daily],
     );
@@ -215,7 +221,7 @@ print(json.dumps({"cost": cost, "ok_target": ok_target, "ok_stop": ok_stop, "gap
     );
     assert_eq!(
         v["windows"],
-        serde_json::json!(["fold1", "fold2", "fold3", "fold4", "holdout", "pooled"])
+        serde_json::json!(["fold1", "fold2", "fold3", "holdout", "lockbox", "pooled"])
     );
     let report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&artifact(&ctx, "us", "backtest_2")[0]).unwrap()).unwrap();
@@ -236,7 +242,7 @@ print(json.dumps({"cost": cost, "ok_target": ok_target, "ok_stop": ok_stop, "gap
     let holdout_equity = 1.0 + report["holdout"]["top_k"]["total_return"].as_f64().unwrap();
     assert!(
         (v["last_equity"].as_f64().unwrap() - holdout_equity).abs() < 1e-12,
-        "the daily rows end with the holdout"
+        "the holdout's book ends at its compounded return"
     );
     assert!(equity > 0.0);
 }
@@ -273,7 +279,7 @@ fn same_seed_and_data_give_byte_identical_models_and_promotion_compares_with_pro
     run.assert_ok();
     assert!(
         run.stdout
-            .contains("production trained through 2020-12-31 covers the whole validation window"),
+            .contains("production trained through 2020-12-31 covers the whole holdout"),
         "{}",
         run.stdout
     );
@@ -306,6 +312,13 @@ fn bad_flags_are_usage_errors() {
         ("[costs]\nbps_per_side = -1\n", "costs.bps_per_side"),
         ("[labels]\nbarrier = \"atr\"\nk_stop = 0\n", "labels.k_stop"),
         ("[labels]\nentry = \"tomorrow\"\n", "tomorrow"),
+        ("[universe]\nmin_price = -1\n", "universe.min_price"),
+        ("[universe]\nmin_traded_value = -1e6\n", "universe.min_traded_value"),
+        ("[bootstrap]\nlockbox_fraction = 1\n", "bootstrap.lockbox_fraction"),
+        (
+            "[bootstrap]\nvalid_fraction = 0.25\n",
+            "the last walk-forward fold would train on holdout dates",
+        ),
     ] {
         std::fs::write(&config, text).unwrap();
         let run = ctx.run(
@@ -375,21 +388,19 @@ fn promotion_compares_with_production_only_on_rows_it_never_trained_on() {
     // and promoted here by --force whatever the comparison says ...
     let run = bootstrap(&ctx, "us", &["--force"]);
     run.assert_ok();
+    let last = run.stdout.lines().last().unwrap();
     assert!(
-        run.stdout
-            .contains("on the 1000 validation rows (100 dates from 2020-08-04) production never saw"),
-        "{}",
-        run.stdout
+        last.contains("paired with production on the")
+            && last.contains("holdout rows from 2020-")
+            && last.contains("it never saw"),
+        "{last}"
     );
     // ... so a retrain on the same data faces live models that saw every
     // validation row: not compared.
     let run = bootstrap(&ctx, "us", &[]);
     run.assert_ok();
     let last = run.stdout.lines().last().unwrap();
-    assert!(
-        last.contains("covers the whole validation window, not compared"),
-        "{last}"
-    );
+    assert!(last.contains("covers the whole holdout, not compared"), "{last}");
     // A run as of an older date never replaces the newer live models.
     let run = bootstrap(&ctx, "us", &["--as-of", "2020-06-30"]);
     run.assert_ok();

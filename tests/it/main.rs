@@ -10,6 +10,7 @@ mod fetch;
 mod fuzz;
 mod import;
 mod incremental;
+mod judge;
 mod manifest_repair;
 mod migrations;
 mod monitor;

@@ -12,15 +12,19 @@ use crate::context::Context;
 use crate::db::job_runs::RunStatus;
 use crate::error::UsageError;
 use crate::features::Snapshot;
-use crate::jobs::dataset::{Skipped, labeled_cross_sections, read_and_build, resolve_as_of, watchlist_symbols};
+use crate::jobs::dataset::{
+    Skipped, labeled_cross_sections, read_and_build, resolve_as_of, trade_paths, watchlist_calendar, watchlist_symbols,
+};
 use crate::labels::{Barrier, Entry};
-use crate::models::backtest::{Backtest, backtest};
-use crate::models::metrics::{Baselines, Evaluation};
+use crate::models::backtest::{Backtest, BacktestParams, backtest};
+use crate::models::ensemble;
+use crate::models::metrics::{Baselines, Evaluation, evaluate};
 use crate::models::online::OnlineModel;
-use crate::models::split::{Split, holdout, walk_forward};
+use crate::models::split::{Split, holdout, lockbox, walk_forward};
 use crate::settings::{BarrierKind, LabelConfig, Settings};
 use crate::store::{ArtifactRecord, WatchlistStore};
 use crate::symbols::Symbol;
+use crate::universe::UniverseRule;
 
 mod promotion;
 mod publish;
@@ -29,7 +33,8 @@ mod training;
 
 pub use report::{summary_line, table};
 use training::{
-    Fitted, Rounds, TrainParams, eval_dates, eval_set, fit_and_evaluate, fit_bundle, fit_models, label, timed,
+    Fitted, Rounds, TrainParams, eval_dates, eval_set, fit_and_evaluate, fit_bundle, fit_models, label, score_rows,
+    timed,
 };
 
 pub const JOB: &str = "bootstrap";
@@ -76,8 +81,9 @@ impl BootstrapOptions {
     }
 
     /// The label rules: the flags' barriers, entry and sizing from
-    /// `[labels]` (the flag wins), costs from `[costs]`.
-    pub fn barrier(&self, settings: &Settings) -> Barrier {
+    /// `[labels]` (the flag wins), costs from `[costs]` (the tick of the
+    /// watchlist's exchange).
+    pub fn barrier(&self, settings: &Settings, exchange: &str) -> Barrier {
         Barrier {
             horizon: self.horizon,
             target: self.target,
@@ -89,6 +95,7 @@ impl BootstrapOptions {
             }
             .sizing(),
             cost_bps_per_side: settings.costs.bps_per_side,
+            tick: settings.costs.tick_for(exchange),
         }
     }
 
@@ -100,6 +107,12 @@ impl BootstrapOptions {
             horizon: self.horizon,
             seed: self.seed,
             top_k: self.top_k,
+            backtest: BacktestParams {
+                k: self.top_k,
+                horizon: self.horizon,
+                block: settings.promotion.block_horizons * self.horizon,
+                seed: self.seed,
+            },
         }
     }
 }
@@ -132,7 +145,10 @@ pub enum TrainingDataError {
         target: f64,
         stop: f64,
     },
-    #[error("{0} scan dates are too few for a validation split with a {1}-day embargo")]
+    #[error(
+        "{0} scan dates are too few for a lockbox, a validation split and training dates with a {1}-day embargo \
+         (use a longer --train-years)"
+    )]
     NoSplit(usize, usize),
 }
 
@@ -185,6 +201,20 @@ pub struct FoldReport {
     pub ensemble: Evaluation,
     /// The daily top-K portfolio on this fold's validation dates.
     pub backtest: Backtest,
+    /// Whether this fold's figures chose the ranking (it validates before
+    /// the holdout).
+    pub chooses: bool,
+    /// This fold is the holdout split (reported from the holdout's fit).
+    pub is_holdout: bool,
+}
+
+/// The lockbox: scored once by the holdout's models, for the report only.
+#[derive(Debug, Clone, Serialize)]
+pub struct LockboxReport {
+    pub rows: usize,
+    pub first_date: NaiveDate,
+    pub ensemble: Evaluation,
+    pub backtest: Backtest,
 }
 
 /// What a bootstrap run found and decided.
@@ -204,12 +234,24 @@ pub struct BootstrapReport {
     pub baselines: Baselines,
     pub production_precision_at_k: Option<f64>,
     pub folds: Vec<FoldReport>,
-    /// The backtest over every walk-forward fold's validation dates.
+    /// The backtest over the validation dates of the walk-forward folds
+    /// before the holdout (the ones that choose), ranked as chosen.
     pub pooled_backtest: Option<Backtest>,
-    /// The backtest of the holdout's validation dates.
+    /// The backtest of the holdout's validation dates, ranked as chosen:
+    /// what the gate judges.
     pub holdout_backtest: Backtest,
-    /// Ranking by probability or by expected return, over the walk-forward folds.
+    /// The last dates, never used to choose or promote.
+    pub lockbox: Option<LockboxReport>,
+    /// Ranking by probability or by expected return, over the walk-forward
+    /// folds before the holdout.
     pub ranking: Option<RankingChoice>,
+    /// Mean after-cost return of the out-of-sample rows (folds before the
+    /// holdout, and the holdout) by decile of their ranking score.
+    pub return_by_score: Vec<crate::models::expected::ReturnBin>,
+    /// The tradeable universe's thresholds and the labeled rows it left out.
+    pub universe: UniverseRule,
+    pub untradeable_rows: usize,
+    pub exchange: String,
     /// The holdout's ensemble scores (the drift reference of `p_score`).
     #[serde(skip)]
     pub validation_scores: Vec<f64>,
@@ -237,6 +279,7 @@ pub async fn run(ctx: &Context, options: &BootstrapOptions) -> anyhow::Result<Bo
 struct DataSet {
     rows: Vec<Snapshot>,
     dropped_undefined: usize,
+    untradeable: usize,
     symbols: usize,
     candle_hash: String,
     first_date: NaiveDate,
@@ -253,9 +296,12 @@ async fn bootstrap(
     let symbols = watchlist_symbols(ctx, options.max_symbols).await?;
     let as_of = resolve_as_of(ctx).await?;
     let first_date = as_of - chrono::Days::new((options.train_years * 365.25).round() as u64);
-    let barrier = options.barrier(&ctx.settings);
+    let exchange = watchlist_calendar(ctx).await?.name.clone();
+    let barrier = options.barrier(&ctx.settings, &exchange);
+    let universe = ctx.settings.universe.rule_for(&exchange);
     let params = options.train_params(&ctx.settings);
-    let built = read_and_build(ctx, &symbols, as_of, &barrier, ctx.settings.ta.min_bars, first_date).await?;
+    let min_bars = ctx.settings.ta.min_bars;
+    let built = read_and_build(ctx, &symbols, as_of, &barrier, min_bars, first_date, universe).await?;
     for s in &built.skipped {
         tracing::warn!("skipped {}: {}", s.symbol, s.reason);
     }
@@ -268,34 +314,75 @@ async fn bootstrap(
     timings.features_and_labels = secs(t.elapsed()) - timings.read;
 
     let t = Instant::now();
-    let dates: Vec<NaiveDate> = data.rows.iter().map(|r| r.date).collect();
-    let ends: Vec<NaiveDate> = data
-        .rows
-        .iter()
-        .map(|r| r.window_end.expect("labeled rows have a window"))
-        .collect();
-    let cfg = &ctx.settings.bootstrap;
-    let split = holdout(&dates, &ends, cfg.valid_fraction, options.horizon)
-        .ok_or(TrainingDataError::NoSplit(distinct(&dates), options.horizon))?;
-    let folds = walk_forward(&dates, &ends, cfg.folds, options.horizon);
+    let windows = windows(&data.rows, &ctx.settings, options.horizon)?;
     timings.split = secs(t.elapsed());
+    let split = &windows.holdout;
     check_classes(&data.rows, &split.train, options)?;
 
     let t = Instant::now();
-    let (mut fold_reports, mut pooled, start) = evaluate_folds(&data.rows, &folds, &split, &params, &mut timings)?;
+    let (mut fold_reports, choice, start) = evaluate_folds(&data.rows, &windows.folds, split, &params, &mut timings)?;
     timings.walk_forward = secs(t.elapsed());
-    let fitted = fit_and_evaluate(&data.rows, &split, &params, start.as_ref(), &mut timings)?;
-    let holdout_backtest = timed(&mut timings.metrics, || {
-        fold_backtest(&data.rows, &split, &fitted, &params)
+    // Chosen on the folds before the holdout; the holdout tests the choice.
+    let pooled = timed(&mut timings.metrics, || choice.backtests(&data.rows, &params, &barrier));
+    let ranking = pooled.as_ref().map(|p| RankingChoice {
+        folds: fold_reports.iter().filter(|f| f.chooses).map(|f| f.fold).collect(),
+        ..RankingChoice::from(p)
     });
-    if let Some(k) = folds.iter().position(|f| is_holdout(f, &split)) {
-        fold_reports.push(FoldReport::new(k + 1, &split, &fitted, holdout_backtest.clone()));
+    let by_expected_return = ranking.as_ref().is_some_and(|r| r.chosen == "expected_return");
+    let rank = |idx: &[usize], p: &[f64]| {
+        if by_expected_return {
+            expected_returns(&data.rows, idx, p, &barrier)
+        } else {
+            p.to_vec()
+        }
+    };
+    let mut out_of_sample = pooled
+        .as_ref()
+        .map(|p| (p.idx.clone(), rank(&p.idx, &p.scores)))
+        .unwrap_or_default();
+    let pooled_backtest = pooled.map(|p| {
+        if by_expected_return {
+            p.expected_return
+        } else {
+            p.probability
+        }
+    });
+    let fitted = fit_and_evaluate(&data.rows, split, &params, start.as_ref(), &mut timings)?;
+    let holdout_scores = rank(&split.valid, &fitted.valid_scores);
+    out_of_sample.0.extend(&split.valid);
+    out_of_sample.1.extend(&holdout_scores);
+    let return_by_score = {
+        let returns: Vec<f64> = out_of_sample
+            .0
+            .iter()
+            .map(|&i| data.rows[i].label.expect("labeled").realized_return)
+            .collect();
+        crate::models::expected::return_by_score(&out_of_sample.1, &returns, 10)
+    };
+    let holdout_backtest = timed(&mut timings.metrics, || {
+        window_backtest(&data.rows, &split.valid, &holdout_scores, &params, &[0])
+    });
+    if let Some(k) = windows.folds.iter().position(|f| is_holdout(f, split)) {
+        fold_reports.push(FoldReport {
+            is_holdout: true,
+            ..FoldReport::new(k + 1, split, &fitted, holdout_backtest.clone(), false)
+        });
         fold_reports.sort_by_key(|f| f.fold);
-        pooled.add(k, &split.valid, &fitted.valid_scores);
     }
-    let pooled = timed(&mut timings.metrics, || pooled.backtests(&data.rows, &params, &barrier));
-    let ranking = pooled.as_ref().map(RankingChoice::from);
-    let pooled_backtest = pooled.map(|p| p.probability);
+    let lockbox = timed(&mut timings.metrics, || -> anyhow::Result<Option<LockboxReport>> {
+        if windows.lockbox.is_empty() {
+            return Ok(None);
+        }
+        let (online, batch) = score_rows(&fitted.models, &data.rows, &windows.lockbox)?;
+        let scores = rank(&windows.lockbox, &ensemble(&online, &batch));
+        let set = eval_set(&data.rows, &windows.lockbox);
+        Ok(Some(LockboxReport {
+            rows: windows.lockbox.len(),
+            first_date: data.rows[windows.lockbox[0]].date,
+            ensemble: evaluate(&set, &scores, params.top_k),
+            backtest: window_backtest(&data.rows, &windows.lockbox, &scores, &params, &[0]),
+        }))
+    })?;
 
     // Final models: everything labelable, the round count early stopping
     // found, the online fit starting from the holdout's weights.
@@ -313,10 +400,11 @@ async fn bootstrap(
     )?;
 
     let production = timed(&mut timings.metrics, || {
-        promotion::compare_with_production(store, &data.rows, &split, &fitted.valid_scores, options.top_k)
+        promotion::compare_with_production(store, &data.rows, split, &holdout_scores, &params)
     });
     let candidate = promotion::Candidate {
         as_of,
+        holdout: &holdout_backtest,
         ensemble: &fitted.ensemble_eval,
         baselines: &fitted.baselines,
     };
@@ -333,6 +421,11 @@ async fn bootstrap(
             .collect(),
         rows: data.rows.len(),
         dropped_undefined: data.dropped_undefined,
+        untradeable_rows: data.untradeable,
+        return_by_score,
+        universe,
+        exchange,
+        lockbox,
         train_rows: split.train.len(),
         valid_rows: split.valid.len(),
         first_valid_date: split.first_valid_date,
@@ -354,7 +447,7 @@ async fn bootstrap(
         artifacts: Vec::new(),
         timings: Timings::default(),
     };
-    let written = publish::write_artifacts(ctx, store, options, &data, &split, &final_models, &report)?;
+    let written = publish::write_artifacts(ctx, store, options, &data, &windows, &final_models, &report)?;
     report.artifacts = written.iter().map(|r| r.name.clone()).collect();
     if promote {
         let models: Vec<&ArtifactRecord> = written
@@ -422,7 +515,7 @@ fn labeled_rows(
     skipped: &[Skipped],
     ctx: &Context,
 ) -> anyhow::Result<DataSet> {
-    let labeled = labeled_cross_sections(built, first_date);
+    let labeled = labeled_cross_sections(built, first_date, ctx.settings.universe.train_on_untradeable);
     let (symbols, dropped) = (labeled.symbols, labeled.dropped_undefined);
     let cfg = &ctx.settings.bootstrap;
     if symbols < cfg.min_symbols {
@@ -451,12 +544,20 @@ fn labeled_rows(
         .into());
     }
     tracing::info!(
-        "labeled data: {} rows of {symbols} symbols from {first_date} ({dropped} dropped: undefined features)",
-        labeled.rows.len()
+        "labeled data: {} rows of {symbols} symbols from {first_date} ({dropped} dropped: undefined features; \
+         {} untradeable{})",
+        labeled.rows.len(),
+        labeled.untradeable,
+        if ctx.settings.universe.train_on_untradeable {
+            ", kept for training"
+        } else {
+            " left out"
+        }
     );
     Ok(DataSet {
         rows: labeled.rows,
         dropped_undefined: dropped,
+        untradeable: labeled.untradeable,
         symbols,
         candle_hash,
         first_date,
@@ -476,8 +577,54 @@ fn check_classes(rows: &[Snapshot], train: &[usize], options: &BootstrapOptions)
     Ok(())
 }
 
-/// The validation rows and ensemble scores of the walk-forward folds, in
-/// fold order: the pooled backtest.
+/// The rows' windows: training and walk-forward folds before the holdout,
+/// the holdout, the lockbox after an embargo. Only tradeable rows are
+/// evaluated (with `train_on_untradeable` the others train).
+struct Windows {
+    holdout: Split,
+    folds: Vec<Split>,
+    lockbox: Vec<usize>,
+}
+
+fn windows(rows: &[Snapshot], settings: &Settings, horizon: usize) -> Result<Windows, TrainingDataError> {
+    let dates: Vec<NaiveDate> = rows.iter().map(|r| r.date).collect();
+    let ends: Vec<NaiveDate> = rows
+        .iter()
+        .map(|r| r.window_end.expect("labeled rows have a window"))
+        .collect();
+    let cfg = &settings.bootstrap;
+    let no_split = || TrainingDataError::NoSplit(distinct(&dates), horizon);
+    let (train_end, lockbox_start) = lockbox(&dates, cfg.lockbox_fraction, horizon).ok_or_else(no_split)?;
+    let (dates, ends) = (&dates[..train_end], &ends[..train_end]);
+    let mut holdout = holdout(dates, ends, cfg.valid_fraction, horizon).ok_or_else(no_split)?;
+    let mut folds = walk_forward(dates, ends, cfg.folds, horizon);
+    // With valid_fraction = 1/(folds + 1) (the default) the last fold is
+    // the holdout (its block can differ by a rounding date).
+    if (cfg.valid_fraction * (cfg.folds as f64 + 1.0) - 1.0).abs() < 1e-9
+        && let Some(last) = folds.last_mut()
+    {
+        *last = holdout.clone();
+    }
+    let mut lockbox: Vec<usize> = (lockbox_start..rows.len()).collect();
+    for valid in folds
+        .iter_mut()
+        .map(|f| &mut f.valid)
+        .chain([&mut holdout.valid, &mut lockbox])
+    {
+        valid.retain(|&i| rows[i].tradeable);
+    }
+    if holdout.valid.is_empty() {
+        return Err(no_split());
+    }
+    Ok(Windows {
+        holdout,
+        folds,
+        lockbox,
+    })
+}
+
+/// The validation rows and ensemble scores of the walk-forward folds that
+/// validate before the holdout, in fold order: what chooses the ranking.
 #[derive(Default)]
 struct Pooled {
     parts: Vec<(usize, Vec<usize>, Vec<f64>)>,
@@ -487,16 +634,21 @@ struct Pooled {
 struct PooledBacktests {
     probability: Backtest,
     expected_return: Backtest,
+    /// The pooled rows and their probabilities.
+    idx: Vec<usize>,
+    scores: Vec<f64>,
 }
 
 impl Pooled {
     fn add(&mut self, fold: usize, valid: &[usize], scores: &[f64]) {
-        self.parts.push((fold, valid.to_vec(), scores.to_vec()));
+        if !valid.is_empty() {
+            self.parts.push((fold, valid.to_vec(), scores.to_vec()));
+        }
     }
 
-    /// The backtests over every fold's validation dates (folds validate on
-    /// consecutive, disjoint blocks of dates), ranked by probability and by
-    /// expected after-cost return.
+    /// The backtests over the folds' validation dates (consecutive,
+    /// disjoint blocks of dates; the bootstrap's blocks stay inside each),
+    /// ranked by probability and by expected after-cost return.
     fn backtests(mut self, rows: &[Snapshot], params: &TrainParams, barrier: &Barrier) -> Option<PooledBacktests> {
         if self.parts.is_empty() {
             return None;
@@ -504,19 +656,25 @@ impl Pooled {
         self.parts.sort_by_key(|p| p.0);
         let idx: Vec<usize> = self.parts.iter().flat_map(|p| p.1.iter().copied()).collect();
         let scores: Vec<f64> = self.parts.iter().flat_map(|p| p.2.iter().copied()).collect();
-        let set = eval_set(rows, &idx);
-        let dates = eval_dates(rows, &idx);
+        let mut starts = Vec::new();
+        let mut days = 0;
+        for part in &self.parts {
+            starts.push(days);
+            days += eval_dates(rows, &part.1).len();
+        }
         let expected = expected_returns(rows, &idx, &scores, barrier);
-        let run = |scores: &[f64]| backtest(&set, &dates, scores, params.top_k, params.horizon, params.seed);
+        let run = |scores: &[f64]| window_backtest(rows, &idx, scores, params, &starts);
         Some(PooledBacktests {
             probability: run(&scores),
             expected_return: run(&expected),
+            idx,
+            scores,
         })
     }
 }
 
 /// Each row's expected after-cost return from its probability.
-fn expected_returns(rows: &[Snapshot], idx: &[usize], probabilities: &[f64], barrier: &Barrier) -> Vec<f64> {
+pub(super) fn expected_returns(rows: &[Snapshot], idx: &[usize], probabilities: &[f64], barrier: &Barrier) -> Vec<f64> {
     idx.iter()
         .zip(probabilities)
         .map(|(&i, &p)| {
@@ -529,51 +687,59 @@ fn expected_returns(rows: &[Snapshot], idx: &[usize], probabilities: &[f64], bar
 /// Walk-forward figures of the two rankings, and the one chosen.
 #[derive(Debug, Clone, Serialize)]
 pub struct RankingChoice {
-    /// `probability` unless ranking by expected return earned more per
-    /// top-K trade over the pooled walk-forward folds.
+    /// `probability` unless ranking by expected return earned a higher
+    /// per-date top-K excess over the folds before the holdout.
     pub chosen: &'static str,
-    pub probability_top_k_mean_return: Option<f64>,
-    pub expected_return_top_k_mean_return: Option<f64>,
+    /// The folds whose validation dates chose.
+    pub folds: Vec<usize>,
     pub probability_excess: Option<f64>,
     pub expected_return_excess: Option<f64>,
+    pub probability_top_k_per_date: Option<f64>,
+    pub expected_return_top_k_per_date: Option<f64>,
 }
 
 impl RankingChoice {
     fn from(b: &PooledBacktests) -> RankingChoice {
         let (p, e) = (&b.probability, &b.expected_return);
-        let better = match (e.top_k.mean_trade_return, p.top_k.mean_trade_return) {
+        let better = match (e.excess.mean, p.excess.mean) {
             (Some(e), Some(p)) => e > p,
             _ => false,
         };
         RankingChoice {
             chosen: if better { "expected_return" } else { "probability" },
-            probability_top_k_mean_return: p.top_k.mean_trade_return,
-            expected_return_top_k_mean_return: e.top_k.mean_trade_return,
+            folds: Vec::new(),
             probability_excess: p.excess.mean,
             expected_return_excess: e.excess.mean,
+            probability_top_k_per_date: p.top_k.per_date_mean_return,
+            expected_return_top_k_per_date: e.top_k.per_date_mean_return,
         }
     }
 }
 
-/// The top-K backtest of a fitted split's validation rows.
-fn fold_backtest(rows: &[Snapshot], split: &Split, fitted: &Fitted, params: &TrainParams) -> Backtest {
-    let set = eval_set(rows, &split.valid);
-    let dates = eval_dates(rows, &split.valid);
-    backtest(
-        &set,
-        &dates,
-        &fitted.valid_scores,
-        params.top_k,
-        params.horizon,
-        params.seed,
-    )
+/// The top-K backtest of the rows `idx` (sorted by date) ranked by `scores`.
+fn window_backtest(
+    rows: &[Snapshot],
+    idx: &[usize],
+    scores: &[f64],
+    params: &TrainParams,
+    segment_starts: &[usize],
+) -> Backtest {
+    let set = eval_set(rows, idx);
+    let dates = eval_dates(rows, idx);
+    let paths = trade_paths(rows, idx);
+    Backtest {
+        row_ids: idx.to_vec(),
+        ..backtest(&set, &paths, &dates, segment_starts, scores, params.backtest)
+    }
 }
 
 /// The walk-forward folds, each fitted and evaluated — except a fold that
 /// is the holdout split itself, which is reported from the holdout fit.
 /// Each fold's online fit starts from the previous fold's weights (fitted
 /// on a subset of its rows, so no later data leaks in); the last of them
-/// is returned as the start of the holdout fit.
+/// is returned as the start of the holdout fit. The folds that validate
+/// before the holdout (rows whose label window ends before it) are pooled
+/// to choose the ranking.
 fn evaluate_folds(
     rows: &[Snapshot],
     folds: &[Split],
@@ -589,9 +755,9 @@ fn evaluate_folds(
             continue;
         }
         let ones = fold.train.iter().filter(|&&i| label(&rows[i]) == 1).count();
-        if ones == 0 || ones == fold.train.len() {
+        if ones == 0 || ones == fold.train.len() || fold.valid.is_empty() {
             tracing::warn!(
-                "walk-forward fold {} skipped: one label class in its training rows",
+                "walk-forward fold {} skipped: one label class in its training rows, or no tradeable row to validate",
                 k + 1
             );
             continue;
@@ -604,9 +770,23 @@ fn evaluate_folds(
             }
             Err(err) => return Err(err),
         };
-        let bt = timed(&mut timings.metrics, || fold_backtest(rows, fold, &fitted, params));
-        pooled.add(k, &fold.valid, &fitted.valid_scores);
-        out.push(FoldReport::new(k + 1, fold, &fitted, bt));
+        let bt = timed(&mut timings.metrics, || {
+            window_backtest(rows, &fold.valid, &fitted.valid_scores, params, &[0])
+        });
+        let before: Vec<usize> = (0..fold.valid.len())
+            .filter(|&j| {
+                rows[fold.valid[j]]
+                    .window_end
+                    .is_some_and(|e| e < holdout.first_valid_date)
+            })
+            .collect();
+        let chooses = !before.is_empty();
+        pooled.add(
+            k + 1,
+            &before.iter().map(|&j| fold.valid[j]).collect::<Vec<_>>(),
+            &before.iter().map(|&j| fitted.valid_scores[j]).collect::<Vec<_>>(),
+        );
+        out.push(FoldReport::new(k + 1, fold, &fitted, bt, chooses));
         start = Some(fitted.models.online);
     }
     Ok((out, pooled, start))
@@ -617,7 +797,7 @@ fn is_holdout(fold: &Split, holdout: &Split) -> bool {
 }
 
 impl FoldReport {
-    fn new(fold: usize, split: &Split, fitted: &Fitted, backtest: Backtest) -> FoldReport {
+    fn new(fold: usize, split: &Split, fitted: &Fitted, backtest: Backtest, chooses: bool) -> FoldReport {
         FoldReport {
             fold,
             train_rows: split.train.len(),
@@ -627,6 +807,8 @@ impl FoldReport {
             batch: fitted.batch_eval.clone(),
             ensemble: fitted.ensemble_eval.clone(),
             backtest,
+            chooses,
+            is_holdout: false,
         }
     }
 }

@@ -4,16 +4,16 @@
 use std::sync::Arc;
 
 use arrow_array::{ArrayRef, Date32Array, Float64Array, Int64Array, StringArray};
+use arrow_schema::SchemaRef;
 use arrow_schema::{DataType, Field, Schema};
 use chrono::NaiveDate;
 
 use super::training::Models;
-use super::{BootstrapOptions, BootstrapReport, DataSet, FoldReport};
+use super::{BootstrapOptions, BootstrapReport, DataSet, FoldReport, Windows};
 use crate::context::Context;
 use crate::features::config::FeatureConfig;
-use crate::models::backtest::Backtest;
+use crate::models::backtest::{Backtest, CONVENTION, Cohort};
 use crate::models::metrics::Evaluation;
-use crate::models::split::Split;
 use crate::store::{ArtifactRecord, InputRef, NameStyle, NewArtifact, WatchlistStore, Writer};
 
 pub(super) fn write_artifacts(
@@ -21,7 +21,7 @@ pub(super) fn write_artifacts(
     store: &WatchlistStore,
     options: &BootstrapOptions,
     data: &DataSet,
-    split: &Split,
+    windows: &Windows,
     models: &Models,
     report: &BootstrapReport,
 ) -> anyhow::Result<Vec<ArtifactRecord>> {
@@ -36,11 +36,15 @@ pub(super) fn write_artifacts(
             "valid_fraction": ctx.settings.bootstrap.valid_fraction,
             "folds": ctx.settings.bootstrap.folds,
             "early_stopping_fraction": ctx.settings.bootstrap.early_stopping_fraction,
+            "lockbox_fraction": ctx.settings.bootstrap.lockbox_fraction,
             "min_bars": ctx.settings.ta.min_bars,
         },
         "label": report.barrier,
         "label_prices": ctx.settings.import.adjust,
         "promotion": ctx.settings.promotion,
+        "universe": report.universe,
+        "train_on_untradeable": ctx.settings.universe.train_on_untradeable,
+        "exchange": report.exchange,
     });
     let candles = InputRef {
         name: format!("candles:{}:..{}", ctx.settings.watchlist, report.as_of),
@@ -57,11 +61,14 @@ pub(super) fn write_artifacts(
         || {
             store.write(&by, labeled_spec, |w| {
                 let mut part = vec!["purged"; data.rows.len()];
-                for &i in &split.train {
+                for &i in &windows.holdout.train {
                     part[i] = "train";
                 }
-                for &i in &split.valid {
+                for &i in &windows.holdout.valid {
                     part[i] = "valid";
+                }
+                for &i in &windows.lockbox {
+                    part[i] = "lockbox";
                 }
                 crate::parquet_out::write_labeled(w, &data.rows, &part)
             })
@@ -84,6 +91,7 @@ pub(super) fn write_artifacts(
     let feature_config = FeatureConfig {
         label: Some(report.barrier),
         ranking: report.ranking.as_ref().map(|r| r.chosen.to_string()),
+        expected_return: report.return_by_score.clone(),
         validation: Some(crate::features::config::ValidationReference {
             k: report.ensemble.k,
             precision_at_k: report.ensemble.precision_at_k,
@@ -161,15 +169,20 @@ pub(super) fn write_artifacts(
     };
     let online_m = store.write_json(&by, metric_spec("online_train_metrics"), &online_metrics)?;
     let batch_m = store.write_json(&by, metric_spec("batch_train_metrics"), &batch_metrics)?;
-    let (backtest, daily) = write_backtest(
-        store,
-        &by,
-        report,
-        metric_spec("backtest"),
-        metric_spec("backtest_daily"),
-    )?;
+    let backtest = write_backtest_summary(store, &by, report, metric_spec("backtest"))?;
+    let parquet_spec = |kind: &str| {
+        NewArtifact::new(kind, NameStyle::Timestamped, "parquet")
+            .parameters(params.clone())
+            .inputs(vec![InputRef {
+                name: labeled.name.clone(),
+                sha256: labeled.sha256.clone(),
+            }])
+    };
+    let windows = backtest_windows(report);
+    let daily = write_daily(store, &by, &windows, parquet_spec("backtest_daily"))?;
+    let trades = write_trades(store, &by, data, &windows, parquet_spec("trades"))?;
     Ok(vec![
-        labeled, config, bundle, online, batch, online_m, batch_m, backtest, daily,
+        labeled, config, bundle, online, batch, online_m, batch_m, backtest, daily, trades,
     ])
 }
 
@@ -181,20 +194,20 @@ fn format_years(years: f64) -> String {
     }
 }
 
-/// `backtest_<ts>.json` (every KPI per fold and pooled) and
-/// `backtest_daily_<ts>.parquet` (one row per validation date and window).
-fn write_backtest(
+/// `backtest_<ts>.json`: every figure per fold, pooled, holdout and
+/// lockbox, with the book's convention and the gate's decision.
+fn write_backtest_summary(
     store: &WatchlistStore,
     by: &Writer,
     report: &BootstrapReport,
-    json_spec: NewArtifact,
-    daily_spec: NewArtifact,
-) -> anyhow::Result<(ArtifactRecord, ArtifactRecord)> {
+    spec: NewArtifact,
+) -> anyhow::Result<ArtifactRecord> {
     let folds: Vec<serde_json::Value> = report
         .folds
         .iter()
         .map(|f| {
             serde_json::json!({"fold": f.fold, "first_valid_date": f.first_valid_date,
+                "chooses_ranking": f.chooses, "is_holdout": f.is_holdout,
                 "rank_ic": f.ensemble.rank_ic, "precision_at_k": f.ensemble.precision_at_k,
                 "backtest": f.backtest})
         })
@@ -202,70 +215,176 @@ fn write_backtest(
     let summary = serde_json::json!({
         "as_of": report.as_of,
         "label": report.barrier,
-        "portfolio": "daily cohort of the top-K by ensemble probability, 1/horizon of equity each, \
-                      equal weight inside a cohort, entered at the next open, exited by the label rules, \
-                      returns after costs booked on the exit day",
+        "convention": CONVENTION,
+        "universe": {"exchange": report.exchange, "rule": report.universe,
+                     "untradeable_labeled_rows_left_out": report.untradeable_rows},
         "folds": folds,
         "pooled": report.pooled_backtest,
         "ranking": report.ranking,
+        "return_by_score": report.return_by_score,
         "holdout": report.holdout_backtest,
+        "lockbox": report.lockbox,
+        "promoted": report.promoted,
+        "decision": report.decision,
     });
-    let json = store.write_json(by, json_spec, &summary)?;
-    let mut windows: Vec<(String, &Backtest)> = report
+    store.write_json(by, spec, &summary)
+}
+
+/// Every backtest of the run with its window's name and fold number.
+fn backtest_windows(report: &BootstrapReport) -> Vec<(String, Option<i64>, &Backtest)> {
+    let mut out: Vec<(String, Option<i64>, &Backtest)> = report
         .folds
         .iter()
-        .map(|f| (format!("fold{}", f.fold), &f.backtest))
+        .filter(|f| !f.is_holdout)
+        .map(|f| (format!("fold{}", f.fold), Some(f.fold as i64), &f.backtest))
         .collect();
     if let Some(p) = &report.pooled_backtest {
-        windows.push(("pooled".to_string(), p));
+        out.push(("pooled".into(), None, p));
     }
-    windows.push(("holdout".to_string(), &report.holdout_backtest));
-    let rows: Vec<(&str, &crate::models::backtest::DailyRow)> = windows
-        .iter()
-        .flat_map(|(name, bt)| bt.daily.iter().map(move |d| (name.as_str(), d)))
-        .collect();
+    let holdout_fold = report.folds.iter().find(|f| f.is_holdout).map(|f| f.fold as i64);
+    out.push(("holdout".into(), holdout_fold, &report.holdout_backtest));
+    if let Some(l) = &report.lockbox {
+        out.push(("lockbox".into(), None, &l.backtest));
+    }
+    out
+}
+
+fn days_since_epoch(date: NaiveDate) -> i32 {
     let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date");
-    let float = |f: &dyn Fn(&crate::models::backtest::DailyRow) -> Option<f64>| {
-        Arc::new(Float64Array::from_iter(rows.iter().map(|(_, d)| f(d)))) as ArrayRef
+    (date - epoch).num_days() as i32
+}
+
+/// `backtest_daily_<ts>.parquet`: per window, session and cohort the
+/// book's return, equity, exposure, weight entered and open positions.
+fn write_daily(
+    store: &WatchlistStore,
+    by: &Writer,
+    windows: &[(String, Option<i64>, &Backtest)],
+    spec: NewArtifact,
+) -> anyhow::Result<ArtifactRecord> {
+    let rows: Vec<(&str, NaiveDate, Cohort, &crate::models::backtest::SessionBook)> = windows
+        .iter()
+        .flat_map(|(name, _, bt)| {
+            bt.sessions_daily.iter().flat_map(move |s| {
+                Cohort::ALL
+                    .iter()
+                    .zip(&s.books)
+                    .map(move |(c, b)| (name.as_str(), s.date, *c, b))
+            })
+        })
+        .collect();
+    let float = |f: fn(&crate::models::backtest::SessionBook) -> f64| {
+        Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| f(r.3)))) as ArrayRef
     };
     let fields = vec![
         Field::new("window", DataType::Utf8, false),
         Field::new("date", DataType::Date32, false),
-        Field::new("top_k_return", DataType::Float64, false),
-        Field::new("universe_return", DataType::Float64, false),
-        Field::new("rule_buy_return", DataType::Float64, false),
-        Field::new("top_k_equity", DataType::Float64, false),
-        Field::new("universe_equity", DataType::Float64, false),
-        Field::new("rule_buy_equity", DataType::Float64, false),
-        Field::new("top_k_cohort_return", DataType::Float64, true),
-        Field::new("universe_cohort_return", DataType::Float64, true),
-        Field::new("picks", DataType::Int64, false),
-        Field::new("universe", DataType::Int64, false),
+        Field::new("cohort", DataType::Utf8, false),
+        Field::new("return", DataType::Float64, false),
+        Field::new("equity", DataType::Float64, false),
+        Field::new("exposure", DataType::Float64, false),
+        Field::new("entered", DataType::Float64, false),
+        Field::new("open_positions", DataType::Int64, false),
     ];
     let columns: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::from_iter_values(rows.iter().map(|(w, _)| *w))),
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0))),
         Arc::new(Date32Array::from_iter_values(
-            rows.iter().map(|(_, d)| (d.date - epoch).num_days() as i32),
+            rows.iter().map(|r| days_since_epoch(r.1)),
         )),
-        float(&|d| Some(d.top_k_return)),
-        float(&|d| Some(d.universe_return)),
-        float(&|d| Some(d.rule_buy_return)),
-        float(&|d| Some(d.top_k_equity)),
-        float(&|d| Some(d.universe_equity)),
-        float(&|d| Some(d.rule_buy_equity)),
-        float(&|d| d.top_k_cohort),
-        float(&|d| d.universe_cohort),
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.2.as_str()))),
+        float(|b| b.ret),
+        float(|b| b.equity),
+        float(|b| b.exposure),
+        float(|b| b.entered),
         Arc::new(Int64Array::from_iter_values(
-            rows.iter().map(|(_, d)| i64::from(d.picks)),
-        )),
-        Arc::new(Int64Array::from_iter_values(
-            rows.iter().map(|(_, d)| i64::from(d.universe)),
+            rows.iter().map(|r| i64::from(r.3.open_positions)),
         )),
     ];
-    let n = rows.len();
-    let schema = Arc::new(Schema::new(fields));
-    let daily = store.write(by, daily_spec, |w| {
-        crate::parquet_out::write_batch(w, schema, columns, n)
-    })?;
-    Ok((json, daily))
+    write_table(store, by, spec, Arc::new(Schema::new(fields)), columns, rows.len())
+}
+
+/// `trades_<ts>.parquet`: every simulated trade of every window.
+fn write_trades(
+    store: &WatchlistStore,
+    by: &Writer,
+    data: &DataSet,
+    windows: &[(String, Option<i64>, &Backtest)],
+    spec: NewArtifact,
+) -> anyhow::Result<ArtifactRecord> {
+    struct Row<'a> {
+        window: &'a str,
+        fold: Option<i64>,
+        cohort: Cohort,
+        weight: f64,
+        snapshot: &'a crate::features::Snapshot,
+    }
+    let rows: Vec<Row> = windows
+        .iter()
+        .flat_map(|(name, fold, bt)| {
+            bt.trades.iter().map(move |t| Row {
+                window: name,
+                fold: *fold,
+                cohort: t.cohort,
+                weight: t.weight,
+                snapshot: &data.rows[bt.row_ids[t.row as usize]],
+            })
+        })
+        .collect();
+    let label = |r: &Row| r.snapshot.label.expect("traded rows are labeled");
+    let float = |f: &dyn Fn(&Row) -> f64| Arc::new(Float64Array::from_iter_values(rows.iter().map(f))) as ArrayRef;
+    let date = |f: &dyn Fn(&Row) -> NaiveDate| {
+        Arc::new(Date32Array::from_iter_values(
+            rows.iter().map(|r| days_since_epoch(f(r))),
+        )) as ArrayRef
+    };
+    let fields = vec![
+        Field::new("window", DataType::Utf8, false),
+        Field::new("fold", DataType::Int64, true),
+        Field::new("scan_date", DataType::Date32, false),
+        Field::new("symbol", DataType::Utf8, false),
+        Field::new("cohort", DataType::Utf8, false),
+        Field::new("weight", DataType::Float64, false),
+        Field::new("entry_date", DataType::Date32, false),
+        Field::new("entry_price", DataType::Float64, false),
+        Field::new("exit_date", DataType::Date32, false),
+        Field::new("exit_price", DataType::Float64, false),
+        Field::new("exit_kind", DataType::Utf8, false),
+        Field::new("gross_return", DataType::Float64, false),
+        Field::new("entry_cost", DataType::Float64, false),
+        Field::new("exit_cost", DataType::Float64, false),
+        Field::new("net_return", DataType::Float64, false),
+    ];
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.window))),
+        Arc::new(Int64Array::from_iter(rows.iter().map(|r| r.fold))),
+        date(&|r| r.snapshot.date),
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|r| r.snapshot.symbol.as_str()),
+        )),
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.cohort.as_str()))),
+        float(&|r| r.weight),
+        date(&|r| r.snapshot.marks.first().expect("a trade has an entry session").0),
+        float(&|r| label(r).entry_price),
+        date(&|r| r.snapshot.marks.last().expect("a trade has an exit session").0),
+        float(&|r| label(r).exit_price),
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|r| label(r).exit_reason.as_str()),
+        )),
+        float(&|r| label(r).gross_return),
+        float(&|r| label(r).entry_cost),
+        float(&|r| label(r).exit_cost),
+        float(&|r| label(r).realized_return),
+    ];
+    write_table(store, by, spec, Arc::new(Schema::new(fields)), columns, rows.len())
+}
+
+fn write_table(
+    store: &WatchlistStore,
+    by: &Writer,
+    spec: NewArtifact,
+    schema: SchemaRef,
+    columns: Vec<ArrayRef>,
+    rows: usize,
+) -> anyhow::Result<ArtifactRecord> {
+    store.write(by, spec, |w| crate::parquet_out::write_batch(w, schema, columns, rows))
 }

@@ -82,12 +82,12 @@ pub fn table(r: &BootstrapReport) -> String {
     out.push_str(&backtest_lines(r));
     if let Some(c) = &r.ranking {
         let pct = |x: Option<f64>| x.map(|v| format!("{:+.3}%", 100.0 * v)).unwrap_or_else(|| "n/a".into());
+        let folds: Vec<String> = c.folds.iter().map(|f| f.to_string()).collect();
         out.push_str(&format!(
-            "ranking (pooled walk-forward, top-K mean trade / excess per date): probability {} / {}, \
-             expected return {} / {}: {}\n",
-            pct(c.probability_top_k_mean_return),
+            "ranking (chosen on folds {} before the holdout, top-K excess per date): probability {}, \
+             expected return {}: {}\n",
+            folds.join(", "),
             pct(c.probability_excess),
-            pct(c.expected_return_top_k_mean_return),
             pct(c.expected_return_excess),
             c.chosen
         ));
@@ -110,34 +110,41 @@ pub fn describe_barrier(b: &crate::labels::Barrier) -> String {
     )
 }
 
-/// The backtest per fold and pooled, top-K against both baselines.
+/// The backtest per window, top-K against both baselines.
 fn backtest_lines(r: &BootstrapReport) -> String {
     let pct = |x: Option<f64>| x.map(|v| format!("{:+.3}%", 100.0 * v)).unwrap_or_else(|| "n/a".into());
     let num = |x: Option<f64>| x.map(|v| format!("{v:.2}")).unwrap_or_else(|| "n/a".into());
     let mut out = format!(
-        "backtest (top-{} daily, enter next open, exit by the label rules, {} bp per side):\n\
-         {:<9} {:<9} {:>6} {:>7} {:>9} {:>9} {:>6} {:>9} {:>7} {:>6} {:>7}\n",
+        "backtest (top-{} daily, enter next open, exit by the label rules, book marked to market daily; \
+         trade returns after costs):\n\
+         {:<8} {:<9} {:>6} {:>6} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8} {:>7} {:>6} {:>6}\n",
         r.ensemble.k,
-        r.barrier.cost_bps_per_side,
         "window",
         "strategy",
         "trades",
-        "hit",
+        "hit%",
         "mean",
         "median",
-        "PF",
-        "total",
+        "trim1%",
+        "per date",
+        "CAGR",
         "maxDD",
         "Sharpe",
-        "Sortino"
+        "Sortino",
+        "best1%"
     );
     let mut windows: Vec<(String, &Backtest)> = r
         .folds
         .iter()
+        .filter(|f| !f.is_holdout)
         .map(|f| (format!("fold {}", f.fold), &f.backtest))
         .collect();
     if let Some(p) = &r.pooled_backtest {
         windows.push(("pooled".into(), p));
+    }
+    windows.push(("holdout".into(), &r.holdout_backtest));
+    if let Some(l) = &r.lockbox {
+        windows.push(("lockbox".into(), &l.backtest));
     }
     for (name, bt) in windows {
         for (strategy, s) in [
@@ -145,29 +152,34 @@ fn backtest_lines(r: &BootstrapReport) -> String {
             ("universe", &bt.universe),
             ("rule BUY", &bt.rule_buy),
         ] {
+            let t = &s.trades;
             out.push_str(&format!(
-                "{:<9} {:<9} {:>6} {:>7} {:>9} {:>9} {:>6} {:>9} {:>7} {:>6} {:>7}\n",
+                "{:<8} {:<9} {:>6} {:>6} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8} {:>7} {:>6} {:>6}\n",
                 name,
                 strategy,
-                s.trades,
-                num(s.hit_rate.map(|h| 100.0 * h)),
-                pct(s.mean_trade_return),
-                pct(s.median_trade_return),
-                num(s.profit_factor),
-                pct(Some(s.total_return)),
-                pct(Some(-s.max_drawdown)),
-                num(s.sharpe),
-                num(s.sortino)
+                t.trades,
+                num(t.hit_rate.map(|h| 100.0 * h)),
+                pct(t.mean_trade_return),
+                pct(t.median_trade_return),
+                pct(t.trimmed_mean_trade_return),
+                pct(s.per_date_mean_return),
+                pct(s.book.cagr),
+                pct(Some(-s.book.max_drawdown)),
+                num(s.book.sharpe),
+                num(s.book.sortino),
+                num(s.best_1pct_share_of_excess)
             ));
         }
         let e = &bt.excess;
         out.push_str(&format!(
-            "{:<9} top-K − universe per date: {} (95 % block-bootstrap CI {} .. {}, {} dates)\n",
+            "{:<8} top-K − universe per date: {} (95 % CI {} .. {}, {} dates, {:.1} windows, blocks of {})\n",
             name,
             pct(e.mean),
             pct(e.ci95_low),
             pct(e.ci95_high),
-            e.days
+            e.n,
+            bt.windows,
+            e.block
         ));
     }
     out

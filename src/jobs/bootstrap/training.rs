@@ -16,6 +16,7 @@ use super::Timings;
 use crate::features::transform::{Columns, TransformerBundle};
 use crate::features::{Features, Snapshot};
 pub use crate::jobs::dataset::{eval_dates, eval_set};
+use crate::models::backtest::BacktestParams;
 use crate::models::batch::{BatchModel, BatchParams, Datasets, Matrix};
 use crate::models::ensemble;
 use crate::models::metrics::{Baselines, Evaluation, baselines, evaluate};
@@ -33,6 +34,8 @@ pub struct TrainParams<'a> {
     pub horizon: usize,
     pub seed: u64,
     pub top_k: usize,
+    /// Backtests of the folds, the holdout and the lockbox.
+    pub backtest: BacktestParams,
 }
 
 /// Both models and their bundle, fitted on `train` rows.
@@ -160,6 +163,16 @@ fn fit_online(
     OnlineModel::fit(x, &labels, names, bundle.feature_hash.clone(), params.online, start)
 }
 
+/// Both models' probabilities for the rows `idx`: (online, batch).
+pub fn score_rows(models: &Models, rows: &[Snapshot], idx: &[usize]) -> anyhow::Result<(Vec<f64>, Vec<f64>)> {
+    // LightGBM's booster is not Sync; it predicts on every core itself.
+    let raw = matrix(&models.bundle, rows, idx, Columns::Batch).0;
+    let batch = models.batch.predict(&raw)?;
+    drop(raw);
+    let design = matrix(&models.bundle, rows, idx, Columns::Design).0;
+    Ok((models.online.predict(&design), batch))
+}
+
 /// Models fitted on a split's training rows and judged on its validation rows.
 pub struct Fitted {
     pub models: Models,
@@ -221,12 +234,7 @@ pub fn fit_and_evaluate(
     };
     let models = fit_models(rows, &split.train, bundle, rounds, start, params, timings)?;
     timed(&mut timings.metrics, || {
-        // LightGBM's booster is not Sync; it predicts on every core itself.
-        let raw = matrix(&models.bundle, rows, &split.valid, Columns::Batch).0;
-        let batch = models.batch.predict(&raw)?;
-        drop(raw);
-        let design = matrix(&models.bundle, rows, &split.valid, Columns::Design).0;
-        let online = models.online.predict(&design);
+        let (online, batch) = score_rows(&models, rows, &split.valid)?;
         let ens = ensemble(&online, &batch);
         let set = eval_set(rows, &split.valid);
         let k = params.top_k;
@@ -285,8 +293,12 @@ mod tests {
                         exit_price: if y == 1 { 105.0 } else { 96.0 },
                         gross_return: if y == 1 { 0.05 } else { -0.04 },
                         realized_return: if y == 1 { 0.048 } else { -0.042 },
+                        entry_cost: 0.001,
+                        exit_cost: 0.001,
                     }),
                     window_end: Some(start + chrono::Days::new(d + 3)),
+                    marks: Box::default(),
+                    tradeable: true,
                 });
             }
         }
@@ -313,6 +325,12 @@ mod tests {
             horizon: 3,
             seed: 42,
             top_k: 5,
+            backtest: BacktestParams {
+                k: 5,
+                horizon: 3,
+                block: 9,
+                seed: 42,
+            },
         };
         let a = fit_and_evaluate(&rows, &split, &params, None, &mut Timings::default()).unwrap();
         // Flip every validation label (and its return).

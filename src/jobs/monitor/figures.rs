@@ -159,6 +159,8 @@ mod tests {
                 exit_price: 100.0 * (1.0 + ret),
                 gross_return: ret + 0.002,
                 realized_return: ret,
+                entry_cost: 0.001,
+                exit_cost: 0.001,
             }),
         }
     }
