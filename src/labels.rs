@@ -208,12 +208,14 @@ pub fn label_at(bars: &Bars, t: usize, atr: Option<f64>, barrier: &Barrier) -> O
         Entry::Close => (bars.close[t], t),
     };
     let (up, down) = barrier.prices(entry, atr)?;
-    let quote = |i: usize| bars.quoted_close.map_or(bars.close[i], |q| q[i]);
-    let side_cost = |i: usize| barrier.tick.side_cost(barrier.cost_bps_per_side, quote(i));
-    let entry_cost = side_cost(entry_bar);
+    // A fill on bar i at `price` (label units) was quoted at price times
+    // that bar's quoted/label ratio: the tick floor is a share of the quote.
+    let quoted = |i: usize, price: f64| bars.quoted_close.map_or(price, |q| price * q[i] / bars.close[i]);
+    let side_cost = |i: usize, price: f64| barrier.tick.side_cost(barrier.cost_bps_per_side, quoted(i, price));
+    let entry_cost = side_cost(entry_bar, entry);
     let exit = |label: u8, exit_reason: ExitReason, step: usize, price: f64| {
         let gross_return = price / entry - 1.0;
-        let exit_cost = side_cost(t + step);
+        let exit_cost = side_cost(t + step, price);
         Label {
             label,
             exit_reason,
@@ -430,11 +432,12 @@ mod tests {
     #[test]
     fn a_cheap_quote_pays_half_a_tick_per_side() {
         // Label prices ×100 of the quotes (an adjusted series): the entry
-        // bar is quoted at 0.50 and the exit bar at 1.03 with a 0.01 tick:
-        // half a tick is 1 % on entry and 0.485 % on exit, both over 10 bp.
+        // fills at the open 100, quoted 1.00, the exit at the close 103,
+        // quoted 1.03; with a 0.01 tick half a tick is 0.5 % and 0.485 %,
+        // both over 10 bp.
         let bars = [
             SCAN,
-            (100.0, 102.0, 99.0, 50.0),
+            (100.0, 102.0, 99.0, 101.0),
             (101.0, 103.0, 98.0, 102.0),
             (102.0, 104.0, 97.0, 103.0),
         ];
@@ -455,9 +458,9 @@ mod tests {
         };
         let lab = label_at(&b, 0, None, &ticked).unwrap();
         assert_eq!(lab.exit_reason, ExitReason::Timeout);
-        assert!(close(lab.entry_cost, 0.005 / 0.5));
+        assert!(close(lab.entry_cost, 0.005 / 1.0));
         assert!(close(lab.exit_cost, 0.005 / 1.03));
-        assert!(close(lab.realized_return, 0.03 - 0.01 - 0.005 / 1.03));
+        assert!(close(lab.realized_return, 0.03 - 0.005 - 0.005 / 1.03));
     }
 
     #[test]

@@ -12,9 +12,13 @@ the entry session, close to close after, exit/previous close - 1 - c on the
 exit session, exit/entry - 1 - 2c in one session. Its weight must be
 1/(horizon*K) in the top-K and 1/(horizon*n) in the universe and rule-BUY
 cohorts (n = the cohort's trades that scan date); its costs must be
-max(bps/1e4, tick/2 / quoted close) of its entry and exit sessions; its net
-return gross - both costs; its entry price the label-price open of the
-entry session. Prints one JSON object with the largest differences.
+max(bps/1e4, tick/2 / quoted fill) on entry and exit (the fill at that
+day's quotes: price * close / adj_close); its net return gross - both
+costs. The trade itself is re-derived from the candles: it enters on the
+symbol's first session after the scan date at that session's label-price
+open, exits within `horizon` of the symbol's sessions, a timeout exactly on
+the horizon-th at its close, a target or stop inside that day's range or at
+its open (a gap fill). Prints one JSON object with the largest differences.
 """
 
 import collections
@@ -40,7 +44,9 @@ def main():
             "dates": list(g["date"]),
             "close": dict(zip(g["date"], g["adj_close"])),
             "open": dict(zip(g["date"], g["open"] * factor)),
-            "quoted": dict(zip(g["date"], g["close"])),
+            "high": dict(zip(g["date"], g["high"] * factor)),
+            "low": dict(zip(g["date"], g["low"] * factor)),
+            "ratio": dict(zip(g["date"], g["close"] / g["adj_close"])),
         }
 
     worst = collections.defaultdict(float)
@@ -54,9 +60,20 @@ def main():
         n = counts[(t.window, t.scan_date, t.cohort)]
         want_weight = 1.0 / (horizon * (k if t.cohort == "top_k" else n))
         note("weight", t.weight - want_weight)
-        side = lambda d: max(bps / 1e4, tick / 2.0 / s["quoted"][d])
-        note("entry_cost", t.entry_cost - side(t.entry_date))
-        note("exit_cost", t.exit_cost - side(t.exit_date))
+        side = lambda d, price: max(bps / 1e4, tick / 2.0 / (price * s["ratio"][d]))
+        note("entry_cost", t.entry_cost - side(t.entry_date, t.entry_price))
+        note("exit_cost", t.exit_cost - side(t.exit_date, t.exit_price))
+        after = [d for d in s["dates"] if d > t.scan_date]
+        note("entry_date", 0 if after[0] == t.entry_date else 1)
+        held = after.index(t.exit_date) + 1
+        note("bars_over_horizon", max(0, held - horizon))
+        if t.exit_kind == "timeout":
+            note("timeout_exit", 0 if held == horizon else 1)
+            note("timeout_price", t.exit_price / s["close"][t.exit_date] - 1.0)
+        else:
+            lo, hi, op = s["low"][t.exit_date], s["high"][t.exit_date], s["open"][t.exit_date]
+            inside = lo * (1 - 1e-12) <= t.exit_price <= hi * (1 + 1e-12)
+            note("barrier_exit", 0 if inside or abs(t.exit_price / op - 1) < 1e-12 else 1)
         note("net_return", t.net_return - (t.gross_return - t.entry_cost - t.exit_cost))
         note("gross_return", t.gross_return - (t.exit_price / t.entry_price - 1.0))
         note("entry_price", t.entry_price / s["open"][t.entry_date] - 1.0)

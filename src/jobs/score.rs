@@ -190,7 +190,12 @@ async fn score(
     predictions.sort_by(|a, b| a.symbol.cmp(&b.symbol));
     scored.extend(predictions);
     for p in scored.iter().filter(|p| p.rank.is_none()) {
-        tracing::warn!("not ranked {}: {}", p.symbol, p.status);
+        let what = if p.p_score.is_some() {
+            "not ranked"
+        } else {
+            "not scored"
+        };
+        tracing::warn!("{what} {}: {}", p.symbol, p.status);
     }
     // A shard still reads and ranks the whole market (the cross-sectional
     // features need every symbol, and it is a few rows each); it keeps its

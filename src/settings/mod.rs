@@ -221,7 +221,7 @@ pub struct PromotionConfig {
     /// dates share most of their label window) for the gate to judge.
     pub min_windows: usize,
     /// Bootstrap blocks of this many horizons (2–4: long enough to keep
-    /// the overlap of neighbouring dates inside a block).
+    /// the overlap of neighbouring dates inside a block; checked).
     pub block_horizons: usize,
     /// Reported beside production's precision@K; no longer a test (the
     /// paired return comparison is).
@@ -543,11 +543,12 @@ fn validate_training(file: &FileConfig) -> Result<(), UsageError> {
             return Err(invalid(name, format!("must be ≥ 0, got {m}")));
         }
     }
-    if p.min_windows == 0 || !(1..=10).contains(&p.block_horizons) {
+    if p.min_windows == 0 || !(2..=4).contains(&p.block_horizons) {
         return Err(invalid(
             "promotion.min_windows",
             format!(
-                "min_windows must be ≥ 1 and block_horizons in 1..=10, got {} and {}",
+                "min_windows must be ≥ 1 and block_horizons 2, 3 or 4 (blocks of one horizon cover too little), \
+                 got {} and {}",
                 p.min_windows, p.block_horizons
             ),
         ));

@@ -84,7 +84,7 @@ fn bootstrap_writes_every_artifact_with_lineage_and_promotes_with_force() {
         assert_eq!(artifact(&ctx, "us", prefix).len(), 1, "{prefix}");
     }
     for line in [
-        "backtest (top-3 daily, enter next open",
+        "backtest (top-3 daily, enter at the next open",
         "pooled   top-K ",
         "pooled   top-K − universe per date",
         "holdout  top-K − universe per date",
@@ -279,7 +279,7 @@ fn same_seed_and_data_give_byte_identical_models_and_promotion_compares_with_pro
     run.assert_ok();
     assert!(
         run.stdout
-            .contains("production trained through 2020-12-31 covers the whole holdout"),
+            .contains("production trained through 2020-12-31 covers the whole holdout: no date both models"),
         "{}",
         run.stdout
     );
@@ -400,7 +400,10 @@ fn promotion_compares_with_production_only_on_rows_it_never_trained_on() {
     let run = bootstrap(&ctx, "us", &[]);
     run.assert_ok();
     let last = run.stdout.lines().last().unwrap();
-    assert!(last.contains("covers the whole holdout, not compared"), "{last}");
+    assert!(
+        last.contains("covers the whole holdout: no date both models are out of sample on"),
+        "{last}"
+    );
     // A run as of an older date never replaces the newer live models.
     let run = bootstrap(&ctx, "us", &["--as-of", "2020-06-30"]);
     run.assert_ok();

@@ -299,6 +299,15 @@ async fn bootstrap(
     let exchange = watchlist_calendar(ctx).await?.name.clone();
     let barrier = options.barrier(&ctx.settings, &exchange);
     let universe = ctx.settings.universe.rule_for(&exchange);
+    if crate::settings::exchange_defaults(&exchange).is_none() {
+        tracing::warn!(
+            "exchange {exchange} has no shipped tradeable-universe or tick defaults: set [universe] min_price, \
+             min_traded_value and [costs] tick_size for it (now: min price {}, min traded value {}, tick {:?})",
+            universe.min_price,
+            universe.min_traded_value,
+            barrier.tick
+        );
+    }
     let params = options.train_params(&ctx.settings);
     let min_bars = ctx.settings.ta.min_bars;
     let built = read_and_build(ctx, &symbols, as_of, &barrier, min_bars, first_date, universe).await?;
@@ -773,12 +782,11 @@ fn evaluate_folds(
         let bt = timed(&mut timings.metrics, || {
             window_backtest(rows, &fold.valid, &fitted.valid_scores, params, &[0])
         });
+        // Scan dates at least a horizon before the holdout: every symbol of
+        // such a date is kept (cutting by each row's own window end would
+        // drop the symbols that later miss sessions: a choice by the future).
         let before: Vec<usize> = (0..fold.valid.len())
-            .filter(|&j| {
-                rows[fold.valid[j]]
-                    .window_end
-                    .is_some_and(|e| e < holdout.first_valid_date)
-            })
+            .filter(|&j| rows[fold.valid[j]].date < holdout.train_window_end_before)
             .collect();
         let chooses = !before.is_empty();
         pooled.add(

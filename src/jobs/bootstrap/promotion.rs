@@ -16,6 +16,11 @@
 //! not be below `−return_margin`. With fewer than `min_windows` such
 //! windows the comparison cannot tell a drop from noise: it is reported as
 //! inconclusive and does not block (the candidate has shown its own edge).
+//! The holdout ends before the lockbox, so live models retrained on the
+//! usual monthly schedule have seen all of it: then there is no date both
+//! are out of sample on, and the line says so. The comparison bites when
+//! the live models are older than the holdout (a schedule that lapsed, a
+//! rollback); the lockbox is never used for it.
 //! Precision@K against the base rate and the rule BUY list is reported,
 //! not judged. A run whose `--as-of` is older than the live models' never
 //! replaces them. `--force` overrides; every decision names every test and
@@ -214,7 +219,8 @@ pub fn decide(candidate: &Candidate, production: &Production, gate: &PromotionCo
         ProductionComparison::NoProduction => reasons.push("no production model yet".into()),
         ProductionComparison::Unusable(why) => reasons.push(format!("production unusable, not compared ({why})")),
         ProductionComparison::SawValidation(through) => reasons.push(format!(
-            "production trained through {through} covers the whole holdout, not compared"
+            "production trained through {through} covers the whole holdout: no date both models are out of \
+             sample on, not compared"
         )),
         ProductionComparison::Compared {
             from,

@@ -115,10 +115,14 @@ fn backtest_lines(r: &BootstrapReport) -> String {
     let pct = |x: Option<f64>| x.map(|v| format!("{:+.3}%", 100.0 * v)).unwrap_or_else(|| "n/a".into());
     let num = |x: Option<f64>| x.map(|v| format!("{v:.2}")).unwrap_or_else(|| "n/a".into());
     let mut out = format!(
-        "backtest (top-{} daily, enter next open, exit by the label rules, book marked to market daily; \
+        "backtest (top-{} daily, enter at the {}, exit by the label rules, book marked to market daily; \
          trade returns after costs):\n\
          {:<8} {:<9} {:>6} {:>6} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8} {:>7} {:>6} {:>6}\n",
         r.ensemble.k,
+        match r.barrier.entry {
+            crate::labels::Entry::NextOpen => "next open",
+            crate::labels::Entry::Close => "scan close",
+        },
         "window",
         "strategy",
         "trades",

@@ -9,7 +9,9 @@
 //! its names that day). A trade enters and leaves by its label's rules
 //! (entry, gap fills, barriers, timeout, costs). So at most `horizon`
 //! cohorts are open at once and the book is not levered (a symbol that
-//! misses sessions can hold a little longer). The book is marked to
+//! misses sessions can hold a little longer, and with `entry = close` a
+//! trade is open from its scan date's close, so `horizon + 1` cohorts
+//! overlap for a session). The book is marked to
 //! market every session ([`book`]); Sharpe, Sortino, volatility, CAGR and
 //! drawdown come from that daily series.
 //!
@@ -30,7 +32,8 @@ pub use book::Position;
 pub use stats::{Interval, SeriesStats, SplitMix, TradeStats, block_bootstrap};
 
 /// The book and figures of the README and the backtest JSON, in one line.
-pub const CONVENTION: &str = "each scan date's cohort enters at the next open: top-K names at a fixed weight of \
+pub const CONVENTION: &str = "each scan date's cohort enters as its label does (the next open by default): top-K \
+    names at a fixed weight of \
     1/(horizon*K) of the starting capital each, universe and rule-BUY names at 1/(horizon*n) (n = the cohort's \
     names that date), unused weight in cash at 0; marked to market every session on the label prices: entry \
     session close/entry - 1 - c, then close to close, exit session exit/previous close - 1 - c, one-session \

@@ -165,7 +165,8 @@ pub struct Interval {
 /// blocks of `block` consecutive values that start anywhere the block fits
 /// inside that segment (no wrapping, no crossing into another segment)
 /// until the segment's length is filled, so every resample keeps each
-/// segment's size. A segment shorter than a block is drawn whole.
+/// segment's size. A segment shorter than two blocks gives no interval
+/// (whole-drawn, it would add no variance: a zero-width interval).
 ///
 /// The interval is `mean ± q·sd` of the resampled means with
 /// `q = t(0.975, blocks − 1)·√(n / (n − block + 1))`: the percentile
@@ -186,10 +187,10 @@ pub fn block_bootstrap(segments: &[&[f64]], block: usize, seed: u64) -> Interval
         segments: segments.iter().filter(|s| !s.is_empty()).count(),
         resamples: 0,
     };
-    if n < 2 {
+    let block = block.max(1);
+    if n < 2 || segments.iter().any(|s| !s.is_empty() && s.len() < 2 * block) {
         return out;
     }
-    let block = block.max(1);
     let mut rng = SplitMix(seed);
     let means: Vec<f64> = (0..RESAMPLES)
         .map(|_| {
@@ -308,6 +309,9 @@ mod tests {
         // Uniform on [−0.4, 0.6): sd ≈ 0.289, standard error ≈ 0.0167.
         assert!(hi - lo > 0.03 && hi - lo < 0.1, "{lo} {hi}");
         assert_eq!(block_bootstrap(&[&[0.1]], 5, 1).ci95_low, None);
+        // A segment shorter than two blocks: no interval, whatever the rest.
+        let short = block_bootstrap(&[&xs, &xs[..20]], 15, 11);
+        assert_eq!((short.ci95_low, short.mean.is_some()), (None, true));
     }
 
     #[test]
@@ -323,7 +327,7 @@ mod tests {
         // Two segments of constants: every resample keeps 10 values of 1
         // and 30 of 0 (a block crossing or wrapping would mix them).
         let (a, b) = (vec![1.0; 10], vec![0.0; 30]);
-        let i = block_bootstrap(&[&a, &b], 15, 2);
+        let i = block_bootstrap(&[&a, &b], 5, 2);
         assert_eq!(i.segments, 2);
         assert!((i.ci95_low.unwrap() - 0.25).abs() < 1e-15);
         assert!((i.ci95_high.unwrap() - 0.25).abs() < 1e-15);
@@ -335,13 +339,19 @@ mod tests {
         // cohorts that share days), mean 0: the 95 % interval must cover
         // 0 in about 95 % of 200 series (each of 150 dates).
         let mut rng = SplitMix(17);
-        let mut covered = 0;
+        let (mut covered, mut false_pass) = (0, 0);
         for _ in 0..200 {
             let noise: Vec<f64> = (0..154).map(|_| rng.uniform() - 0.5).collect();
             let xs: Vec<f64> = noise.windows(5).map(|w| w.iter().sum()).collect();
             let i = block_bootstrap(&[&xs], 15, rng.next_u64());
             covered += usize::from(i.ci95_low.unwrap() <= 0.0 && 0.0 <= i.ci95_high.unwrap());
+            // What the gate would promote: a lower bound above a true 0.
+            false_pass += usize::from(i.ci95_low.unwrap() > 0.0);
         }
         assert!((182..=198).contains(&covered), "{covered} of 200");
+        assert!(
+            false_pass <= 7,
+            "{false_pass} of 200 one-sided false passes (2.5 % expected)"
+        );
     }
 }
