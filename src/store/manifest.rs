@@ -1,7 +1,11 @@
 //! `manifest.jsonl`: one JSON object per line, appended under an exclusive
 //! lock and fsync'd. A line is the commit point of what it describes: an
 //! artifact without a line is an orphan; a promotion without a line never
-//! happened.
+//! happened. Each line carries the `commit` id its writer chose for that
+//! attempt: a writer whose reply was lost (a 5xx or a dropped connection
+//! after the server applied the write, then a refused retry) finds its id
+//! in the manifest and knows its commit landed. Lines written before ids
+//! existed have none.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -75,6 +79,8 @@ pub struct ArtifactRef {
 #[derive(Debug, Default)]
 pub struct Manifest {
     pub entries: Vec<ManifestEntry>,
+    /// The commit id of each entry (`None` for lines older than ids).
+    pub commits: Vec<Option<String>>,
     /// (line number, error) for lines that are not valid entries.
     pub bad_lines: Vec<(usize, String)>,
     /// A last line without its newline: an append torn by a crash, never
@@ -94,12 +100,23 @@ impl Manifest {
                 break;
             };
             match serde_json::from_slice::<ManifestEntry>(&rest[..end]) {
-                Ok(entry) => manifest.entries.push(entry),
+                Ok(entry) => {
+                    let commit = serde_json::from_slice::<CommitId>(&rest[..end])
+                        .ok()
+                        .and_then(|c| c.commit);
+                    manifest.entries.push(entry);
+                    manifest.commits.push(commit);
+                }
                 Err(err) => manifest.bad_lines.push((number, err.to_string())),
             }
             rest = &rest[end + 1..];
         }
         manifest
+    }
+
+    /// Whether a line with commit id `id` is in the manifest.
+    pub fn has_commit(&self, id: &str) -> bool {
+        self.commits.iter().any(|c| c.as_deref() == Some(id))
     }
 
     pub fn artifacts(&self) -> impl Iterator<Item = &ArtifactRecord> {
@@ -157,11 +174,42 @@ impl Manifest {
 
 /// Append one entry. The caller holds the manifest lock. A torn tail from
 /// an earlier crash is cut off first, so lines never run together.
-pub fn append(path: &Path, entry: &ManifestEntry) -> io::Result<()> {
+/// The `commit` field of a line (the entry's own fields are ignored here).
+#[derive(Deserialize)]
+struct CommitId {
+    commit: Option<String>,
+}
+
+/// A manifest line: the entry's fields and its commit id, ending in `\n`.
+pub fn line(entry: &ManifestEntry, commit: &str) -> io::Result<Vec<u8>> {
+    let mut value = serde_json::to_value(entry).map_err(io::Error::other)?;
+    if let serde_json::Value::Object(fields) = &mut value {
+        fields.insert("commit".into(), serde_json::Value::String(commit.to_string()));
+    }
+    let mut line = serde_json::to_vec(&value).map_err(io::Error::other)?;
+    line.push(b'\n');
+    Ok(line)
+}
+
+/// A commit id no other attempt of any writer uses: the time in
+/// nanoseconds, the process and a counter of this process's attempts.
+pub fn new_commit_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static ATTEMPTS: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!(
+        "{nanos:x}-{:x}-{:x}",
+        std::process::id(),
+        ATTEMPTS.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+pub fn append(path: &Path, entry: &ManifestEntry, commit: &str) -> io::Result<()> {
     let mut file = OpenOptions::new().read(true).append(true).create(true).open(path)?;
     cut_torn_tail(&mut file)?;
-    let mut line = serde_json::to_vec(entry).map_err(io::Error::other)?;
-    line.push(b'\n');
+    let line = line(entry, commit)?;
     // One write call per line: with O_APPEND and the lock, lines never interleave.
     file.write_all(&line)?;
     file.sync_all()
@@ -213,15 +261,19 @@ mod tests {
     fn torn_tail_is_ignored_then_cut() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("manifest.jsonl");
-        append(&path, &record("a", 1)).unwrap();
+        append(&path, &record("a", 1), "c1").unwrap();
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();
         f.write_all(b"{\"entry\":\"artif").unwrap();
         let m = Manifest::parse(&std::fs::read(&path).unwrap());
         assert_eq!(m.entries.len(), 1);
         assert!(m.torn_tail);
-        append(&path, &record("a", 2)).unwrap();
+        append(&path, &record("a", 2), "c2").unwrap();
         let m = Manifest::parse(&std::fs::read(&path).unwrap());
         assert_eq!(m.entries.len(), 2);
+        assert!(m.has_commit("c1") && m.has_commit("c2") && !m.has_commit("c3"));
+        // A line from before commit ids parses, without one.
+        let old = Manifest::parse(&[serde_json::to_vec(&record("a", 1)).unwrap(), b"\n".to_vec()].concat());
+        assert_eq!((old.entries.len(), old.commits.clone()), (1, vec![None]));
         assert!(!m.torn_tail && m.bad_lines.is_empty());
         assert_eq!(m.next_version("a"), 3);
         assert_eq!(m.next_version("b"), 1);

@@ -429,35 +429,84 @@ impl WatchlistStore {
     /// bucket, where a lost race calls `undo` with what `decide` made and
     /// decides again on the new manifest. `decide` answers `None` when a
     /// name it wanted was taken meanwhile: read again, decide again.
+    ///
+    /// On a bucket a refusal is not proof of a lost race: the client
+    /// retries a put whose reply was lost (a 5xx, a dropped connection),
+    /// and when the first try was applied the retry is refused. So each
+    /// attempt carries a fresh commit id, and after a refusal or an error
+    /// the manifest is read again: an attempt whose id is there committed
+    /// (its value is returned, never undone); only attempts whose id is
+    /// absent are undone. A write that keeps failing is given up after a
+    /// few tries with its error, what it placed left to `verify` as orphans
+    /// if its line never landed.
     fn commit<T>(
         &self,
         mut decide: impl FnMut(&Manifest) -> anyhow::Result<Option<(ManifestEntry, T)>>,
         mut undo: impl FnMut(&T),
     ) -> anyhow::Result<Committed<T>> {
+        const FAILED_WRITES: usize = 3;
         let guard = self.lock_manifest()?;
+        // Attempts not known to have landed: (commit id, value).
+        let mut pending: Vec<(String, T)> = Vec::new();
+        let mut failures = Vec::new();
         for attempt in 0..COMMIT_ATTEMPTS {
             let read = self.read_manifest()?;
+            if let Some(value) = self.settle(&read.manifest, &mut pending, &mut undo) {
+                return Ok(Committed { value, _guard: guard });
+            }
+            if failures.len() >= FAILED_WRITES {
+                break;
+            }
             let Some((entry, value)) = decide(&read.manifest)? else {
                 continue;
             };
-            if self
-                .place
-                .append_manifest(&read, &entry)
-                .map_err(self.io_error(MANIFEST))?
-            {
-                return Ok(Committed { value, _guard: guard });
+            let id = manifest::new_commit_id();
+            match self.place.append_manifest(&read, &entry, &id) {
+                Ok(true) => return Ok(Committed { value, _guard: guard }),
+                Ok(false) => tracing::info!(
+                    "{}: the manifest changed or the write was retried; reading it again",
+                    self.watchlist
+                ),
+                // On a folder the lock is held and nothing retries: the error
+                // is final. What was placed stays for `verify` (the line may
+                // have landed before a failed sync).
+                Err(err) if self.place.local_dir().is_some() => {
+                    return Err(self.io_error(MANIFEST)(err).into());
+                }
+                Err(err) => {
+                    tracing::warn!(
+                        "{}: writing the manifest failed ({err}); reading it again to see whether it landed",
+                        self.watchlist
+                    );
+                    failures.push(err);
+                }
             }
-            undo(&value);
-            tracing::info!(
-                "{}: another writer committed first; reading the manifest again",
-                self.watchlist
-            );
+            pending.push((id, value));
             // Writers that lost together should not collide again in step.
             std::thread::sleep(std::time::Duration::from_millis(
                 (5 << attempt.min(5)) + u64::from(std::process::id() % 7 + attempt % 3),
             ));
         }
-        Err(StoreError::Contended(self.watchlist.clone()).into())
+        match failures.pop() {
+            Some(err) => Err(self.io_error(MANIFEST)(err).into()),
+            None => Err(StoreError::Contended(self.watchlist.clone()).into()),
+        }
+    }
+
+    /// After a refused or failed manifest write: the pending attempt whose
+    /// commit id `manifest` holds landed (its value); the others did not
+    /// and never will (each was conditional on a manifest that has changed
+    /// since, or was refused), so they are undone.
+    fn settle<T>(&self, manifest: &Manifest, pending: &mut Vec<(String, T)>, undo: &mut impl FnMut(&T)) -> Option<T> {
+        let landed = pending.iter().position(|(id, _)| manifest.has_commit(id));
+        let value = landed.map(|i| pending.swap_remove(i).1);
+        if value.is_some() {
+            tracing::info!("{}: the manifest write whose reply was lost had landed", self.watchlist);
+        }
+        for (_, lost) in pending.drain(..) {
+            undo(&lost);
+        }
+        value
     }
 
     /// Write an artifact whose bytes `fill` produces; returns its record

@@ -172,13 +172,12 @@ impl Place {
     /// the caller holds the manifest lock and this always lands; on a
     /// bucket it lands only if nobody committed since `read` (`false`:
     /// read again and decide again).
-    pub fn append_manifest(&self, read: &ManifestRead, entry: &ManifestEntry) -> io::Result<bool> {
+    pub fn append_manifest(&self, read: &ManifestRead, entry: &ManifestEntry, commit: &str) -> io::Result<bool> {
         match self {
-            Place::Dir(dir) => super::manifest::append(&dir.join(MANIFEST), entry).map(|()| true),
+            Place::Dir(dir) => super::manifest::append(&dir.join(MANIFEST), entry, commit).map(|()| true),
             Place::Bucket(_) => {
                 let mut text = read.text.clone();
-                text.extend(serde_json::to_vec(entry).map_err(io::Error::other)?);
-                text.push(b'\n');
+                text.extend(super::manifest::line(entry, commit)?);
                 self.replace_manifest(read, text)
             }
         }

@@ -17,6 +17,7 @@ mod monitor;
 mod mysql;
 mod provider_server;
 mod s3;
+mod s3_faults;
 mod score;
 mod shard;
 mod shared;

@@ -81,17 +81,59 @@ fn server_port() -> u16 {
 
 impl TestContext {
     /// This context with its artifact store under `s3://swingml-tests/<prefix>`.
-    pub fn on_s3(mut self, prefix: &str) -> TestContext {
+    pub fn on_s3(self, prefix: &str) -> TestContext {
+        self.on_s3_port(prefix, server_port())
+    }
+
+    /// The same store reached through the S3 endpoint on `port` (a fault proxy).
+    pub fn on_s3_port(mut self, prefix: &str, port: u16) -> TestContext {
         self.s3 = Some(S3Store {
             url: format!("s3://{BUCKET}/{prefix}"),
-            port: server_port(),
+            port,
         });
         self
     }
 }
 
+/// A fault proxy (tests/s3_fault_proxy.py) in front of the local S3
+/// server, reading its rules from `rules`; it exits with the child handle.
+pub struct FaultProxy {
+    pub port: u16,
+    child: Child,
+}
+
+impl FaultProxy {
+    pub fn start(rules: &std::path::Path) -> FaultProxy {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/s3_fault_proxy.py");
+        let mut child = Command::new("python3")
+            .arg(script)
+            .arg(server_port().to_string())
+            .arg(rules)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 runs the fault proxy");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("the fault proxy did not start: {line:?}"));
+        FaultProxy { port, child }
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// An object's bytes read with boto3 (an independent client), `None` when absent.
-fn object(key: &str) -> Option<Vec<u8>> {
+pub(crate) fn object(key: &str) -> Option<Vec<u8>> {
     let script = r#"
 import sys, boto3, botocore
 s3 = boto3.client("s3", endpoint_url=sys.argv[1], aws_access_key_id="test",
@@ -126,7 +168,7 @@ s3.put_object(Bucket=sys.argv[2], Key=sys.argv[3], Body=sys.argv[4].encode())
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
-fn manifest_text(prefix: &str) -> String {
+pub(crate) fn manifest_text(prefix: &str) -> String {
     watchlist_manifest(prefix, "us")
 }
 
@@ -135,14 +177,14 @@ fn watchlist_manifest(prefix: &str, watchlist: &str) -> String {
 }
 
 /// Every manifest line is whole JSON ending in a newline.
-fn assert_whole_lines(text: &str) {
+pub(crate) fn assert_whole_lines(text: &str) {
     assert!(text.is_empty() || text.ends_with('\n'), "torn manifest tail: {text:?}");
     for line in text.lines() {
         serde_json::from_str::<serde_json::Value>(line).unwrap_or_else(|e| panic!("half a line {line:?}: {e}"));
     }
 }
 
-fn verify_clean(ctx: &TestContext) -> Run {
+pub(crate) fn verify_clean(ctx: &TestContext) -> Run {
     let run = ctx.run("artifacts", &["--watchlist", "us", "verify"]);
     run.assert_ok();
     assert!(run.stderr.contains(" 0 problem(s)"), "{}", run.stderr);
@@ -150,7 +192,7 @@ fn verify_clean(ctx: &TestContext) -> Run {
     run
 }
 
-fn prepare_trained(ctx: &TestContext) {
+pub(crate) fn prepare_trained(ctx: &TestContext) {
     ctx.import(&[&fixture("us_daily_10sym_2018_2020.csv")], "us")
         .assert_ok();
     ctx.run("ta-signals", &["run", "--watchlist", "us"]).assert_ok();

@@ -1,0 +1,97 @@
+//! The artifact store on S3 when replies are lost: a fault proxy
+//! (tests/s3_fault_proxy.py) in front of the local S3 server applies a
+//! write and then answers 502, or drops the connection, as a real network
+//! does. The client retries; the retry is refused (the first try landed);
+//! the store must recognise its own commit, never undo it, never commit it
+//! twice, and the next job must run.
+
+use crate::common::TestContext;
+use crate::s3::{FaultProxy, assert_whole_lines, manifest_text, object, prepare_trained, verify_clean};
+
+/// A store on the S3 server through a fault proxy, trained (no fault yet).
+fn trained_behind_proxy(prefix: &str) -> (TestContext, FaultProxy, std::path::PathBuf) {
+    let ctx = TestContext::new();
+    let rules = ctx.path("faults.txt");
+    std::fs::write(&rules, "").unwrap();
+    let proxy = FaultProxy::start(&rules);
+    let ctx = ctx.on_s3_port(prefix, proxy.port);
+    prepare_trained(&ctx);
+    (ctx, proxy, rules)
+}
+
+/// Lines of the manifest whose JSON has `key` = `value`.
+fn lines_with(prefix: &str, key: &str, value: &str) -> Vec<serde_json::Value> {
+    manifest_text(prefix)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v[key] == value)
+        .collect()
+}
+
+/// Every artifact line names an object that is there, and no two lines
+/// share a commit id.
+fn no_line_names_a_missing_object(prefix: &str) {
+    let text = manifest_text(prefix);
+    assert_whole_lines(&text);
+    let mut ids = std::collections::HashSet::new();
+    for line in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        if let Some(id) = v["commit"].as_str() {
+            assert!(ids.insert(id.to_string()), "commit {id} twice");
+        }
+        if v["entry"] == "artifact" {
+            let name = v["name"].as_str().unwrap();
+            assert!(
+                object(&format!("{prefix}/us/{name}")).is_some(),
+                "{name} is named but missing"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_lost_reply_to_each_write_of_a_commit_loses_nothing_and_doubles_nothing() {
+    let prefix = "lost-replies";
+    let (ctx, _proxy, rules) = trained_behind_proxy(prefix);
+    let score = ["--watchlist", "us", "--as-of", "2020-12-01"];
+    // Each write kind of a score's commit: the manifest append, the
+    // artifact's create, its sidecar's create; each answered 502 after the
+    // server applied it, then dropped after it applied it.
+    let mut runs = 0;
+    for fault in ["502", "drop"] {
+        for target in ["manifest.jsonl", "predictions_", ".meta.json"] {
+            std::fs::write(&rules, format!("PUT {target} {fault} 1\n")).unwrap();
+            let run = ctx.run("score", &score);
+            run.assert_ok();
+            runs += 1;
+            no_line_names_a_missing_object(prefix);
+            let predictions = lines_with(prefix, "kind", "predictions");
+            assert_eq!(predictions.len(), runs, "{fault} on {target}: one line per run");
+            verify_clean(&ctx);
+        }
+    }
+    // The next job runs with no fault.
+    std::fs::write(&rules, "").unwrap();
+    ctx.run("score", &score).assert_ok();
+    verify_clean(&ctx);
+}
+
+#[test]
+fn a_lost_reply_to_a_pointer_move_moves_it_once() {
+    let prefix = "lost-pointer";
+    let (ctx, _proxy, rules) = trained_behind_proxy(prefix);
+    // A second promotion, so that there is one to roll back to.
+    ctx.run("bootstrap", &crate::crash::BOOTSTRAP_ARGS).assert_ok();
+    assert_eq!(lines_with(prefix, "entry", "promotion").len(), 2);
+    // The rollback line's put is applied and answered 502, then the
+    // pointer file's.
+    std::fs::write(&rules, "PUT manifest.jsonl 502 1\nPUT production.json 502 1\n").unwrap();
+    ctx.run("artifacts", &["--watchlist", "us", "rollback"]).assert_ok();
+    assert_eq!(lines_with(prefix, "entry", "rollback").len(), 1, "one rollback line");
+    no_line_names_a_missing_object(prefix);
+    verify_clean(&ctx);
+    std::fs::write(&rules, "").unwrap();
+    ctx.run("score", &["--watchlist", "us", "--as-of", "2020-12-01"])
+        .assert_ok();
+    verify_clean(&ctx);
+}
