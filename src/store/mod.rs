@@ -87,6 +87,11 @@ pub enum StoreError {
     #[error("artifact store {0}: the manifest kept changing under other writers; nothing was committed (run again)")]
     Contended(String),
     #[error(
+        "artifact store {location}: the server does not honour conditional writes ({why}); refusing to write \
+         there: concurrent commits and job leases would overwrite each other"
+    )]
+    Unconditional { location: String, why: String },
+    #[error(
         "{watchlist}: manifest.jsonl has corrupt line(s) {lines}; nothing was written: run `artifacts --watchlist {watchlist} repair`"
     )]
     CorruptManifest { watchlist: String, lines: String },
@@ -339,10 +344,17 @@ impl WatchlistStore {
         }
     }
 
+    /// Ready to write: the folder exists; the bucket honours conditional writes.
     fn ensure_dir(&self) -> Result<(), StoreError> {
         match &self.place {
             Place::Dir(dir) => std::fs::create_dir_all(dir.join(".locks")).map_err(io_err(dir)),
-            Place::Bucket(_) => Ok(()),
+            Place::Bucket(folder) => match folder.probe_conditions().map_err(self.io_error(".probe-conditions"))? {
+                Ok(()) => Ok(()),
+                Err(why) => Err(StoreError::Unconditional {
+                    location: self.location(""),
+                    why,
+                }),
+            },
         }
     }
 

@@ -46,6 +46,8 @@ pub struct Bucket {
     client: Arc<dyn ObjectStore>,
     bucket: String,
     prefix: String,
+    /// What the probe of conditional writes found (once per process).
+    conditions: OnceLock<Result<(), String>>,
 }
 
 /// The folder of one watchlist in a bucket.
@@ -94,6 +96,7 @@ impl Bucket {
             client: Arc::new(client),
             bucket: bucket.to_string(),
             prefix,
+            conditions: OnceLock::new(),
         })
     }
 
@@ -129,6 +132,46 @@ impl Bucket {
 }
 
 impl Folder {
+    /// Whether the server honours the conditional writes every commit and
+    /// lease relies on (checked once per process, on a throw-away object):
+    /// a create-if-absent must land once and be refused the second time,
+    /// and a replace `If-Match` a made-up ETag must be refused. A server
+    /// that ignores them would let the last writer win: two commits of one
+    /// version, two lease holders.
+    pub fn probe_conditions(&self) -> io::Result<Result<(), String>> {
+        if let Some(found) = self.bucket.conditions.get() {
+            return Ok(found.clone());
+        }
+        let name = format!(".probe-conditions-{}", super::manifest::new_commit_id());
+        let found = self.probe_on(&name);
+        if let Err(err) = self.delete(&name) {
+            tracing::warn!("could not remove the probe object {}: {err}", self.location(&name));
+        }
+        let found = found?;
+        Ok(self.bucket.conditions.get_or_init(|| found).clone())
+    }
+
+    fn probe_on(&self, name: &str) -> io::Result<Result<(), String>> {
+        if !matches!(self.put(name, b"1".to_vec(), Mode::Create)?, Put::Done(_)) {
+            return Ok(Err(
+                "a create-if-absent (If-None-Match: *) of a new object was refused".into()
+            ));
+        }
+        if matches!(self.put(name, b"2".to_vec(), Mode::Create)?, Put::Done(_)) {
+            return Ok(Err(
+                "a second create-if-absent (If-None-Match: *) of the same object was accepted".into(),
+            ));
+        }
+        let made_up = Version(UpdateVersion {
+            e_tag: Some("\"swingml-probe-not-an-etag\"".into()),
+            version: None,
+        });
+        if matches!(self.put(name, b"3".to_vec(), Mode::Replace(made_up))?, Put::Done(_)) {
+            return Ok(Err("a replace If-Match a made-up ETag was accepted".into()));
+        }
+        Ok(Ok(()))
+    }
+
     fn path(&self, name: &str) -> io::Result<ObjectPath> {
         ObjectPath::parse(format!("{}/{name}", self.prefix)).map_err(to_io)
     }

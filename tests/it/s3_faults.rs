@@ -95,3 +95,27 @@ fn a_lost_reply_to_a_pointer_move_moves_it_once() {
         .assert_ok();
     verify_clean(&ctx);
 }
+
+#[test]
+fn a_bucket_that_ignores_conditional_writes_is_refused_for_writing() {
+    let ctx = TestContext::new();
+    let rules = ctx.path("faults.txt");
+    std::fs::write(&rules, "").unwrap();
+    let proxy = FaultProxy::start(&rules);
+    let ctx = ctx.on_s3_port("unconditional", proxy.port);
+    ctx.import(&[&crate::common::fixture("us_daily_10sym_2018_2020.csv")], "us")
+        .assert_ok();
+    ctx.run("ta-signals", &["run", "--watchlist", "us"]).assert_ok();
+    let before = manifest_text("unconditional");
+    // Now every put loses its If-None-Match / If-Match on the way.
+    std::fs::write(&rules, "PUT * strip 1000000\n").unwrap();
+    let run = ctx.run("bootstrap", &crate::crash::BOOTSTRAP_ARGS);
+    run.assert_error(1, "does not honour conditional writes");
+    assert!(run.error_line().contains("a second create-if-absent"), "{}", run.stderr);
+    // Nothing was written: the manifest as it was, no lease left.
+    assert_eq!(manifest_text("unconditional"), before);
+    // With the conditions honoured again the same bucket works.
+    std::fs::write(&rules, "").unwrap();
+    ctx.run("bootstrap", &crate::crash::BOOTSTRAP_ARGS).assert_ok();
+    verify_clean(&ctx);
+}
