@@ -8,14 +8,16 @@ closes. Every request is forwarded to 127.0.0.1:UPSTREAM_PORT unless a rule
 says otherwise. RULES_FILE is read again on every request (a test changes
 the faults between commands); each line is
 
-    METHOD KEY_PART ACTION [COUNT]
+    METHOD KEY_PART ACTION [COUNT [SKIP]]
 
-and applies to the first COUNT (default 1) requests whose method is METHOD
-and whose path contains KEY_PART (`*` matches any):
+and applies to COUNT (default 1) requests whose method is METHOD and whose
+path contains KEY_PART (`*` matches any), after letting the first SKIP
+(default 0) of them through:
 
     502        forward it (the server applies it), then answer 502
     drop       forward it, then close the connection without an answer
     delay:S    forward it, wait S seconds, then answer what the server said
+    hold:S     wait S seconds, then forward it (a request stuck on the way)
     strip      remove If-Match and If-None-Match, then forward it (a store
                that ignores conditions)
 
@@ -55,11 +57,14 @@ class Rules:
                     continue
                 want_method, part, action = fields[:3]
                 count = int(fields[3]) if len(fields) > 3 else 1
+                skip = int(fields[4]) if len(fields) > 4 else 0
                 if want_method != method or (part != "*" and part not in path):
                     continue
-                if self.used[n] >= count:
+                if self.used[n] >= count + skip:
                     continue
                 self.used[n] += 1
+                if self.used[n] <= skip:
+                    return None
                 return action
             return None
 
@@ -90,6 +95,8 @@ class Proxy(BaseHTTPRequestHandler):
         headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
         if action == "strip":
             headers = {k: v for k, v in headers.items() if k.lower() not in ("if-match", "if-none-match")}
+        if action and action.startswith("hold:"):
+            time.sleep(float(action.split(":", 1)[1]))
         upstream = http.client.HTTPConnection("127.0.0.1", self.upstream, timeout=60)
         upstream.request(self.command, self.path, body=body if body else None, headers=headers)
         reply = upstream.getresponse()

@@ -180,14 +180,15 @@ struct CommitId {
     commit: Option<String>,
 }
 
-/// A manifest line: the entry's fields and its commit id, ending in `\n`.
+/// A manifest line: the entry's fields in their order, then its commit
+/// id, ending in `\n`.
 pub fn line(entry: &ManifestEntry, commit: &str) -> io::Result<Vec<u8>> {
-    let mut value = serde_json::to_value(entry).map_err(io::Error::other)?;
-    if let serde_json::Value::Object(fields) = &mut value {
-        fields.insert("commit".into(), serde_json::Value::String(commit.to_string()));
-    }
-    let mut line = serde_json::to_vec(&value).map_err(io::Error::other)?;
-    line.push(b'\n');
+    let mut line = serde_json::to_vec(entry).map_err(io::Error::other)?;
+    debug_assert_eq!(line.last(), Some(&b'}'));
+    line.pop();
+    line.extend_from_slice(b",\"commit\":");
+    line.extend(serde_json::to_vec(commit).map_err(io::Error::other)?);
+    line.extend_from_slice(b"}\n");
     Ok(line)
 }
 

@@ -86,6 +86,8 @@ pub enum StoreError {
     Missing(String, String),
     #[error("artifact store {0}: the manifest kept changing under other writers; nothing was committed (run again)")]
     Contended(String),
+    #[error("{0}: refusing to commit (another job may be running; nothing of this run after it was committed)")]
+    LeaseLost(String),
     #[error(
         "artifact store {location}: the server does not honour conditional writes ({why}); refusing to write \
          there: concurrent commits and job leases would overwrite each other"
@@ -221,6 +223,7 @@ impl Store {
         Ok(WatchlistStore {
             place,
             watchlist: name.to_string(),
+            fences: Arc::default(),
         })
     }
 
@@ -288,6 +291,9 @@ impl LocalCopy {
 pub struct WatchlistStore {
     place: Place,
     watchlist: String,
+    /// The fences of the job leases taken through this store: no commit
+    /// once one of them may be another job's.
+    fences: Arc<std::sync::Mutex<Vec<Arc<remote::Fence>>>>,
 }
 
 impl WatchlistStore {
@@ -380,7 +386,13 @@ impl WatchlistStore {
             }
             Place::Bucket(folder) => remote::Lease::try_acquire(folder, &name, &since)
                 .map_err(self.io_error(&name))?
-                .map(|lease| HeldLock::Lease { _lease: lease }),
+                .map(|lease| {
+                    self.fences
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push(lease.fence());
+                    HeldLock::Lease { _lease: lease }
+                }),
         };
         match acquired {
             Ok(lock) => {
@@ -472,11 +484,13 @@ impl WatchlistStore {
             let Some((entry, value)) = decide(&read.manifest)? else {
                 continue;
             };
+            self.check_fences()?;
             let id = manifest::new_commit_id();
             match self.place.append_manifest(&read, &entry, &id) {
                 Ok(true) => return Ok(Committed { value, _guard: guard }),
                 Ok(false) => tracing::info!(
-                    "{}: the manifest changed or the write was retried; reading it again",
+                    "{}: another writer committed first (or a retried write of ours was refused); reading the \
+                     manifest again",
                     self.watchlist
                 ),
                 // On a folder the lock is held and nothing retries: the error
@@ -503,6 +517,15 @@ impl WatchlistStore {
             Some(err) => Err(self.io_error(MANIFEST)(err).into()),
             None => Err(StoreError::Contended(self.watchlist.clone()).into()),
         }
+    }
+
+    /// Refuse to commit once a job lease of this store may be another job's.
+    fn check_fences(&self) -> Result<(), StoreError> {
+        let fences = self.fences.lock().unwrap_or_else(|p| p.into_inner());
+        for fence in fences.iter() {
+            fence.check().map_err(StoreError::LeaseLost)?;
+        }
+        Ok(())
     }
 
     /// After a refused or failed manifest write: the pending attempt whose

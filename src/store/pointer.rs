@@ -4,6 +4,7 @@
 
 use super::manifest::{ArtifactRef, DecisionRecord, Manifest, ManifestEntry, PointerChange, ProductionPointer};
 use super::place::Place;
+use super::remote::{Mode, Put};
 use super::{ArtifactRecord, POINTER, POINTER_KINDS, StoreError, WatchlistStore, Writer, atomic};
 
 impl WatchlistStore {
@@ -171,16 +172,49 @@ impl WatchlistStore {
     }
 
     /// Rewrite `production.json` when it differs from `manifest`'s live
-    /// pointer. The caller holds the manifest lock (folder).
+    /// pointer. The caller holds the manifest lock (folder). On a bucket
+    /// the write is conditional on the file read: when another writer
+    /// replaced it meanwhile (from a manifest at least as new), the
+    /// manifest is read again and the comparison made again, so a slow
+    /// writer never puts an older pointer over a newer one.
     pub(super) fn bring_pointer_in_line(&self, manifest: &Manifest) -> Result<bool, StoreError> {
-        let Some(live) = manifest.current_pointer() else {
-            return Ok(false);
+        let Place::Bucket(folder) = &self.place else {
+            let Some(live) = manifest.current_pointer() else {
+                return Ok(false);
+            };
+            if self.pointer_file()?.as_ref() == Some(live) {
+                return Ok(false);
+            }
+            self.write_pointer_file(live)?;
+            return Ok(true);
         };
-        if self.pointer_file()?.as_ref() == Some(live) {
-            return Ok(false);
+        let mut fresh: Option<Manifest> = None;
+        for _ in 0..8 {
+            let manifest = fresh.as_ref().unwrap_or(manifest);
+            let Some(live) = manifest.current_pointer() else {
+                return Ok(false);
+            };
+            let current = folder.get(POINTER).map_err(self.io_error(POINTER))?;
+            let on_file = current
+                .as_ref()
+                .and_then(|(bytes, _)| serde_json::from_slice::<ProductionPointer>(bytes).ok());
+            if on_file.as_ref() == Some(live) {
+                return Ok(false);
+            }
+            let bytes =
+                serde_json::to_vec_pretty(live).map_err(|e| self.io_error(POINTER)(std::io::Error::other(e)))?;
+            let mode = match current {
+                Some((_, version)) => Mode::Replace(version),
+                None => Mode::Create,
+            };
+            // A refusal: someone wrote it since (or our own retried write
+            // landed): compare again with the manifest as it is now.
+            if let Put::Done(_) = folder.put(POINTER, bytes, mode).map_err(self.io_error(POINTER))? {
+                return Ok(true);
+            }
+            fresh = Some(self.manifest()?);
         }
-        self.write_pointer_file(live)?;
-        Ok(true)
+        Err(StoreError::Contended(self.watchlist.clone()))
     }
 
     /// `production.json` as written, `None` when missing or unreadable.

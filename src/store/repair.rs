@@ -32,18 +32,27 @@ impl WatchlistStore {
         let text = String::from_utf8_lossy(read.complete_lines()).into_owned();
         let mut report = ManifestRepair::default();
         let mut entries: Vec<ManifestEntry> = Vec::new();
+        // The repaired manifest: intact lines as they were (commit ids
+        // included), rebuilt ones new.
+        let mut out: Vec<u8> = Vec::new();
         let mut corrupt_text = String::new();
         // A last line without its newline is a torn append (left out of the
         // complete lines): the next write cuts it anyway; not a corrupt line.
         for (i, line) in text.lines().enumerate() {
             match serde_json::from_str::<ManifestEntry>(line) {
-                Ok(entry) => entries.push(entry),
+                Ok(entry) => {
+                    entries.push(entry);
+                    out.extend_from_slice(line.as_bytes());
+                    out.push(b'\n');
+                }
                 Err(_) => {
                     report.corrupt_lines.push(i + 1);
                     corrupt_text.push_str(&format!("line {}: {line}\n", i + 1));
                     if let Some(record) = self.restore_named_in(line, &entries) {
                         report.restored_artifacts.push(record.name.clone());
-                        entries.push(ManifestEntry::Artifact(record));
+                        let entry = ManifestEntry::Artifact(record);
+                        out.extend(self.new_line(&entry)?);
+                        entries.push(entry);
                     }
                 }
             }
@@ -61,8 +70,15 @@ impl WatchlistStore {
                     .artifacts()
                     .any(|a| a.name == r.name && a.sha256 == r.sha256 && a.version == r.version)
             });
-            if current.current_pointer() != Some(&pointer) && all_committed {
-                entries.push(ManifestEntry::Promotion(PointerChange { pointer }));
+            // The file wins only when it is newer than the manifest's live
+            // pointer (a promotion line was lost to the corruption): it
+            // often lags the manifest, and putting it back then would move
+            // production backwards.
+            let newer = current.current_pointer().is_none_or(|live| pointer.since > live.since);
+            if current.current_pointer() != Some(&pointer) && all_committed && newer {
+                let entry = ManifestEntry::Promotion(PointerChange { pointer });
+                out.extend(self.new_line(&entry)?);
+                entries.push(entry);
                 report.restored_pointer = true;
             }
         }
@@ -74,11 +90,6 @@ impl WatchlistStore {
             .replace(&saved, corrupt_text.into_bytes())
             .map_err(self.io_error(&saved))?;
         report.saved_to = Some(self.location(&saved));
-        let mut out = Vec::new();
-        for entry in &entries {
-            out.extend(serde_json::to_vec(entry).map_err(|e| self.io_error(MANIFEST)(std::io::Error::other(e)))?);
-            out.push(b'\n');
-        }
         if !self
             .place
             .replace_manifest(&read, out)
@@ -87,6 +98,11 @@ impl WatchlistStore {
             return Err(StoreError::Contended(self.watchlist.clone()));
         }
         Ok(report)
+    }
+
+    /// A line for an entry the repair writes, with a commit id of its own.
+    fn new_line(&self, entry: &ManifestEntry) -> Result<Vec<u8>, StoreError> {
+        super::manifest::line(entry, &super::manifest::new_commit_id()).map_err(self.io_error(MANIFEST))
     }
 
     /// The committed record of the artifact a corrupt line still names,

@@ -137,9 +137,18 @@ fn a_corrupt_artifact_line_is_rebuilt_from_its_sidecar_and_garbage_is_set_aside(
         repair.stderr
     );
     let repaired = manifest_lines(&ctx);
-    // The damaged line is back byte for byte; the unrecognisable one is gone.
+    // The damaged line is back byte for byte but for its commit id (a new
+    // one: the old one only mattered to its writer, at commit time); the
+    // other lines are as they were; the unrecognisable one is gone.
     let mut expected = original.clone();
     expected.remove(6);
+    let without_commit = |line: &str| line.split(",\"commit\":").next().unwrap().to_string();
+    assert_eq!(without_commit(&repaired[5]), without_commit(&expected[5]));
+    assert!(
+        repaired[5].contains(",\"commit\":"),
+        "a rebuilt line has a commit id of its own"
+    );
+    expected[5] = repaired[5].clone();
     assert_eq!(repaired, expected);
     let saved: Vec<_> = std::fs::read_dir(ctx.artifacts().join("wl"))
         .unwrap()
@@ -156,4 +165,40 @@ fn a_corrupt_artifact_line_is_rebuilt_from_its_sidecar_and_garbage_is_set_aside(
         .write_bytes(&me(), NewArtifact::new("report", NameStyle::Versioned, "bin"), &[5; 16])
         .unwrap();
     assert!(next.version >= 4, "{}", next.version);
+}
+
+#[test]
+fn repair_never_moves_production_back_to_a_lagging_pointer_file() {
+    let ctx = TestContext::new();
+    let store = Store::new(ctx.artifacts()).watchlist("wl").unwrap();
+    train_and_promote(&store, 1);
+    let first = std::fs::read(ctx.artifacts().join("wl/production.json")).unwrap();
+    train_and_promote(&store, 2);
+    report(&store, 3);
+    let live = store.production().unwrap().unwrap();
+    // production.json lags the manifest (the second promotion's file write
+    // was lost), and an unrelated line is corrupt.
+    std::fs::write(ctx.artifacts().join("wl/production.json"), &first).unwrap();
+    let mut lines = manifest_lines(&ctx);
+    let last = lines.len() - 1;
+    lines[last] = "#### not json ####".to_string();
+    write_lines(&ctx, &lines);
+    ctx.run("artifacts", &["--watchlist", "wl", "repair"]).assert_ok();
+    let manifest = manifest_lines(&ctx);
+    assert_eq!(
+        manifest
+            .iter()
+            .filter(|l| l.contains("\"entry\":\"promotion\""))
+            .count(),
+        2,
+        "no promotion of the lagging file appended"
+    );
+    assert_eq!(
+        store.production().unwrap().unwrap(),
+        live,
+        "production is the manifest's latest"
+    );
+    let file: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(ctx.artifacts().join("wl/production.json")).unwrap()).unwrap();
+    assert_eq!(file["since"], live.since, "the file brought in line with the manifest");
 }

@@ -411,7 +411,8 @@ fn a_job_lease_held_elsewhere_refuses_until_it_expires() {
         "pid=4242 since=2026-11-30T08:00:00Z host=other-host expires=2026-01-01T00:00:00.000Z\n",
     );
     ctx.run("ta-signals", &["run", "--watchlist", "us"]).assert_ok();
-    assert_eq!(object("lease/us/.locks/ta-signals.lock"), None, "released at the end");
+    let lease = String::from_utf8(object("lease/us/.locks/ta-signals.lock").unwrap()).unwrap();
+    assert!(lease.contains("expires=1970-01-01"), "released at the end: {lease}");
 }
 
 /// The store's own child process (examples/store_child.rs) writing to a
@@ -526,7 +527,7 @@ fn sigkill_at_random_moments_leaves_a_consistent_bucket() {
 }
 
 /// The crash points a clean run of `cmd` passes, as traced ("N name" lines).
-fn traced(ctx: &TestContext, mut cmd: Command) -> String {
+pub(crate) fn traced(ctx: &TestContext, mut cmd: Command) -> String {
     let trace = ctx.path("trace.txt");
     let _ = std::fs::remove_file(&trace);
     Run::from(cmd.env(swingml::crashpoint::CRASH_TRACE_VAR, &trace).output().unwrap()).assert_ok();
@@ -534,7 +535,7 @@ fn traced(ctx: &TestContext, mut cmd: Command) -> String {
 }
 
 /// The number of the first crash point called `name` in a trace.
-fn point_number(trace: &str, name: &str) -> String {
+pub(crate) fn point_number(trace: &str, name: &str) -> String {
     trace
         .lines()
         .find_map(|l| l.split_once(' ').filter(|(_, point)| *point == name))
@@ -544,7 +545,7 @@ fn point_number(trace: &str, name: &str) -> String {
 
 /// Start `cmd`, to pause at its crash point number `at`: it creates the
 /// returned file there and waits until the file's `.go` twin exists.
-fn spawn_paused(ctx: &TestContext, mut cmd: Command, at: &str, label: &str) -> (PathBuf, Child) {
+pub(crate) fn spawn_paused(ctx: &TestContext, mut cmd: Command, at: &str, label: &str) -> (PathBuf, Child) {
     let pause = ctx.path(&format!("{label}.pause"));
     let child = cmd
         .env(swingml::crashpoint::PAUSE_AT_VAR, at)
@@ -556,7 +557,7 @@ fn spawn_paused(ctx: &TestContext, mut cmd: Command, at: &str, label: &str) -> (
     (pause, child)
 }
 
-fn wait_for_pauses(paused: &[(PathBuf, Child)], failure: &str) {
+pub(crate) fn wait_for_pauses(paused: &[(PathBuf, Child)], failure: &str) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
     while !paused.iter().all(|(pause, _)| pause.exists()) {
         assert!(std::time::Instant::now() < deadline, "{failure}");
@@ -610,7 +611,9 @@ fn a_running_job_renews_its_lease() {
     Run::from(run().output().unwrap()).assert_error(1, "already running: ta-signals for us");
     std::fs::write(first.0.with_extension("go"), "").unwrap();
     Run::from(first.1.wait_with_output().unwrap()).assert_ok();
-    assert_eq!(object("renew/us/.locks/ta-signals.lock"), None, "released at the end");
+    // Released at the end: rewritten as expired (only while it was ours).
+    let lease = String::from_utf8(object("renew/us/.locks/ta-signals.lock").unwrap()).unwrap();
+    assert!(lease.contains("expires=1970-01-01"), "released at the end: {lease}");
 }
 
 #[test]

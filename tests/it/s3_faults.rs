@@ -5,8 +5,12 @@
 //! the store must recognise its own commit, never undo it, never commit it
 //! twice, and the next job must run.
 
+use crate::common::Run;
 use crate::common::TestContext;
-use crate::s3::{FaultProxy, assert_whole_lines, manifest_text, object, prepare_trained, verify_clean};
+use crate::s3::{
+    FaultProxy, assert_whole_lines, manifest_text, object, point_number, prepare_trained, spawn_paused, traced,
+    verify_clean, wait_for_pauses,
+};
 
 /// A store on the S3 server through a fault proxy, trained (no fault yet).
 fn trained_behind_proxy(prefix: &str) -> (TestContext, FaultProxy, std::path::PathBuf) {
@@ -118,4 +122,40 @@ fn a_bucket_that_ignores_conditional_writes_is_refused_for_writing() {
     std::fs::write(&rules, "").unwrap();
     ctx.run("bootstrap", &crate::crash::BOOTSTRAP_ARGS).assert_ok();
     verify_clean(&ctx);
+}
+
+#[test]
+fn a_job_whose_lease_lapsed_refuses_its_next_commit() {
+    let prefix = "fenced";
+    let (ctx, _proxy, rules) = trained_behind_proxy(prefix);
+    // The same store straight on the server, for the second job.
+    let direct = TestContext::with_database(ctx.database_url.clone()).on_s3(prefix);
+    let score = |on: &TestContext| {
+        let mut cmd = on.command("score");
+        cmd.args(["--watchlist", "us", "--as-of", "2020-12-01"])
+            .env(swingml::store::remote::LEASE_SECS_VAR, "2");
+        cmd
+    };
+    let at = point_number(&traced(&ctx, score(&ctx)), "job_runs.started");
+    // The first job's renewals are stuck on the way (4 s; each gives up
+    // after half a second): its lease lapses while it is paused.
+    std::fs::write(&rules, "PUT score.lock hold:4 1000 1\n").unwrap();
+    let first = spawn_paused(&ctx, score(&ctx), &at, "first");
+    wait_for_pauses(std::slice::from_ref(&first), "the first job never took its lease");
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    // A second job takes the lapsed lease over and commits.
+    let before = lines_with(prefix, "kind", "predictions").len();
+    Run::from(score(&direct).output().unwrap()).assert_ok();
+    assert_eq!(lines_with(prefix, "kind", "predictions").len(), before + 1);
+    // The first job, let go, refuses its commit in one line and fails.
+    std::fs::write(first.0.with_extension("go"), "").unwrap();
+    let run = Run::from(first.1.wait_with_output().unwrap());
+    run.assert_error(1, "refusing to commit");
+    assert!(run.error_line().contains("lease"), "{}", run.stderr);
+    assert_eq!(lines_with(prefix, "kind", "predictions").len(), before + 1);
+    std::fs::write(&rules, "").unwrap();
+    no_line_names_a_missing_object(prefix);
+    verify_clean(&ctx);
+    ctx.run("score", &["--watchlist", "us", "--as-of", "2020-12-01"])
+        .assert_ok();
 }
