@@ -160,39 +160,72 @@ async fn connect_sqlite(url: &str, busy_timeout: Duration) -> anyhow::Result<Sql
 
 /// The URL with its password replaced by `***`, fit for logs and errors.
 pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let (authority, tail) = match rest.find('/') {
-        Some(i) => rest.split_at(i),
-        None => (rest, ""),
-    };
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split_once(':').map(|(u, _)| u).unwrap_or(userinfo);
-            if userinfo.contains(':') {
-                format!("{scheme}://{user}:***@{host}{tail}")
-            } else {
-                format!("{scheme}://{user}@{host}{tail}")
-            }
-        }
-        None => url.to_string(),
+    match userinfo(url) {
+        Some((scheme, user, Some(_), host)) => format!("{scheme}://{user}:***@{host}"),
+        _ => url.to_string(),
     }
 }
 
-/// Remove the URL's password from a driver message, in case it echoes it.
+/// (scheme, user, password, what follows the userinfo) of a URL with a
+/// userinfo. The userinfo ends at the last `@`: a password may hold `/`,
+/// `@` and `:` (written unencoded, as people do), a host never holds `@`.
+fn userinfo(url: &str) -> Option<(&str, &str, Option<&str>, &str)> {
+    let (scheme, rest) = url.split_once("://")?;
+    let (info, host) = rest.rsplit_once('@')?;
+    let (user, password) = match info.split_once(':') {
+        Some((user, password)) => (user, Some(password)),
+        None => (info, None),
+    };
+    Some((scheme, user, password, host))
+}
+
+/// Remove the URL's password from a driver message, in case it echoes it
+/// (whole, percent-decoded, or in pieces when the driver split the URL at
+/// a `/`, `@` or `:` inside it). A message that still shows a piece of the
+/// password is withheld.
 fn redact_in(message: &str, url: &str) -> String {
-    let password = url
-        .split_once("://")
-        .and_then(|(_, rest)| rest.split('/').next())
-        .and_then(|authority| authority.rsplit_once('@'))
-        .and_then(|(userinfo, _)| userinfo.split_once(':'))
-        .map(|(_, password)| password)
-        .filter(|p| !p.is_empty());
-    match password {
-        Some(password) => message.replace(password, "***"),
-        None => message.to_string(),
+    let Some(password) = userinfo(url).and_then(|u| u.2).filter(|p| !p.is_empty()) else {
+        return message.to_string();
+    };
+    let mut out = message.replace(password, "***");
+    let decoded = percent_decoded(password);
+    if !decoded.is_empty() {
+        out = out.replace(&decoded, "***");
     }
+    let shows_a_piece = password
+        .split(['/', '@', ':'])
+        .chain(decoded.split(['/', '@', ':']))
+        .filter(|piece| piece.len() >= 3)
+        .any(|piece| out.contains(piece));
+    if shows_a_piece {
+        return "(the driver's message is withheld: it would show part of the password)".to_string();
+    }
+    out
+}
+
+/// `%XX` escapes decoded (what a driver shows of an encoded password).
+fn percent_decoded(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (
+            bytes[i],
+            bytes.get(i + 1).and_then(|b| hex(*b)),
+            bytes.get(i + 2).and_then(|b| hex(*b)),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
@@ -208,5 +241,15 @@ mod tests {
             redact_in("denied for bob using s3cret", "mysql://bob:s3cret@db/x"),
             "denied for bob using ***"
         );
+        // A password with `/`, `@` and `:` in it, unencoded.
+        let url = "mysql://bob:s3cr/et@pa:ss99@db:3306/x";
+        assert_eq!(redact_url(url), "mysql://bob:***@db:3306/x");
+        assert_eq!(redact_in("denied: s3cr/et@pa:ss99", url), "denied: ***");
+        // A driver that split the URL inside the password shows a piece of it.
+        let split = redact_in("invalid port: \"ss99@db:3306\"", url);
+        assert!(!split.contains("ss99") && split.contains("withheld"), "{split}");
+        // Encoded: the decoded form is removed as well.
+        let url = "mysql://bob:pa%2Fss@db/x";
+        assert_eq!(redact_in("password pa/ss rejected", url), "password *** rejected");
     }
 }

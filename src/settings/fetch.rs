@@ -115,10 +115,20 @@ pub(super) fn validate_fetch(fetch: &FetchConfig) -> Result<(), UsageError> {
     if fetch.providers.is_empty() {
         return Err(invalid("fetch.providers", "name at least one provider".into()));
     }
-    if !(fetch.timeout_secs > 0.0 && fetch.timeout_secs.is_finite()) {
+    // Bounded: a larger number overflows a Duration (a panic, not an error).
+    if !(fetch.timeout_secs > 0.0 && fetch.timeout_secs <= 3600.0) {
         return Err(invalid(
             "fetch.timeout_secs",
-            format!("must be positive, got {}", fetch.timeout_secs),
+            format!("must be between 0 and 3600 seconds, got {}", fetch.timeout_secs),
+        ));
+    }
+    if fetch.max_backoff_ms > 3_600_000 || fetch.backoff_ms > fetch.max_backoff_ms {
+        return Err(invalid(
+            "fetch.backoff_ms",
+            format!(
+                "backoff_ms ({}) must be at most max_backoff_ms ({}), itself at most an hour",
+                fetch.backoff_ms, fetch.max_backoff_ms
+            ),
         ));
     }
     if fetch.concurrency == 0 || fetch.write_every == 0 {
@@ -132,10 +142,13 @@ pub(super) fn validate_fetch(fetch: &FetchConfig) -> Result<(), UsageError> {
         ("fetch.twelvedata", &fetch.twelvedata),
         ("fetch.finnhub", &fetch.finnhub),
     ] {
-        if !(p.requests_per_minute >= 0.0 && p.requests_per_minute.is_finite()) {
+        // 0 is off; otherwise at least one request an hour (60 / rate
+        // seconds between requests must fit a Duration).
+        let rate = p.requests_per_minute;
+        if !(rate == 0.0 || (1.0 / 60.0..=1e6).contains(&rate)) {
             return Err(invalid(
                 name,
-                format!("requests_per_minute must be ≥ 0, got {}", p.requests_per_minute),
+                format!("requests_per_minute must be 0 (off) or between 1/60 and 1000000, got {rate}"),
             ));
         }
     }

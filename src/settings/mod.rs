@@ -124,7 +124,9 @@ pub struct MonitorConfig {
     /// Weekday sessions the newest candle may lag behind today.
     pub max_data_lag_sessions: i64,
     /// Slack-compatible webhook for alerts (env SWINGML_WEBHOOK_URL and
-    /// `--notify-url` win). It carries a secret: never logged in full.
+    /// `--notify-url` win). It carries a secret: never logged in full, never
+    /// written into a report.
+    #[serde(skip_serializing)]
     pub webhook_url: Option<String>,
 }
 
@@ -321,10 +323,27 @@ impl Default for TaConfig {
     }
 }
 
+/// A database URL: its password never shows in a debug print.
+#[derive(Clone, PartialEq)]
+pub struct DatabaseUrl(pub String);
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&crate::db::redact_url(&self.0))
+    }
+}
+
+impl std::ops::Deref for DatabaseUrl {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
 /// Validated settings of one run.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    pub database_url: String,
+    pub database_url: DatabaseUrl,
     pub artifacts: PathBuf,
     pub watchlist: String,
     /// Whether the watchlist was named explicitly (flag or file) rather than
@@ -407,16 +426,16 @@ impl Settings {
         let busy = file
             .sqlite_busy_timeout_secs
             .unwrap_or(crate::db::DEFAULT_BUSY_TIMEOUT.as_secs_f64());
-        if !(busy >= 0.0 && busy.is_finite()) {
+        if !(0.0..=86_400.0).contains(&busy) {
             return Err(UsageError::InvalidSetting {
                 name: "sqlite_busy_timeout_secs",
-                message: format!("must be ≥ 0 seconds, got {busy}"),
+                message: format!("must be between 0 and 86400 seconds, got {busy}"),
             }
             .into());
         }
         Ok(Settings {
             sqlite_busy_timeout: std::time::Duration::from_secs_f64(busy),
-            database_url,
+            database_url: DatabaseUrl(database_url),
             artifacts,
             watchlist,
             watchlist_explicit,
@@ -644,6 +663,10 @@ mod tests {
             ("[costs]\ntick_size = { US = 0 }\n", "costs.tick_size"),
             ("[costs]\ntick_size = { US = \"cents\" }\n", "costs.tick_size"),
             ("[promotion]\nblock_horizons = 0\n", "promotion.min_windows"),
+            ("sqlite_busy_timeout_secs = 1e30\n", "sqlite_busy_timeout_secs"),
+            ("[fetch]\ntimeout_secs = 1e30\n", "fetch.timeout_secs"),
+            ("[fetch.yahoo]\nrequests_per_minute = 1e-300\n", "fetch.yahoo"),
+            ("[fetch]\nmax_backoff_ms = 18446744073709551615\n", "fetch.backoff_ms"),
         ] {
             std::fs::write(&path, text).unwrap();
             let mut a = args();

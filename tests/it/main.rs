@@ -19,6 +19,7 @@ mod provider_server;
 mod s3;
 mod s3_faults;
 mod score;
+mod secrets;
 mod shard;
 mod shared;
 mod store;
