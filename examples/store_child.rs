@@ -45,6 +45,25 @@ fn main() {
             let record = store.write_bytes(&me, spec, &bytes).unwrap();
             println!("{}", record.name);
         }
+        "huge" => {
+            // SWINGML_STORE_CHILD_MIB MiB written a block at a time (never
+            // whole in memory), each 1 MiB block tagged with its number.
+            let mib: u64 = std::env::var("SWINGML_STORE_CHILD_MIB").unwrap().parse().unwrap();
+            let spec = NewArtifact::new("snapshot", NameStyle::Versioned, "bin");
+            let record = store
+                .write(&me, spec, |w| {
+                    let mut block: Vec<u8> = (0..1u64 << 20)
+                        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+                        .collect();
+                    for n in 0..mib {
+                        block[..8].copy_from_slice(&n.to_le_bytes());
+                        w.write_all(&block)?;
+                    }
+                    Ok(None)
+                })
+                .unwrap();
+            println!("{}", record.name);
+        }
         "hold_lock" => {
             let _lock = store.lock_job("bootstrap").unwrap();
             println!("locked");

@@ -337,10 +337,14 @@ impl WatchlistStore {
                 path: dir.join(name),
                 _temporary: None,
             }),
-            Place::Bucket(_) => {
-                let bytes = self.read(name)?;
+            Place::Bucket(folder) => {
                 let mut temp = TempFile::create(&std::env::temp_dir(), name)?;
-                temp.writer().write_all(&bytes)?;
+                let found = folder
+                    .for_each_chunk(name, |chunk| temp.writer().write_all(chunk))
+                    .map_err(self.io_error(name))?;
+                if found.is_none() {
+                    return Err(StoreError::Missing(self.watchlist.clone(), name.to_string()).into());
+                }
                 temp.finish()?;
                 Ok(LocalCopy {
                     path: temp.path().to_path_buf(),

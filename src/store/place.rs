@@ -72,10 +72,19 @@ impl Place {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
                 Err(e) => Err(e),
             },
-            Place::Bucket(folder) => Ok(folder.get(name)?.map(|(bytes, _)| Written {
-                sha256: atomic::sha256_hex(&bytes),
-                bytes: bytes.len() as u64,
-            })),
+            // Streamed: a 1.3 GB snapshot is never held in memory.
+            Place::Bucket(folder) => {
+                use sha2::Digest;
+                let mut hasher = sha2::Sha256::new();
+                let size = folder.for_each_chunk(name, |chunk| {
+                    hasher.update(chunk);
+                    Ok(())
+                })?;
+                Ok(size.map(|bytes| Written {
+                    sha256: atomic::hex(&hasher.finalize()),
+                    bytes,
+                }))
+            }
         }
     }
 

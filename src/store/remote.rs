@@ -217,6 +217,30 @@ impl Folder {
         }
     }
 
+    /// Hand an object to `each` in chunks of at most [`PART_BYTES`], in
+    /// order (ranged reads: an artifact never changes once created), so a
+    /// reader holds one chunk, not the object. Its size, `None` if absent.
+    pub fn for_each_chunk(&self, name: &str, mut each: impl FnMut(&[u8]) -> io::Result<()>) -> io::Result<Option<u64>> {
+        let path = self.path(name)?;
+        let client = Arc::clone(&self.bucket.client);
+        let head_path = path.clone();
+        let size = match block(async move { client.head(&head_path).await })? {
+            Ok(meta) => meta.size,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(to_io(e)),
+        };
+        let mut start = 0u64;
+        while start < size {
+            let end = (start + PART_BYTES as u64).min(size);
+            let client = Arc::clone(&self.bucket.client);
+            let range_path = path.clone();
+            let chunk = block(async move { client.get_range(&range_path, start..end).await })?.map_err(to_io)?;
+            each(&chunk)?;
+            start = end;
+        }
+        Ok(Some(size))
+    }
+
     /// [`put`](Self::put), given up (an error) after `limit`.
     pub fn put_within(&self, name: &str, bytes: impl Into<PutPayload>, mode: Mode, limit: Duration) -> io::Result<Put> {
         let path = self.path(name)?;

@@ -475,6 +475,40 @@ fn a_large_artifact_goes_up_in_parts() {
     assert!(verify.stderr.contains("0 problem(s), 0 orphan(s)"), "{}", verify.stderr);
 }
 
+/// `verify` of a 1 GiB artifact on a bucket streams it: its hash is the
+/// writer's, and the process stays under 200 MB (it used to hold the object,
+/// and a copy, in memory).
+#[test]
+fn verify_streams_a_1_gib_artifact() {
+    let ctx = TestContext::new().on_s3("huge");
+    let child = spawn_store_child(&ctx, "huge", 1, &[("SWINGML_STORE_CHILD_MIB", "1024".into())])
+        .wait_with_output()
+        .unwrap();
+    assert!(child.status.success(), "{}", String::from_utf8_lossy(&child.stderr));
+    let report = ctx.path("time.txt");
+    let mut cmd = Command::new("/usr/bin/time");
+    cmd.arg("-v")
+        .arg("-o")
+        .arg(&report)
+        .arg(crate::common::bin("artifacts"));
+    let s3 = ctx.s3.as_ref().unwrap();
+    cmd.env_remove("AWS_PROFILE").arg("--artifacts");
+    s3.configure(&mut cmd);
+    cmd.args(["--watchlist", "wl", "verify"]);
+    let verify = Run::from(cmd.output().unwrap());
+    verify.assert_ok();
+    assert!(verify.stderr.contains("0 problem(s), 0 orphan(s)"), "{}", verify.stderr);
+    let rss_kb: u64 = std::fs::read_to_string(&report)
+        .unwrap()
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Maximum resident set size (kbytes): "))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(rss_kb < 200 * 1024, "verify of 1 GiB peaked at {} MB", rss_kb / 1024);
+}
+
 /// Writers killed (SIGKILL) at random steps of the protocol on a bucket,
 /// models, promotions and rollbacks: the manifest stays whole lines,
 /// `verify` finds no problem, and what a kill left is only orphans.
