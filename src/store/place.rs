@@ -48,7 +48,7 @@ impl Place {
 
     pub fn read(&self, name: &str) -> io::Result<Option<Vec<u8>>> {
         match self {
-            Place::Dir(dir) => match std::fs::read(dir.join(name)) {
+            Place::Dir(dir) => match std::fs::read(file_in(dir, name)?) {
                 Ok(bytes) => Ok(Some(bytes)),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
                 Err(e) => Err(e),
@@ -59,7 +59,7 @@ impl Place {
 
     pub fn exists(&self, name: &str) -> io::Result<bool> {
         match self {
-            Place::Dir(dir) => Ok(dir.join(name).exists()),
+            Place::Dir(dir) => Ok(file_in(dir, name)?.exists()),
             Place::Bucket(folder) => folder.exists(name),
         }
     }
@@ -67,7 +67,7 @@ impl Place {
     /// Hash and size of a file, streamed from disk; an object is read whole.
     pub fn sha256_of(&self, name: &str) -> io::Result<Option<Written>> {
         match self {
-            Place::Dir(dir) => match atomic::sha256_file(&dir.join(name)) {
+            Place::Dir(dir) => match atomic::sha256_file(&file_in(dir, name)?) {
                 Ok(found) => Ok(Some(found)),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
                 Err(e) => Err(e),
@@ -94,7 +94,7 @@ impl Place {
     pub fn create(&self, name: &str, bytes: Vec<u8>) -> io::Result<bool> {
         match self {
             Place::Dir(dir) => {
-                let path = dir.join(name);
+                let path = file_in(dir, name)?;
                 if path.exists() {
                     return Ok(false);
                 }
@@ -108,7 +108,7 @@ impl Place {
     /// Replace a name's content whole (`production.json`, a repair's saved lines).
     pub fn replace(&self, name: &str, bytes: Vec<u8>) -> io::Result<()> {
         match self {
-            Place::Dir(dir) => atomic::write_bytes(&dir.join(name), &bytes).map(|_| ()),
+            Place::Dir(dir) => atomic::write_bytes(&file_in(dir, name)?, &bytes).map(|_| ()),
             Place::Bucket(folder) => folder.put(name, bytes, Mode::Overwrite).map(|_| ()),
         }
     }
@@ -116,7 +116,7 @@ impl Place {
     /// Remove an uncommitted file or object; one already gone is fine.
     pub fn remove(&self, name: &str) -> io::Result<()> {
         match self {
-            Place::Dir(dir) => match std::fs::remove_file(dir.join(name)) {
+            Place::Dir(dir) => match std::fs::remove_file(file_in(dir, name)?) {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
                 _ => Ok(()),
             },
@@ -210,6 +210,42 @@ impl Place {
         match self {
             Place::Dir(dir) => Some(dir),
             Place::Bucket(_) => None,
+        }
+    }
+}
+
+/// `name` as a file of `dir`: a plain file name only. Names come from the
+/// manifest, which a person or a damaged disk may have changed: a name
+/// like `/etc/passwd` or `../x` would reach out of the store.
+pub fn file_in(dir: &std::path::Path, name: &str) -> io::Result<std::path::PathBuf> {
+    check_name(name)?;
+    Ok(dir.join(name))
+}
+
+/// Refuse a name that is not one plain file name.
+pub fn check_name(name: &str) -> io::Result<()> {
+    let plain = !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\\', '\0']);
+    if plain {
+        Ok(())
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{name:?} is not a plain file name of the store"),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_that_leave_the_folder_are_refused() {
+        for bad in ["/etc/passwd", "../x", "a/b", "..", "", "a\\b", "nul\0"] {
+            assert!(check_name(bad).is_err(), "{bad:?}");
+        }
+        for good in ["manifest.jsonl", "model_v1_2026.json.meta.json", ".probe-conditions-1"] {
+            assert!(check_name(good).is_ok(), "{good}");
         }
     }
 }

@@ -202,3 +202,20 @@ fn repair_never_moves_production_back_to_a_lagging_pointer_file() {
         serde_json::from_slice(&std::fs::read(ctx.artifacts().join("wl/production.json")).unwrap()).unwrap();
     assert_eq!(file["since"], live.since, "the file brought in line with the manifest");
 }
+
+#[test]
+fn a_manifest_naming_a_path_outside_the_store_is_refused() {
+    let ctx = TestContext::new();
+    let store = Store::new(ctx.artifacts()).watchlist("wl").unwrap();
+    report(&store, 1);
+    let mut lines = manifest_lines(&ctx);
+    let outside = ctx.path("outside.txt");
+    std::fs::write(&outside, "not the store's").unwrap();
+    for name in [outside.display().to_string(), "../../outside.txt".to_string()] {
+        lines.push(lines[0].replacen("\"name\":\"report_v1_", &format!("\"name\":\"{name}\",\"x\":\""), 1));
+    }
+    write_lines(&ctx, &lines);
+    let verify = ctx.run("artifacts", &["--watchlist", "wl", "verify"]);
+    verify.assert_error(1, "is not a plain file name of the store");
+    assert_eq!(std::fs::read_to_string(&outside).unwrap(), "not the store's");
+}
