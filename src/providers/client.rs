@@ -102,6 +102,7 @@ impl Http {
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .user_agent(concat!("swingml/", env!("CARGO_PKG_VERSION")))
+            .redirect(reqwest::redirect::Policy::custom(same_origin_redirects))
             .build()?;
         Ok(Http { client, policy })
     }
@@ -138,6 +139,16 @@ impl Http {
     }
 
     async fn attempt(&self, request: &ApiRequest) -> Result<Vec<u8>, (HttpFailure, Option<Duration>)> {
+        if !request.headers.is_empty() && !secure_enough(&request.url) {
+            // Not retried: the same URL would be refused again.
+            return Err((
+                HttpFailure::Status {
+                    status: 0,
+                    body: b"refused: an API key is never sent over plain http to another host (use https)".to_vec(),
+                },
+                None,
+            ));
+        }
         let mut builder = self.client.get(request.url.clone());
         for (name, value) in &request.headers {
             builder = builder.header(*name, value);
@@ -153,7 +164,17 @@ impl Http {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        let body = response.bytes().await.map_err(network)?.to_vec();
+        let mut response = response;
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(network)? {
+            if body.len() + chunk.len() > MAX_BODY_BYTES {
+                return Err((
+                    HttpFailure::Network(format!("answer larger than {} MiB: refused", MAX_BODY_BYTES >> 20)),
+                    None,
+                ));
+            }
+            body.extend_from_slice(&chunk);
+        }
         if (200..300).contains(&status) {
             Ok(body)
         } else {
@@ -162,9 +183,59 @@ impl Http {
     }
 }
 
+/// The largest answer read: ten years of daily bars are a few MiB; a
+/// server that sends more is broken or hostile, and memory is not its.
+const MAX_BODY_BYTES: usize = 64 << 20;
+
+/// Follow a redirect only on the same host, scheme and port (at most 5):
+/// the key headers (X-Finnhub-Token, Authorization) would otherwise go to
+/// another host, or in clear text after an https → http downgrade. A
+/// redirect not followed is its 3xx answer, a failure with its status.
+fn same_origin_redirects(attempt: reqwest::redirect::Attempt) -> reqwest::redirect::Action {
+    let Some(first) = attempt.previous().first() else {
+        return attempt.stop();
+    };
+    let next = attempt.url();
+    let same = first.scheme() == next.scheme()
+        && first.host_str() == next.host_str()
+        && first.port_or_known_default() == next.port_or_known_default();
+    if !same || attempt.previous().len() > 5 {
+        attempt.stop()
+    } else {
+        attempt.follow()
+    }
+}
+
+/// https, or plain http to this machine (the tests' local servers).
+fn secure_enough(url: &reqwest::Url) -> bool {
+    match url.scheme() {
+        "https" => true,
+        "http" => url.host_str().is_some_and(|host| {
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+        }),
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_go_over_https_or_to_this_machine_only() {
+        for (url, ok) in [
+            ("https://finnhub.io/api", true),
+            ("http://127.0.0.1:8080/x", true),
+            ("http://[::1]:8080/x", true),
+            ("http://localhost/x", true),
+            ("http://finnhub.io/api", false),
+            ("http://10.0.0.5/x", false),
+            ("ftp://127.0.0.1/x", false),
+        ] {
+            assert_eq!(secure_enough(&reqwest::Url::parse(url).unwrap()), ok, "{url}");
+        }
+    }
 
     #[test]
     fn backoff_doubles_with_jitter_honours_retry_after_and_is_capped() {

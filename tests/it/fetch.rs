@@ -619,3 +619,33 @@ fn shards_ask_only_for_their_own_symbols_and_together_store_them_all() {
     let stored: std::collections::BTreeSet<String> = candles(&ctx).keys().map(|(s, _)| s.clone()).collect();
     assert_eq!(stored.into_iter().collect::<Vec<_>>(), ["AAPL", "KO", "MSFT"]);
 }
+
+#[test]
+fn a_redirect_to_another_host_never_carries_the_key() {
+    let ctx = TestContext::new();
+    let server = ProviderServer::start();
+    let elsewhere = ProviderServer::start();
+    // The same machine under another name: another host to the client.
+    let other = elsewhere.url.replace("127.0.0.1", "localhost");
+    server.fail(
+        "stock/candle",
+        10,
+        302,
+        &format!("{other}/api/v1/stock/candle?symbol=KO"),
+    );
+    let cfg = config(&ctx, r#"["finnhub"]"#, "");
+    let run = fetch_with_key(
+        &ctx,
+        &server,
+        TUESDAY_EVENING,
+        ("FINNHUB_API_KEY", "fh-key"),
+        &["--config", &cfg, "--symbols", "KO"],
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("HTTP 302"), "{}", run.stderr);
+    assert!(
+        elsewhere.seen().is_empty(),
+        "the redirect was not followed to another host"
+    );
+    assert!(!run.stderr.contains("fh-key"));
+}

@@ -118,6 +118,14 @@ fn serve(stream: TcpStream, state: &Mutex<State>) {
     };
     let reason = if status == 200 { "OK" } else { "Error" };
     let mut out = stream;
+    // A scripted redirect's body is where it points.
+    if (300..400).contains(&status) {
+        let _ = write!(
+            out,
+            "HTTP/1.1 {status} Moved\r\nLocation: {body}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+        return;
+    }
     let _ = write!(
         out,
         "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
