@@ -208,7 +208,13 @@ pub fn new_commit_id() -> String {
 }
 
 pub fn append(path: &Path, entry: &ManifestEntry, commit: &str) -> io::Result<()> {
+    let new = !path.exists();
     let mut file = OpenOptions::new().read(true).append(true).create(true).open(path)?;
+    if new && let Some(dir) = path.parent() {
+        // The first line's file is a new name in the folder: durable only
+        // once the folder's entry is.
+        super::atomic::sync_dir(dir)?;
+    }
     cut_torn_tail(&mut file)?;
     let line = line(entry, commit)?;
     // One write call per line: with O_APPEND and the lock, lines never interleave.

@@ -357,7 +357,17 @@ impl WatchlistStore {
     /// Ready to write: the folder exists; the bucket honours conditional writes.
     fn ensure_dir(&self) -> Result<(), StoreError> {
         match &self.place {
-            Place::Dir(dir) => std::fs::create_dir_all(dir.join(".locks")).map_err(io_err(dir)),
+            Place::Dir(dir) => {
+                if dir.join(".locks").is_dir() {
+                    return Ok(());
+                }
+                std::fs::create_dir_all(dir.join(".locks")).map_err(io_err(dir))?;
+                // New folders are durable once their parents' entries are.
+                for folder in [dir.as_path(), dir.parent().unwrap_or(dir)] {
+                    atomic::sync_dir(folder).map_err(io_err(folder))?;
+                }
+                Ok(())
+            }
             Place::Bucket(folder) => match folder.probe_conditions().map_err(self.io_error(".probe-conditions"))? {
                 Ok(()) => Ok(()),
                 Err(why) => Err(StoreError::Unconditional {
