@@ -168,8 +168,13 @@ impl Http {
         let mut body = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(network)? {
             if body.len() + chunk.len() > MAX_BODY_BYTES {
+                // A status of its own (0): not retried, the same answer would come.
+                let why = format!("answer larger than {} MiB: refused", MAX_BODY_BYTES >> 20);
                 return Err((
-                    HttpFailure::Network(format!("answer larger than {} MiB: refused", MAX_BODY_BYTES >> 20)),
+                    HttpFailure::Status {
+                        status: 0,
+                        body: why.into_bytes(),
+                    },
                     None,
                 ));
             }

@@ -76,7 +76,17 @@ impl TempFile {
         let unique = COUNTER.fetch_add(1, Ordering::Relaxed);
         let name = format!("{TEMP_PREFIX}{}-{}-{unique}-{hint}", std::process::id(), nanos());
         let path = dir.join(name);
-        let file = OpenOptions::new().write(true).create_new(true).open(&path)?;
+        // Readable by its owner only while it is being written (a staging
+        // copy in the shared temporary folder is nobody else's business);
+        // it gets the usual 0644 when it is put in place.
+        let file = {
+            use std::os::unix::fs::OpenOptionsExt;
+            OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)?
+        };
         let writer = HashingWriter::new(io::BufWriter::with_capacity(1 << 16, file));
         Ok(TempFile {
             path,
@@ -124,6 +134,10 @@ impl TempFile {
 
     /// Rename into place and fsync the folder.
     pub fn persist(mut self, final_path: &Path) -> io::Result<()> {
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&self.path, std::fs::Permissions::from_mode(0o644))?;
+        }
         std::fs::rename(&self.path, final_path)?;
         self.persisted = true;
         // A bare file name (`--parquet rows.parquet`) lives in ".": its

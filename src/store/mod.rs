@@ -124,11 +124,24 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
 /// another writer committed first, before it gives up.
 const COMMIT_ATTEMPTS: u32 = 64;
 
+/// One commit attempt whose outcome is not known yet: its commit id, the
+/// manifest version it was conditional on, what it placed.
+struct Attempt<T> {
+    id: String,
+    base: Option<remote::Version>,
+    value: T,
+}
+
 /// The root of the store: a local folder or a bucket prefix.
 #[derive(Debug, Clone)]
 pub struct Store {
     root: Root,
+    /// The fences of the job leases taken through this store, by
+    /// watchlist: every store of a watchlist made from it checks them.
+    fences: Fences,
 }
+
+type Fences = Arc<std::sync::Mutex<Vec<(String, Arc<remote::Fence>)>>>;
 
 #[derive(Debug, Clone)]
 enum Root {
@@ -196,6 +209,7 @@ impl Store {
     pub fn new(root: impl Into<PathBuf>) -> Store {
         Store {
             root: Root::Dir(root.into()),
+            fences: Fences::default(),
         }
     }
 
@@ -207,6 +221,7 @@ impl Store {
                 root: Root::Bucket(Arc::new(
                     remote::Bucket::open(url).map_err(StoreError::InvalidLocation)?,
                 )),
+                fences: Fences::default(),
             }),
             None => Ok(Store::new(location)),
         }
@@ -223,7 +238,7 @@ impl Store {
         Ok(WatchlistStore {
             place,
             watchlist: name.to_string(),
-            fences: Arc::default(),
+            fences: Arc::clone(&self.fences),
         })
     }
 
@@ -291,9 +306,9 @@ impl LocalCopy {
 pub struct WatchlistStore {
     place: Place,
     watchlist: String,
-    /// The fences of the job leases taken through this store: no commit
-    /// once one of them may be another job's.
-    fences: Arc<std::sync::Mutex<Vec<Arc<remote::Fence>>>>,
+    /// The fences of the job leases taken through the store it came from
+    /// (shared by watchlist): no commit once one of them may be another job's.
+    fences: Fences,
 }
 
 impl WatchlistStore {
@@ -334,7 +349,7 @@ impl WatchlistStore {
     pub fn local_copy(&self, name: &str) -> anyhow::Result<LocalCopy> {
         match &self.place {
             Place::Dir(dir) => Ok(LocalCopy {
-                path: dir.join(name),
+                path: place::file_in(dir, name).map_err(self.io_error(name))?,
                 _temporary: None,
             }),
             Place::Bucket(folder) => {
@@ -404,7 +419,7 @@ impl WatchlistStore {
                     self.fences
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
-                        .push(lease.fence());
+                        .push((self.watchlist.clone(), lease.fence()));
                     HeldLock::Lease { _lease: lease }
                 }),
         };
@@ -484,12 +499,12 @@ impl WatchlistStore {
     ) -> anyhow::Result<Committed<T>> {
         const FAILED_WRITES: usize = 3;
         let guard = self.lock_manifest()?;
-        // Attempts not known to have landed: (commit id, value).
-        let mut pending: Vec<(String, T)> = Vec::new();
+        // Attempts not known to have landed.
+        let mut pending: Vec<Attempt<T>> = Vec::new();
         let mut failures = Vec::new();
         for attempt in 0..COMMIT_ATTEMPTS {
             let read = self.read_manifest()?;
-            if let Some(value) = self.settle(&read.manifest, &mut pending, &mut undo) {
+            if let Some(value) = self.settle(&read, &mut pending, &mut undo) {
                 return Ok(Committed { value, _guard: guard });
             }
             if failures.len() >= FAILED_WRITES {
@@ -500,8 +515,14 @@ impl WatchlistStore {
             };
             self.check_fences()?;
             let id = manifest::new_commit_id();
-            match self.place.append_manifest(&read, &entry, &id) {
-                Ok(true) => return Ok(Committed { value, _guard: guard }),
+            match self.place.append_manifest(&read, &entry, &id, self.commit_deadline()) {
+                Ok(true) => {
+                    // Earlier attempts were conditional on older manifests.
+                    for lost in pending.drain(..) {
+                        undo(&lost.value);
+                    }
+                    return Ok(Committed { value, _guard: guard });
+                }
                 Ok(false) => tracing::info!(
                     "{}: another writer committed first (or a retried write of ours was refused); reading the \
                      manifest again",
@@ -521,41 +542,69 @@ impl WatchlistStore {
                     failures.push(err);
                 }
             }
-            pending.push((id, value));
+            pending.push(Attempt {
+                id,
+                base: read.version.clone(),
+                value,
+            });
             // Writers that lost together should not collide again in step.
             std::thread::sleep(std::time::Duration::from_millis(
                 (5 << attempt.min(5)) + u64::from(std::process::id() % 7 + attempt % 3),
             ));
         }
+        // Given up: attempts still uncertain (their manifest unchanged, so
+        // a delayed write may yet land) are left alone: orphans for
+        // `verify` at worst, never a line naming a deleted object.
         match failures.pop() {
             Some(err) => Err(self.io_error(MANIFEST)(err).into()),
             None => Err(StoreError::Contended(self.watchlist.clone()).into()),
         }
     }
 
+    /// After a refused or failed manifest write, on the manifest as read
+    /// now: the pending attempt whose commit id it holds landed (its value);
+    /// an attempt absent from it is lost for sure only when the manifest
+    /// changed since the version it was conditional on (then it can never
+    /// land) and is undone; one whose version is still current may be a
+    /// delayed write and stays pending.
+    fn settle<T>(&self, read: &ManifestRead, pending: &mut Vec<Attempt<T>>, undo: &mut impl FnMut(&T)) -> Option<T> {
+        if let Some(i) = pending.iter().position(|a| read.manifest.has_commit(&a.id)) {
+            tracing::info!("{}: the manifest write whose reply was lost had landed", self.watchlist);
+            let value = pending.swap_remove(i).value;
+            // The others were conditional on versions this line replaced.
+            for lost in pending.drain(..) {
+                undo(&lost.value);
+            }
+            return Some(value);
+        }
+        pending.retain(|a| {
+            let uncertain = a.base == read.version;
+            if !uncertain {
+                undo(&a.value);
+            }
+            uncertain
+        });
+        None
+    }
+
     /// Refuse to commit once a job lease of this store may be another job's.
     fn check_fences(&self) -> Result<(), StoreError> {
         let fences = self.fences.lock().unwrap_or_else(|p| p.into_inner());
-        for fence in fences.iter() {
+        for (_, fence) in fences.iter().filter(|(w, _)| *w == self.watchlist) {
             fence.check().map_err(StoreError::LeaseLost)?;
         }
         Ok(())
     }
 
-    /// After a refused or failed manifest write: the pending attempt whose
-    /// commit id `manifest` holds landed (its value); the others did not
-    /// and never will (each was conditional on a manifest that has changed
-    /// since, or was refused), so they are undone.
-    fn settle<T>(&self, manifest: &Manifest, pending: &mut Vec<(String, T)>, undo: &mut impl FnMut(&T)) -> Option<T> {
-        let landed = pending.iter().position(|(id, _)| manifest.has_commit(id));
-        let value = landed.map(|i| pending.swap_remove(i).1);
-        if value.is_some() {
-            tracing::info!("{}: the manifest write whose reply was lost had landed", self.watchlist);
-        }
-        for (_, lost) in pending.drain(..) {
-            undo(&lost);
-        }
-        value
+    /// How long the manifest write may take: what is left of the shortest
+    /// live fence of this watchlist (none without a lease).
+    fn commit_deadline(&self) -> Option<std::time::Duration> {
+        let fences = self.fences.lock().unwrap_or_else(|p| p.into_inner());
+        fences
+            .iter()
+            .filter(|(w, _)| *w == self.watchlist)
+            .filter_map(|(_, f)| f.remaining())
+            .min()
     }
 
     /// Write an artifact whose bytes `fill` produces; returns its record

@@ -24,7 +24,7 @@ pub(crate) struct ManifestRead {
     /// The complete lines (a torn tail cut off).
     text: Vec<u8>,
     /// The object's version, for the compare-and-swap (bucket only).
-    version: Option<remote::Version>,
+    pub version: Option<remote::Version>,
 }
 
 /// Held while a commit decides and appends: the folder's manifest lock;
@@ -180,20 +180,36 @@ impl Place {
     /// Append one line to the manifest `read` was read from. On a folder
     /// the caller holds the manifest lock and this always lands; on a
     /// bucket it lands only if nobody committed since `read` (`false`:
-    /// read again and decide again).
-    pub fn append_manifest(&self, read: &ManifestRead, entry: &ManifestEntry, commit: &str) -> io::Result<bool> {
+    /// read again and decide again). On a bucket the write is given up
+    /// (an error) after `deadline`, when there is one (a job lease's).
+    pub fn append_manifest(
+        &self,
+        read: &ManifestRead,
+        entry: &ManifestEntry,
+        commit: &str,
+        deadline: Option<std::time::Duration>,
+    ) -> io::Result<bool> {
         match self {
             Place::Dir(dir) => super::manifest::append(&dir.join(MANIFEST), entry, commit).map(|()| true),
             Place::Bucket(_) => {
                 let mut text = read.text.clone();
                 text.extend(super::manifest::line(entry, commit)?);
-                self.replace_manifest(read, text)
+                self.put_manifest(read, text, deadline)
             }
         }
     }
 
     /// Replace the whole manifest (a repair) unless it changed since `read`.
     pub fn replace_manifest(&self, read: &ManifestRead, text: Vec<u8>) -> io::Result<bool> {
+        self.put_manifest(read, text, None)
+    }
+
+    fn put_manifest(
+        &self,
+        read: &ManifestRead,
+        text: Vec<u8>,
+        deadline: Option<std::time::Duration>,
+    ) -> io::Result<bool> {
         match self {
             Place::Dir(dir) => atomic::write_bytes(&dir.join(MANIFEST), &text).map(|_| true),
             Place::Bucket(folder) => {
@@ -201,7 +217,11 @@ impl Place {
                     Some(version) => Mode::Replace(version.clone()),
                     None => Mode::Create,
                 };
-                Ok(matches!(folder.put(MANIFEST, text, mode)?, Put::Done(_)))
+                let put = match deadline {
+                    Some(limit) => folder.put_within(MANIFEST, text, mode, limit)?,
+                    None => folder.put(MANIFEST, text, mode)?,
+                };
+                Ok(matches!(put, Put::Done(_)))
             }
         }
     }

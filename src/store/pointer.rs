@@ -188,13 +188,16 @@ impl WatchlistStore {
             self.write_pointer_file(live)?;
             return Ok(true);
         };
-        let mut fresh: Option<Manifest> = None;
+        let _ = manifest;
         for _ in 0..8 {
-            let manifest = fresh.as_ref().unwrap_or(manifest);
+            // The file (and its version) first, then the manifest: a writer
+            // always commits its line before it writes the file, so a file
+            // newer than the manifest read cannot be overwritten here.
+            let current = folder.get(POINTER).map_err(self.io_error(POINTER))?;
+            let manifest = self.manifest()?;
             let Some(live) = manifest.current_pointer() else {
                 return Ok(false);
             };
-            let current = folder.get(POINTER).map_err(self.io_error(POINTER))?;
             let on_file = current
                 .as_ref()
                 .and_then(|(bytes, _)| serde_json::from_slice::<ProductionPointer>(bytes).ok());
@@ -212,7 +215,6 @@ impl WatchlistStore {
             if let Put::Done(_) = folder.put(POINTER, bytes, mode).map_err(self.io_error(POINTER))? {
                 return Ok(true);
             }
-            fresh = Some(self.manifest()?);
         }
         Err(StoreError::Contended(self.watchlist.clone()))
     }

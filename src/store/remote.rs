@@ -61,6 +61,12 @@ pub struct Folder {
 #[derive(Debug, Clone)]
 pub struct Version(UpdateVersion);
 
+impl PartialEq for Version {
+    fn eq(&self, other: &Version) -> bool {
+        self.0.e_tag == other.0.e_tag && self.0.version == other.0.version
+    }
+}
+
 /// How a put treats an object already under the name.
 pub enum Mode {
     Overwrite,
@@ -147,14 +153,19 @@ impl Folder {
         if let Err(err) = self.delete(&name) {
             tracing::warn!("could not remove the probe object {}: {err}", self.location(&name));
         }
+        // Only a definite answer is kept; a network error is tried again
+        // at the next write.
         let found = found?;
         Ok(self.bucket.conditions.get_or_init(|| found).clone())
     }
 
     fn probe_on(&self, name: &str) -> io::Result<Result<(), String>> {
-        if !matches!(self.put(name, b"1".to_vec(), Mode::Create)?, Put::Done(_)) {
+        // The name is this probe's own: a refusal here is our first try
+        // landing before a lost reply (the retry was refused), not a miss.
+        let _ = self.put(name, b"1".to_vec(), Mode::Create)?;
+        if !self.exists(name)? {
             return Ok(Err(
-                "a create-if-absent (If-None-Match: *) of a new object was refused".into()
+                "a create-if-absent (If-None-Match: *) of a new object did not land".into(),
             ));
         }
         if matches!(self.put(name, b"2".to_vec(), Mode::Create)?, Put::Done(_)) {
@@ -375,6 +386,8 @@ pub struct Fence {
 struct FenceState {
     valid_until: std::time::Instant,
     taken_over: bool,
+    /// The lease was released: the fence no longer applies.
+    released: bool,
 }
 
 impl Fence {
@@ -387,9 +400,22 @@ impl Fence {
         self.state.lock().unwrap_or_else(|p| p.into_inner()).taken_over = true;
     }
 
+    fn release(&self) {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).released = true;
+    }
+
+    /// What is left of the lease, surely (`None` once released).
+    pub fn remaining(&self) -> Option<Duration> {
+        let state = *self.state.lock().unwrap_or_else(|p| p.into_inner());
+        (!state.released).then(|| state.valid_until.saturating_duration_since(std::time::Instant::now()))
+    }
+
     /// `Err(why)` once the lease may be someone else's.
     pub fn check(&self) -> Result<(), String> {
         let state = *self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if state.released {
+            return Ok(());
+        }
         if state.taken_over {
             return Err(format!(
                 "the job's lease {} was taken over by another job",
@@ -475,6 +501,7 @@ impl Lease {
             state: std::sync::Mutex::new(FenceState {
                 valid_until: sent,
                 taken_over: false,
+                released: false,
             }),
         });
         fence.confirm(sent, ttl);
@@ -535,11 +562,19 @@ impl Lease {
     }
 }
 
-/// The version of the lease object when it holds exactly `body` (ours).
+/// The version of the lease object when it is held by the holder `body`
+/// describes (this process, this take): every field but the expiry alike,
+/// so a renewal that timed out and landed later is still recognised.
 fn ours(folder: &Folder, name: &str, body: &str) -> io::Result<Option<Version>> {
+    let holder = |text: &str| -> Vec<String> {
+        text.split_whitespace()
+            .filter(|field| !field.starts_with("expires="))
+            .map(str::to_string)
+            .collect()
+    };
     Ok(folder
         .get(name)?
-        .filter(|(bytes, _)| bytes.as_slice() == body.as_bytes())
+        .filter(|(bytes, _)| holder(&String::from_utf8_lossy(bytes)) == holder(body))
         .map(|(_, version)| version))
 }
 
@@ -548,6 +583,7 @@ impl Drop for Lease {
     /// conditional replace: a job that lost it never frees the new holder's).
     fn drop(&mut self) {
         drop(self.stop.take());
+        self.fence.release();
         let held = self.renewer.take().and_then(|r| r.join().ok().flatten());
         let Some((version, body)) = held else {
             return;
@@ -602,6 +638,16 @@ fn lease_text(since: &str, ttl: Duration) -> String {
     )
 }
 
+/// Whether no process `pid` exists (signal 0 checks without sending).
+fn process_absent(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    // SAFETY: kill with signal 0 sends nothing; it only checks the pid.
+    let answer = unsafe { libc::kill(pid, 0) };
+    answer != 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+}
+
 /// This boot of the kernel (a cloned VM or a rebooted host has another).
 fn boot_id() -> Option<String> {
     let id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
@@ -650,9 +696,10 @@ fn expired(text: &str) -> bool {
         && field("start=")
             .zip(field("pid=").and_then(|p| p.parse::<u32>().ok()))
             .is_some_and(|(start, pid)| {
-                // Absent, or a recycled pid; unreadable (hidepid) is not absent.
-                let proc_dir = std::path::Path::new("/proc").join(pid.to_string());
-                !proc_dir.exists() || start_time(pid).is_some_and(|now| now != start)
+                // No such process (kill(pid, 0) says ESRCH; EPERM is another
+                // user's live process, which `hidepid` hides from /proc), or
+                // a recycled pid (another start time).
+                process_absent(pid) || start_time(pid).is_some_and(|now| now != start)
             });
     holder_gone || expires.is_none_or(|t| t < chrono::Utc::now())
 }

@@ -70,12 +70,16 @@ impl WatchlistStore {
                     .artifacts()
                     .any(|a| a.name == r.name && a.sha256 == r.sha256 && a.version == r.version)
             });
-            // The file wins only when it is newer than the manifest's live
-            // pointer (a promotion line was lost to the corruption): it
-            // often lags the manifest, and putting it back then would move
-            // production backwards.
-            let newer = current.current_pointer().is_none_or(|live| pointer.since > live.since);
-            if current.current_pointer() != Some(&pointer) && all_committed && newer {
+            // The file is put back only when the manifest never had its
+            // pointer (its promotion line was lost to the corruption): a
+            // file that lags the manifest names an earlier pointer of its
+            // history, and putting that back would move production
+            // backwards. (Not by time stamps: hosts' clocks differ.)
+            let lost = !current
+                .entries
+                .iter()
+                .any(|e| matches!(e, ManifestEntry::Promotion(c) | ManifestEntry::Rollback(c) if c.pointer == pointer));
+            if current.current_pointer() != Some(&pointer) && all_committed && lost {
                 let entry = ManifestEntry::Promotion(PointerChange { pointer });
                 out.extend(self.new_line(&entry)?);
                 entries.push(entry);

@@ -126,6 +126,8 @@ fn a_bucket_that_ignores_conditional_writes_is_refused_for_writing() {
 
 #[test]
 fn a_job_whose_lease_lapsed_refuses_its_next_commit() {
+    // (A 6 s lease: the shared test server answers slowly when every test
+    // runs at once, and a clean run must keep its lease.)
     let prefix = "fenced";
     let (ctx, _proxy, rules) = trained_behind_proxy(prefix);
     // The same store straight on the server, for the second job.
@@ -133,16 +135,16 @@ fn a_job_whose_lease_lapsed_refuses_its_next_commit() {
     let score = |on: &TestContext| {
         let mut cmd = on.command("score");
         cmd.args(["--watchlist", "us", "--as-of", "2020-12-01"])
-            .env(swingml::store::remote::LEASE_SECS_VAR, "2");
+            .env(swingml::store::remote::LEASE_SECS_VAR, "6");
         cmd
     };
     let at = point_number(&traced(&ctx, score(&ctx)), "job_runs.started");
-    // The first job's renewals are stuck on the way (4 s; each gives up
-    // after half a second): its lease lapses while it is paused.
-    std::fs::write(&rules, "PUT score.lock hold:4 1000 1\n").unwrap();
+    // The first job's renewals are stuck on the way (8 s; each gives up
+    // after a quarter of its 6 s lease): its lease lapses while it is paused.
+    std::fs::write(&rules, "PUT score.lock hold:8 1000 1\n").unwrap();
     let first = spawn_paused(&ctx, score(&ctx), &at, "first");
     wait_for_pauses(std::slice::from_ref(&first), "the first job never took its lease");
-    std::thread::sleep(std::time::Duration::from_secs(3));
+    std::thread::sleep(std::time::Duration::from_secs(7));
     // A second job takes the lapsed lease over and commits.
     let before = lines_with(prefix, "kind", "predictions").len();
     Run::from(score(&direct).output().unwrap()).assert_ok();
@@ -158,4 +160,32 @@ fn a_job_whose_lease_lapsed_refuses_its_next_commit() {
     verify_clean(&ctx);
     ctx.run("score", &["--watchlist", "us", "--as-of", "2020-12-01"])
         .assert_ok();
+}
+
+#[test]
+fn a_manifest_write_stuck_past_its_deadline_is_never_undone_while_it_may_land() {
+    let prefix = "stuck";
+    let (ctx, _proxy, rules) = trained_behind_proxy(prefix);
+    let before = lines_with(prefix, "kind", "predictions").len();
+    // The score's manifest write is held 12 s on the way; with an 8 s lease
+    // the write is given up after what is left of it (about 6 s) while the
+    // request is still travelling: an uncertain attempt. The next attempt,
+    // on the same manifest, lands; the stuck one then meets a changed
+    // manifest and is refused.
+    std::fs::write(&rules, "PUT manifest.jsonl hold:12 1\n").unwrap();
+    let run = Run::from(
+        ctx.command("score")
+            .args(["--watchlist", "us", "--as-of", "2020-12-01"])
+            .env(swingml::store::remote::LEASE_SECS_VAR, "8")
+            .output()
+            .unwrap(),
+    );
+    run.assert_ok();
+    assert!(run.stderr.contains("writing the manifest failed"), "{}", run.stderr);
+    // Let the stuck request arrive (and be refused) before looking.
+    std::thread::sleep(std::time::Duration::from_secs(7));
+    std::fs::write(&rules, "").unwrap();
+    assert_eq!(lines_with(prefix, "kind", "predictions").len(), before + 1);
+    no_line_names_a_missing_object(prefix);
+    verify_clean(&ctx);
 }
