@@ -217,7 +217,7 @@ pub fn write_labeled<W: Write + Send>(
 }
 
 /// Rows per record batch and row group of the files written here.
-const BATCH_ROWS: usize = 65_536;
+pub const BATCH_ROWS: usize = 65_536;
 
 /// Write record batches (given as their columns) as one Parquet file, a
 /// row group per batch; the sidecar facts. A row group's column chunks are

@@ -172,7 +172,7 @@ pub(crate) fn manifest_text(prefix: &str) -> String {
     watchlist_manifest(prefix, "us")
 }
 
-fn watchlist_manifest(prefix: &str, watchlist: &str) -> String {
+pub(crate) fn watchlist_manifest(prefix: &str, watchlist: &str) -> String {
     String::from_utf8(object(&format!("{prefix}/{watchlist}/manifest.jsonl")).unwrap_or_default()).unwrap()
 }
 
@@ -417,7 +417,12 @@ fn a_job_lease_held_elsewhere_refuses_until_it_expires() {
 
 /// The store's own child process (examples/store_child.rs) writing to a
 /// bucket, with the test's S3 settings.
-fn spawn_store_child(ctx: &TestContext, mode: &str, seed: u64, extra: &[(&str, String)]) -> std::process::Child {
+pub(crate) fn spawn_store_child(
+    ctx: &TestContext,
+    mode: &str,
+    seed: u64,
+    extra: &[(&str, String)],
+) -> std::process::Child {
     let s3 = ctx.s3.as_ref().expect("a context on S3");
     let mut env = s3.env();
     env.extend(extra.iter().cloned());

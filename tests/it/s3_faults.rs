@@ -189,3 +189,56 @@ fn a_manifest_write_stuck_past_its_deadline_is_never_undone_while_it_may_land() 
     no_line_names_a_missing_object(prefix);
     verify_clean(&ctx);
 }
+
+#[test]
+fn a_lost_reply_to_the_first_manifest_line_commits_it_once() {
+    let ctx = TestContext::new();
+    let rules = ctx.path("faults.txt");
+    // The very first manifest put (a create-if-absent) is applied, then
+    // answered 502.
+    std::fs::write(&rules, "PUT manifest.jsonl 502 1\n").unwrap();
+    let proxy = FaultProxy::start(&rules);
+    let ctx = ctx.on_s3_port("first-line", proxy.port);
+    let child = crate::s3::spawn_store_child(&ctx, "concurrent", 1, &[])
+        .wait_with_output()
+        .unwrap();
+    assert!(child.status.success(), "{}", String::from_utf8_lossy(&child.stderr));
+    let text = crate::s3::watchlist_manifest("first-line", "wl");
+    assert_whole_lines(&text);
+    let versions: Vec<u64> = text
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["version"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(
+        versions,
+        (1..=25).collect::<Vec<u64>>(),
+        "each artifact once, the first one too"
+    );
+    let verify = ctx.run("artifacts", &["--watchlist", "wl", "verify"]);
+    verify.assert_ok();
+    assert!(verify.stderr.contains("0 problem(s)"), "{}", verify.stderr);
+}
+
+#[test]
+fn lost_replies_to_a_lease_take_and_release_leave_it_usable() {
+    let prefix = "lease-faults";
+    let (ctx, _proxy, rules) = trained_behind_proxy(prefix);
+    let score = ["--watchlist", "us", "--as-of", "2020-12-01"];
+    // The take (first put of the lease), then the release (its second: a
+    // short run renews nothing), each applied and answered 502.
+    for skip in [0, 1] {
+        std::fs::write(&rules, format!("PUT score.lock 502 1 {skip}\n")).unwrap();
+        ctx.run("score", &score).assert_ok();
+        // The next job is not blocked by a lease left behind.
+        std::fs::write(&rules, "").unwrap();
+        ctx.run("score", &score).assert_ok();
+        let lease = String::from_utf8(object(&format!("{prefix}/us/.locks/score.lock")).unwrap()).unwrap();
+        assert!(lease.contains("expires=1970-01-01"), "released: {lease}");
+    }
+    no_line_names_a_missing_object(prefix);
+    verify_clean(&ctx);
+}

@@ -303,7 +303,9 @@ fn write_daily(
     write_table(store, by, spec, Arc::new(Schema::new(fields)), columns, rows.len())
 }
 
-/// `trades_<ts>.parquet`: every simulated trade of every window.
+/// `trades_<ts>.parquet`: every simulated trade of every window, built
+/// and written a row group at a time (the universe cohorts hold every
+/// validation row, several times over: millions of trades on a market).
 fn write_trades(
     store: &WatchlistStore,
     by: &Writer,
@@ -311,32 +313,6 @@ fn write_trades(
     windows: &[(String, Option<i64>, &Backtest)],
     spec: NewArtifact,
 ) -> anyhow::Result<ArtifactRecord> {
-    struct Row<'a> {
-        window: &'a str,
-        fold: Option<i64>,
-        cohort: Cohort,
-        weight: f64,
-        snapshot: &'a crate::features::Snapshot,
-    }
-    let rows: Vec<Row> = windows
-        .iter()
-        .flat_map(|(name, fold, bt)| {
-            bt.trades.iter().map(move |t| Row {
-                window: name,
-                fold: *fold,
-                cohort: t.cohort,
-                weight: t.weight,
-                snapshot: &data.rows[bt.row_ids[t.row as usize]],
-            })
-        })
-        .collect();
-    let label = |r: &Row| r.snapshot.label.expect("traded rows are labeled");
-    let float = |f: &dyn Fn(&Row) -> f64| Arc::new(Float64Array::from_iter_values(rows.iter().map(f))) as ArrayRef;
-    let date = |f: &dyn Fn(&Row) -> NaiveDate| {
-        Arc::new(Date32Array::from_iter_values(
-            rows.iter().map(|r| days_since_epoch(f(r))),
-        )) as ArrayRef
-    };
     let fields = vec![
         Field::new("window", DataType::Utf8, false),
         Field::new("fold", DataType::Int64, true),
@@ -354,7 +330,45 @@ fn write_trades(
         Field::new("exit_cost", DataType::Float64, false),
         Field::new("net_return", DataType::Float64, false),
     ];
-    let columns: Vec<ArrayRef> = vec![
+    let total: usize = windows.iter().map(|(_, _, bt)| bt.trades.len()).sum();
+    let mut trades = windows.iter().flat_map(|(name, fold, bt)| {
+        bt.trades.iter().map(move |t| TradeRow {
+            window: name,
+            fold: *fold,
+            cohort: t.cohort,
+            weight: t.weight,
+            snapshot: &data.rows[bt.row_ids[t.row as usize]],
+        })
+    });
+    let batches = std::iter::from_fn(move || {
+        let chunk: Vec<TradeRow> = trades.by_ref().take(crate::parquet_out::BATCH_ROWS).collect();
+        (!chunk.is_empty()).then(|| trade_columns(&chunk))
+    });
+    let schema = Arc::new(Schema::new(fields));
+    store.write(by, spec, |w| {
+        crate::parquet_out::write_batches(w, schema, batches, total)
+    })
+}
+
+/// One trade and what it traded.
+struct TradeRow<'a> {
+    window: &'a str,
+    fold: Option<i64>,
+    cohort: Cohort,
+    weight: f64,
+    snapshot: &'a crate::features::Snapshot,
+}
+
+/// The columns of a chunk of trades, in the schema's order.
+fn trade_columns(rows: &[TradeRow]) -> Vec<ArrayRef> {
+    let label = |r: &TradeRow| r.snapshot.label.expect("traded rows are labeled");
+    let float = |f: &dyn Fn(&TradeRow) -> f64| Arc::new(Float64Array::from_iter_values(rows.iter().map(f))) as ArrayRef;
+    let date = |f: &dyn Fn(&TradeRow) -> NaiveDate| {
+        Arc::new(Date32Array::from_iter_values(
+            rows.iter().map(|r| days_since_epoch(f(r))),
+        )) as ArrayRef
+    };
+    vec![
         Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.window))),
         Arc::new(Int64Array::from_iter(rows.iter().map(|r| r.fold))),
         date(&|r| r.snapshot.date),
@@ -374,8 +388,7 @@ fn write_trades(
         float(&|r| label(r).entry_cost),
         float(&|r| label(r).exit_cost),
         float(&|r| label(r).realized_return),
-    ];
-    write_table(store, by, spec, Arc::new(Schema::new(fields)), columns, rows.len())
+    ]
 }
 
 fn write_table(
