@@ -30,6 +30,7 @@ pub mod atomic;
 pub mod lock;
 pub mod manifest;
 pub mod meta;
+mod names;
 mod place;
 mod pointer;
 pub mod remote;
@@ -349,7 +350,7 @@ impl WatchlistStore {
     pub fn local_copy(&self, name: &str) -> anyhow::Result<LocalCopy> {
         match &self.place {
             Place::Dir(dir) => Ok(LocalCopy {
-                path: place::file_in(dir, name).map_err(self.io_error(name))?,
+                path: names::file_in(dir, name).map_err(self.io_error(name))?,
                 _temporary: None,
             }),
             Place::Bucket(folder) => {

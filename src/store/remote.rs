@@ -186,7 +186,7 @@ impl Folder {
     fn path(&self, name: &str) -> io::Result<ObjectPath> {
         // Lease names keep their `.locks/` folder; every other name is a
         // plain file name of the watchlist's folder.
-        super::place::check_name(name.strip_prefix(".locks/").unwrap_or(name))?;
+        super::names::check_name(name.strip_prefix(".locks/").unwrap_or(name))?;
         ObjectPath::parse(format!("{}/{name}", self.prefix)).map_err(to_io)
     }
 

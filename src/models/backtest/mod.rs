@@ -345,7 +345,10 @@ mod tests {
     /// no candle on 4) at 19.5; X scan 3 enters at 11.1 and is stopped at
     /// 10.656 on its entry session; Y scan 3 enters on 5 at 19.4, times out
     /// at the close of 6 (19.8).
-    fn example() -> (EvalSet, Vec<Vec<(NaiveDate, f64)>>, Vec<(f64, f64)>) {
+    /// The set, each row's marks, each row's (entry, exit) fills.
+    type Example = (EvalSet, Vec<Vec<(NaiveDate, f64)>>, Vec<(f64, f64)>);
+
+    fn example() -> Example {
         let marks = vec![
             vec![(d(2), 10.4), (d(3), 11.1)],
             vec![(d(2), 19.5)],
