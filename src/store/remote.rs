@@ -214,21 +214,7 @@ impl Folder {
     }
 
     pub fn put(&self, name: &str, bytes: impl Into<PutPayload>, mode: Mode) -> io::Result<Put> {
-        let path = self.path(name)?;
-        let client = Arc::clone(&self.bucket.client);
-        let options = PutOptions::from(match mode {
-            Mode::Overwrite => PutMode::Overwrite,
-            Mode::Create => PutMode::Create,
-            Mode::Replace(Version(version)) => PutMode::Update(version),
-        });
-        let payload = bytes.into();
-        match block(async move { client.put_opts(&path, payload, options).await })? {
-            Ok(done) => Ok(Put::Done(Version(UpdateVersion::from(done)))),
-            Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {
-                Ok(Put::Refused)
-            }
-            Err(e) => Err(to_io(e)),
-        }
+        self.put_limited(name, bytes.into(), mode, None)
     }
 
     /// Hand an object to `each` in chunks of at most [`PART_BYTES`], in
@@ -257,6 +243,10 @@ impl Folder {
 
     /// [`put`](Self::put), given up (an error) after `limit`.
     pub fn put_within(&self, name: &str, bytes: impl Into<PutPayload>, mode: Mode, limit: Duration) -> io::Result<Put> {
+        self.put_limited(name, bytes.into(), mode, Some(limit))
+    }
+
+    fn put_limited(&self, name: &str, payload: PutPayload, mode: Mode, limit: Option<Duration>) -> io::Result<Put> {
         let path = self.path(name)?;
         let client = Arc::clone(&self.bucket.client);
         let options = PutOptions::from(match mode {
@@ -264,18 +254,23 @@ impl Folder {
             Mode::Create => PutMode::Create,
             Mode::Replace(Version(version)) => PutMode::Update(version),
         });
-        let payload = bytes.into();
-        let put = block(async move { tokio::time::timeout(limit, client.put_opts(&path, payload, options)).await })?;
+        let put = block(async move {
+            let put = client.put_opts(&path, payload, options);
+            match limit {
+                Some(limit) => tokio::time::timeout(limit, put).await.ok(),
+                None => Some(put.await),
+            }
+        })?;
         match put {
-            Err(_) => Err(io::Error::new(
+            None => Err(io::Error::new(
                 io::ErrorKind::TimedOut,
-                format!("no answer within {limit:?}"),
+                format!("no answer within {:?}", limit.unwrap_or_default()),
             )),
-            Ok(Ok(done)) => Ok(Put::Done(Version(UpdateVersion::from(done)))),
-            Ok(Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. })) => {
+            Some(Ok(done)) => Ok(Put::Done(Version(UpdateVersion::from(done)))),
+            Some(Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. })) => {
                 Ok(Put::Refused)
             }
-            Ok(Err(e)) => Err(to_io(e)),
+            Some(Err(e)) => Err(to_io(e)),
         }
     }
 

@@ -58,22 +58,10 @@ fn server_port() -> u16 {
     static SERVER: OnceLock<(u16, std::sync::Mutex<Child>)> = OnceLock::new();
     SERVER
         .get_or_init(|| {
-            let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/s3_server.py");
-            let mut child = Command::new("python3")
-                .arg(script)
-                .arg(BUCKET)
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .spawn()
-                .expect("python3 runs the local S3 server");
-            let mut line = String::new();
-            BufReader::new(child.stdout.take().unwrap())
-                .read_line(&mut line)
-                .unwrap();
-            let port = line
-                .trim()
-                .parse()
-                .unwrap_or_else(|_| panic!("the local S3 server did not start (pip install 'moto[server]'): {line:?}"));
+            let (port, child) = start_python(
+                &["s3_server.py", BUCKET],
+                "the local S3 server (pip install 'moto[server]')",
+            );
             (port, std::sync::Mutex::new(child))
         })
         .0
@@ -104,25 +92,38 @@ pub struct FaultProxy {
 
 impl FaultProxy {
     pub fn start(rules: &std::path::Path) -> FaultProxy {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/s3_fault_proxy.py");
-        let mut child = Command::new("python3")
-            .arg(script)
-            .arg(server_port().to_string())
-            .arg(rules)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("python3 runs the fault proxy");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("the fault proxy did not start: {line:?}"));
+        let upstream = server_port().to_string();
+        let (port, child) = start_python(
+            &["s3_fault_proxy.py", &upstream, rules.to_str().unwrap()],
+            "the fault proxy",
+        );
         FaultProxy { port, child }
     }
+}
+
+/// Start `tests/<script> args…` with python3; the port it prints first.
+/// It serves until its stdin closes (when the child handle is dropped or
+/// this process ends).
+fn start_python(script_and_args: &[&str], what: &str) -> (u16, Child) {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join(script_and_args[0]);
+    let mut child = Command::new("python3")
+        .arg(script)
+        .args(&script_and_args[1..])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("python3 runs {what}: {e}"));
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = line
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("{what} did not start: {line:?}"));
+    (port, child)
 }
 
 impl Drop for FaultProxy {
