@@ -236,7 +236,7 @@ pub struct LabeledRows {
 
 /// Mark each snapshot (the last `snapshots.len()` candles' or those from
 /// its first date) tradeable or not on its own date.
-fn mark_tradeable(candles: &[Candle], snapshots: &mut [Snapshot], universe: UniverseRule) {
+pub(super) fn mark_tradeable(candles: &[Candle], snapshots: &mut [Snapshot], universe: UniverseRule) {
     let Some(first) = snapshots.first().map(|s| s.date) else {
         return;
     };

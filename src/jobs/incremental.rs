@@ -135,12 +135,16 @@ async fn update(
         .label
         .context("the live feature config records no label rules: run bootstrap")?;
     let from = learned_through + chrono::Days::new(1);
-    let built = read_recent(ctx, &symbols, as_of, &barrier, ctx.settings.ta.min_bars, from).await?;
+    // The tradeable universe of the watchlist's exchange: untradeable rows
+    // are learned only with [universe] train_on_untradeable, as in bootstrap.
+    let exchange = crate::jobs::dataset::watchlist_calendar(ctx).await?.name.clone();
+    let universe = ctx.settings.universe.rule_for(&exchange);
+    let built = read_recent(ctx, &symbols, as_of, &barrier, ctx.settings.ta.min_bars, from, universe).await?;
     for s in &built.skipped {
         tracing::warn!("skipped {}: {}", s.symbol, s.reason);
     }
     report.skipped = built.skipped.len();
-    let labeled = labeled_cross_sections(built.snapshots, from, true);
+    let labeled = labeled_cross_sections(built.snapshots, from, ctx.settings.universe.train_on_untradeable);
     if labeled.rows.is_empty() {
         report.nothing_to_do = Some(format!(
             "nothing to do: scan dates through {learned_through} already learned, none newer has completed its \

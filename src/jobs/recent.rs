@@ -15,7 +15,7 @@ use std::collections::HashMap;
 
 use chrono::NaiveDate;
 
-use super::dataset::{Built, BuiltOne, CandleHasher, Skipped, read_and_build};
+use super::dataset::{Built, BuiltOne, CandleHasher, Skipped, mark_tradeable, read_and_build};
 use crate::candles::Candle;
 use crate::candles::quality::check_values;
 use crate::candles::splits::{PriceAdjust, split_ratio};
@@ -26,11 +26,12 @@ use crate::features::snapshots_from_rows;
 use crate::indicators::TA_VERSION;
 use crate::labels::Barrier;
 use crate::symbols::Symbol;
-use crate::universe::UniverseRule;
+use crate::universe::{UniverseRule, VALUE_WINDOW};
 
 /// As [`read_and_build`] (snapshots dated `from` or later, candles up to
-/// `as_of`), from the stored indicator rows wherever they are current.
-/// `late_starts` stays empty for the symbols built from stored rows.
+/// `as_of`, each marked tradeable or not by `universe`), from the stored
+/// indicator rows wherever they are current. `late_starts` stays empty for
+/// the symbols built from stored rows.
 pub async fn read_recent(
     ctx: &Context,
     symbols: &[Symbol],
@@ -38,6 +39,7 @@ pub async fn read_recent(
     barrier: &Barrier,
     min_bars: usize,
     from: NaiveDate,
+    universe: UniverseRule,
 ) -> anyhow::Result<Built> {
     let started = std::time::Instant::now();
     let heads = db::ta_signals::load_state_heads(&ctx.db).await?;
@@ -51,6 +53,11 @@ pub async fn read_recent(
         Ok(())
     })
     .await?;
+    // The traded-value window of the first scan dates reaches back before
+    // `from`: the last VALUE_WINDOW − 1 candles before it.
+    let before_from = from.pred_opt().unwrap_or(from);
+    let earlier = db::candles::recent_each(&ctx.db, &stored, before_from, VALUE_WINDOW - 1).await?;
+    let mut earlier: HashMap<Symbol, Vec<Candle>> = stored.iter().cloned().zip(earlier).collect();
     let mut rows: HashMap<Symbol, Vec<SignalRow>> = HashMap::with_capacity(stored.len());
     db::ta_signals::for_each_symbol_between(&ctx.db, &stored, from, as_of, |symbol, r| {
         rows.insert(symbol.clone(), r);
@@ -73,6 +80,12 @@ pub async fn read_recent(
             Some(one) => {
                 let through = candles.partition_point(|c| c.date <= as_of);
                 hasher.update(&symbol, &candles[..through]);
+                let one = one.map(|(symbol, mut snapshots)| {
+                    let mut window = earlier.remove(&symbol).unwrap_or_default();
+                    window.extend_from_slice(&candles);
+                    mark_tradeable(&window, &mut snapshots, universe);
+                    (symbol, snapshots)
+                });
                 built.insert(symbol, one);
             }
             None => whole.push(symbol),
@@ -96,7 +109,7 @@ pub async fn read_recent(
         // In watchlist order, as the caller gave them.
         let position: HashMap<&Symbol, usize> = symbols.iter().enumerate().map(|(i, s)| (s, i)).collect();
         whole.sort_by_key(|s| position[s]);
-        let full = read_and_build(ctx, &whole, as_of, barrier, min_bars, from, UniverseRule::ALL).await?;
+        let full = read_and_build(ctx, &whole, as_of, barrier, min_bars, from, universe).await?;
         hasher.update_text(&full.candle_hash);
         out.late_starts = full.late_starts;
         for (symbol, snapshots) in full.snapshots {

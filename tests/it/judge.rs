@@ -155,15 +155,30 @@ fn untradeable_symbols_feed_the_market_but_are_never_picked_or_trained() {
     }
     let penny = ctx.write("penny.csv", &(out.join("\n") + "\n"));
     ctx.import(&[&penny], "us").assert_ok();
+    // The daily learning leaves it out too: bootstrap as of November, then
+    // learn December.
+    ctx.run("ta-signals", &["run", "--watchlist", "us"]).assert_ok();
+    bootstrap(&ctx, "us", &["--force", "--as-of", "2020-11-30"]).assert_ok();
+    ctx.run("incremental-update", &["--watchlist", "us", "--as-of", "2020-12-31"])
+        .assert_ok();
+    let increment = &artifact(&ctx, "us", "labeled_increment_")[0];
+    let learned = python_json(&[
+        "-c",
+        "import json, sys, pyarrow.parquet as pq; s = pq.read_table(sys.argv[1]).column('symbol').to_pylist(); \
+         print(json.dumps({'pny': s.count('PNY'), 'ko': s.count('KO')}))",
+        increment.to_str().unwrap(),
+    ]);
+    assert_eq!(learned["pny"], 0, "{learned}");
+    assert!(learned["ko"].as_u64().unwrap() > 0, "{learned}");
     let run = bootstrap(&ctx, "us", &["--force"]);
     run.assert_ok();
     assert!(run.stderr.contains("untradeable left out"), "{}", run.stderr);
-    let labeled = &artifact(&ctx, "us", "labeled_data_")[0];
-    let trades = &artifact(&ctx, "us", "trades_")[0];
-    ctx.run("ta-signals", &["run", "--watchlist", "us"]).assert_ok();
+    let labeled = artifact(&ctx, "us", "labeled_data_").pop().unwrap();
+    let trades = artifact(&ctx, "us", "trades_").pop().unwrap();
     let score = ctx.run("score", &["--watchlist", "us", "--top-k", "3", "--format", "json"]);
     score.assert_ok();
     let predictions = &artifact(&ctx, "us", "predictions_")[0];
+    let (labeled, trades) = (&labeled, &trades);
     let v = python_json(&[
         "-c",
         r#"

@@ -152,7 +152,18 @@ async fn monitor(
     // and outcomes.
     let oldest = files.values().map(|f| f.as_of).min().unwrap_or(as_of);
     let from = oldest - chrono::Days::new(7 * options.days_back as u64 + 14);
-    let built = read_recent(ctx, &symbols, as_of, &barrier, 1, from).await?;
+    // Outcomes of what score ranked: its own status already left the
+    // untradeable out of the picks and the universe.
+    let built = read_recent(
+        ctx,
+        &symbols,
+        as_of,
+        &barrier,
+        1,
+        from,
+        crate::universe::UniverseRule::ALL,
+    )
+    .await?;
     let mut trading: BTreeSet<NaiveDate> = BTreeSet::new();
     let mut outcomes: HashMap<(String, NaiveDate), Option<Label>> = HashMap::new();
     for (symbol, snapshots) in &built.snapshots {
