@@ -641,7 +641,7 @@ fn a_running_job_renews_its_lease() {
     let run = || {
         let mut cmd = ctx.command("ta-signals");
         cmd.args(["run", "--watchlist", "us"])
-            .env(swingml::store::remote::LEASE_SECS_VAR, "1");
+            .env(swingml::store::lease::LEASE_SECS_VAR, "1");
         cmd
     };
     let at = point_number(&traced(&ctx, run()), "job_runs.started");

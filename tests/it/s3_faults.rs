@@ -135,7 +135,7 @@ fn a_job_whose_lease_lapsed_refuses_its_next_commit() {
     let score = |on: &TestContext| {
         let mut cmd = on.command("score");
         cmd.args(["--watchlist", "us", "--as-of", "2020-12-01"])
-            .env(swingml::store::remote::LEASE_SECS_VAR, "6");
+            .env(swingml::store::lease::LEASE_SECS_VAR, "6");
         cmd
     };
     let at = point_number(&traced(&ctx, score(&ctx)), "job_runs.started");
@@ -176,7 +176,7 @@ fn a_manifest_write_stuck_past_its_deadline_is_never_undone_while_it_may_land() 
     let run = Run::from(
         ctx.command("score")
             .args(["--watchlist", "us", "--as-of", "2020-12-01"])
-            .env(swingml::store::remote::LEASE_SECS_VAR, "8")
+            .env(swingml::store::lease::LEASE_SECS_VAR, "8")
             .output()
             .unwrap(),
     );

@@ -13,14 +13,12 @@ use crate::db::job_runs::RunStatus;
 use crate::error::UsageError;
 use crate::features::Snapshot;
 use crate::jobs::dataset::{
-    Skipped, labeled_cross_sections, read_and_build, resolve_as_of, trade_paths, watchlist_calendar, watchlist_symbols,
+    Skipped, labeled_cross_sections, read_and_build, resolve_as_of, watchlist_calendar, watchlist_symbols,
 };
 use crate::labels::{Barrier, Entry};
-use crate::models::backtest::{Backtest, BacktestParams, backtest};
+use crate::models::backtest::{Backtest, BacktestParams};
 use crate::models::ensemble;
 use crate::models::metrics::{Baselines, Evaluation, evaluate};
-use crate::models::online::OnlineModel;
-use crate::models::split::{Split, holdout, lockbox, walk_forward};
 use crate::settings::{BarrierKind, LabelConfig, Settings};
 use crate::store::{ArtifactRecord, WatchlistStore};
 use crate::symbols::Symbol;
@@ -30,12 +28,12 @@ mod promotion;
 mod publish;
 mod report;
 mod training;
+mod windows;
 
 pub use report::{summary_line, table};
-use training::{
-    Fitted, Rounds, TrainParams, eval_dates, eval_set, fit_and_evaluate, fit_bundle, fit_models, label, score_rows,
-    timed,
-};
+use training::{Rounds, TrainParams, eval_set, fit_and_evaluate, fit_bundle, fit_models, label, score_rows, timed};
+pub use windows::RankingChoice;
+use windows::{Windows, evaluate_folds, expected_returns, is_holdout, window_backtest};
 
 pub const JOB: &str = "bootstrap";
 
@@ -323,7 +321,7 @@ async fn bootstrap(
     timings.features_and_labels = secs(t.elapsed()) - timings.read;
 
     let t = Instant::now();
-    let windows = windows(&data.rows, &ctx.settings, options.horizon)?;
+    let windows = windows::windows(&data.rows, &ctx.settings, options.horizon)?;
     timings.split = secs(t.elapsed());
     let split = &windows.holdout;
     check_classes(&data.rows, &split.train, options)?;
@@ -584,239 +582,4 @@ fn check_classes(rows: &[Snapshot], train: &[usize], options: &BootstrapOptions)
         });
     }
     Ok(())
-}
-
-/// The rows' windows: training and walk-forward folds before the holdout,
-/// the holdout, the lockbox after an embargo. Only tradeable rows are
-/// evaluated (with `train_on_untradeable` the others train).
-struct Windows {
-    holdout: Split,
-    folds: Vec<Split>,
-    lockbox: Vec<usize>,
-}
-
-fn windows(rows: &[Snapshot], settings: &Settings, horizon: usize) -> Result<Windows, TrainingDataError> {
-    let dates: Vec<NaiveDate> = rows.iter().map(|r| r.date).collect();
-    let ends: Vec<NaiveDate> = rows
-        .iter()
-        .map(|r| r.window_end.expect("labeled rows have a window"))
-        .collect();
-    let cfg = &settings.bootstrap;
-    let no_split = || TrainingDataError::NoSplit(distinct(&dates), horizon);
-    let (train_end, lockbox_start) = lockbox(&dates, cfg.lockbox_fraction, horizon).ok_or_else(no_split)?;
-    let (dates, ends) = (&dates[..train_end], &ends[..train_end]);
-    let mut holdout = holdout(dates, ends, cfg.valid_fraction, horizon).ok_or_else(no_split)?;
-    let mut folds = walk_forward(dates, ends, cfg.folds, horizon);
-    // With valid_fraction = 1/(folds + 1) (the default) the last fold is
-    // the holdout (its block can differ by a rounding date).
-    if (cfg.valid_fraction * (cfg.folds as f64 + 1.0) - 1.0).abs() < 1e-9
-        && let Some(last) = folds.last_mut()
-    {
-        *last = holdout.clone();
-    }
-    let mut lockbox: Vec<usize> = (lockbox_start..rows.len()).collect();
-    for valid in folds
-        .iter_mut()
-        .map(|f| &mut f.valid)
-        .chain([&mut holdout.valid, &mut lockbox])
-    {
-        valid.retain(|&i| rows[i].tradeable);
-    }
-    if holdout.valid.is_empty() {
-        return Err(no_split());
-    }
-    Ok(Windows {
-        holdout,
-        folds,
-        lockbox,
-    })
-}
-
-/// The validation rows and ensemble scores of the walk-forward folds that
-/// validate before the holdout, in fold order: what chooses the ranking.
-#[derive(Default)]
-struct Pooled {
-    parts: Vec<(usize, Vec<usize>, Vec<f64>)>,
-}
-
-/// The pooled walk-forward backtests of the two rankings.
-struct PooledBacktests {
-    probability: Backtest,
-    expected_return: Backtest,
-    /// The pooled rows and their probabilities.
-    idx: Vec<usize>,
-    scores: Vec<f64>,
-}
-
-impl Pooled {
-    fn add(&mut self, fold: usize, valid: &[usize], scores: &[f64]) {
-        if !valid.is_empty() {
-            self.parts.push((fold, valid.to_vec(), scores.to_vec()));
-        }
-    }
-
-    /// The backtests over the folds' validation dates (consecutive,
-    /// disjoint blocks of dates; the bootstrap's blocks stay inside each),
-    /// ranked by probability and by expected after-cost return.
-    fn backtests(mut self, rows: &[Snapshot], params: &TrainParams, barrier: &Barrier) -> Option<PooledBacktests> {
-        if self.parts.is_empty() {
-            return None;
-        }
-        self.parts.sort_by_key(|p| p.0);
-        let idx: Vec<usize> = self.parts.iter().flat_map(|p| p.1.iter().copied()).collect();
-        let scores: Vec<f64> = self.parts.iter().flat_map(|p| p.2.iter().copied()).collect();
-        let mut starts = Vec::new();
-        let mut days = 0;
-        for part in &self.parts {
-            starts.push(days);
-            days += eval_dates(rows, &part.1).len();
-        }
-        let expected = expected_returns(rows, &idx, &scores, barrier);
-        let run = |scores: &[f64]| window_backtest(rows, &idx, scores, params, &starts);
-        Some(PooledBacktests {
-            probability: run(&scores),
-            expected_return: run(&expected),
-            idx,
-            scores,
-        })
-    }
-}
-
-/// Each row's expected after-cost return from its probability.
-pub(super) fn expected_returns(rows: &[Snapshot], idx: &[usize], probabilities: &[f64], barrier: &Barrier) -> Vec<f64> {
-    idx.iter()
-        .zip(probabilities)
-        .map(|(&i, &p)| {
-            let atr_over_close = rows[i].atr.map(|a| a / rows[i].close);
-            barrier.expected_return(p, atr_over_close).unwrap_or(f64::NEG_INFINITY)
-        })
-        .collect()
-}
-
-/// Walk-forward figures of the two rankings, and the one chosen.
-#[derive(Debug, Clone, Serialize)]
-pub struct RankingChoice {
-    /// `probability` unless ranking by expected return earned a higher
-    /// per-date top-K excess over the folds before the holdout.
-    pub chosen: &'static str,
-    /// The folds whose validation dates chose.
-    pub folds: Vec<usize>,
-    pub probability_excess: Option<f64>,
-    pub expected_return_excess: Option<f64>,
-    pub probability_top_k_per_date: Option<f64>,
-    pub expected_return_top_k_per_date: Option<f64>,
-}
-
-impl RankingChoice {
-    fn from(b: &PooledBacktests) -> RankingChoice {
-        let (p, e) = (&b.probability, &b.expected_return);
-        let better = match (e.excess.mean, p.excess.mean) {
-            (Some(e), Some(p)) => e > p,
-            _ => false,
-        };
-        RankingChoice {
-            chosen: if better { "expected_return" } else { "probability" },
-            folds: Vec::new(),
-            probability_excess: p.excess.mean,
-            expected_return_excess: e.excess.mean,
-            probability_top_k_per_date: p.top_k.per_date_mean_return,
-            expected_return_top_k_per_date: e.top_k.per_date_mean_return,
-        }
-    }
-}
-
-/// The top-K backtest of the rows `idx` (sorted by date) ranked by `scores`.
-fn window_backtest(
-    rows: &[Snapshot],
-    idx: &[usize],
-    scores: &[f64],
-    params: &TrainParams,
-    segment_starts: &[usize],
-) -> Backtest {
-    let set = eval_set(rows, idx);
-    let dates = eval_dates(rows, idx);
-    let paths = trade_paths(rows, idx);
-    Backtest {
-        row_ids: idx.to_vec(),
-        ..backtest(&set, &paths, &dates, segment_starts, scores, params.backtest)
-    }
-}
-
-/// The walk-forward folds, each fitted and evaluated — except a fold that
-/// is the holdout split itself, which is reported from the holdout fit.
-/// Each fold's online fit starts from the previous fold's weights (fitted
-/// on a subset of its rows, so no later data leaks in); the last of them
-/// is returned as the start of the holdout fit. The folds that validate
-/// before the holdout (rows whose label window ends before it) are pooled
-/// to choose the ranking.
-fn evaluate_folds(
-    rows: &[Snapshot],
-    folds: &[Split],
-    holdout: &Split,
-    params: &TrainParams,
-    timings: &mut Timings,
-) -> anyhow::Result<(Vec<FoldReport>, Pooled, Option<OnlineModel>)> {
-    let mut out = Vec::new();
-    let mut pooled = Pooled::default();
-    let mut start: Option<OnlineModel> = None;
-    for (k, fold) in folds.iter().enumerate() {
-        if is_holdout(fold, holdout) {
-            continue;
-        }
-        let ones = fold.train.iter().filter(|&&i| label(&rows[i]) == 1).count();
-        if ones == 0 || ones == fold.train.len() || fold.valid.is_empty() {
-            tracing::warn!(
-                "walk-forward fold {} skipped: one label class in its training rows, or no tradeable row to validate",
-                k + 1
-            );
-            continue;
-        }
-        let fitted = match fit_and_evaluate(rows, fold, params, start.as_ref(), timings) {
-            Ok(fitted) => fitted,
-            Err(err) if err.downcast_ref::<training::WindowError>().is_some() => {
-                tracing::warn!("walk-forward fold {} skipped: {err:#}", k + 1);
-                continue;
-            }
-            Err(err) => return Err(err),
-        };
-        let bt = timed(&mut timings.metrics, || {
-            window_backtest(rows, &fold.valid, &fitted.valid_scores, params, &[0])
-        });
-        // Scan dates at least a horizon before the holdout: every symbol of
-        // such a date is kept (cutting by each row's own window end would
-        // drop the symbols that later miss sessions: a choice by the future).
-        let before: Vec<usize> = (0..fold.valid.len())
-            .filter(|&j| rows[fold.valid[j]].date < holdout.train_window_end_before)
-            .collect();
-        let chooses = !before.is_empty();
-        pooled.add(
-            k + 1,
-            &before.iter().map(|&j| fold.valid[j]).collect::<Vec<_>>(),
-            &before.iter().map(|&j| fitted.valid_scores[j]).collect::<Vec<_>>(),
-        );
-        out.push(FoldReport::new(k + 1, fold, &fitted, bt, chooses));
-        start = Some(fitted.models.online);
-    }
-    Ok((out, pooled, start))
-}
-
-fn is_holdout(fold: &Split, holdout: &Split) -> bool {
-    fold.first_valid_date == holdout.first_valid_date && fold.train == holdout.train && fold.valid == holdout.valid
-}
-
-impl FoldReport {
-    fn new(fold: usize, split: &Split, fitted: &Fitted, backtest: Backtest, chooses: bool) -> FoldReport {
-        FoldReport {
-            fold,
-            train_rows: split.train.len(),
-            valid_rows: split.valid.len(),
-            first_valid_date: split.first_valid_date,
-            online: fitted.online_eval.clone(),
-            batch: fitted.batch_eval.clone(),
-            ensemble: fitted.ensemble_eval.clone(),
-            backtest,
-            chooses,
-            is_holdout: false,
-        }
-    }
 }

@@ -122,7 +122,7 @@ pub fn compare_with_production(
         production.feature_config.ranking.as_deref(),
         production.feature_config.label,
     ) {
-        (Some("expected_return"), Some(barrier)) => super::expected_returns(rows, &idx, &live, &barrier),
+        (Some("expected_return"), Some(barrier)) => super::windows::expected_returns(rows, &idx, &live, &barrier),
         _ => live,
     };
     let set = eval_set(rows, &idx);
