@@ -177,6 +177,17 @@ pub(crate) fn watchlist_manifest(prefix: &str, watchlist: &str) -> String {
     String::from_utf8(object(&format!("{prefix}/{watchlist}/manifest.jsonl")).unwrap_or_default()).unwrap()
 }
 
+/// The `version` of every manifest line, in order.
+pub(crate) fn manifest_versions(text: &str) -> Vec<u64> {
+    text.lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["version"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect()
+}
+
 /// Every manifest line is whole JSON ending in a newline.
 pub(crate) fn assert_whole_lines(text: &str) {
     assert!(text.is_empty() || text.ends_with('\n'), "torn manifest tail: {text:?}");
@@ -441,14 +452,7 @@ fn eight_concurrent_writers_on_one_bucket_manifest() {
     }
     let text = watchlist_manifest("eight", "wl");
     assert_whole_lines(&text);
-    let mut versions: Vec<u64> = text
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["version"]
-                .as_u64()
-                .unwrap()
-        })
-        .collect();
+    let mut versions = manifest_versions(&text);
     versions.sort();
     assert_eq!(versions, (1..=200).collect::<Vec<_>>(), "unique and gap-free");
     let verify = ctx.run("artifacts", &["--watchlist", "wl", "verify"]);

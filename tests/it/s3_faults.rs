@@ -205,14 +205,7 @@ fn a_lost_reply_to_the_first_manifest_line_commits_it_once() {
     assert!(child.status.success(), "{}", String::from_utf8_lossy(&child.stderr));
     let text = crate::s3::watchlist_manifest("first-line", "wl");
     assert_whole_lines(&text);
-    let versions: Vec<u64> = text
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["version"]
-                .as_u64()
-                .unwrap()
-        })
-        .collect();
+    let versions = crate::s3::manifest_versions(&text);
     assert_eq!(
         versions,
         (1..=25).collect::<Vec<u64>>(),

@@ -40,7 +40,8 @@ pub const CONVENTION: &str = "each scan date's cohort enters as its label does (
     trades exit/entry - 1 - 2c (c = that side's cost), no candle 0; a session's return is the weighted sum; \
     Sharpe, Sortino, volatility, CAGR and max drawdown from the daily series, annualised with sqrt(252)";
 
-/// Which strategy a trade belongs to.
+/// Which strategy a trade belongs to (its discriminant is its place in
+/// [`Cohort::ALL`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Cohort {
@@ -179,17 +180,18 @@ pub fn backtest(
     }
     let calendar = sessions(dates, &trades, paths);
     let days = dates.len();
-    let cohort_means = |c: Cohort| {
-        let (mut sum, mut n) = (vec![0.0; days], vec![0usize; days]);
-        for t in trades.iter().filter(|t| t.cohort == c) {
-            sum[t.day as usize] += set.realized_return[t.row as usize];
-            n[t.day as usize] += 1;
-        }
-        (0..days)
-            .map(|d| (n[d] > 0).then(|| sum[d] / n[d] as f64))
-            .collect::<Vec<_>>()
-    };
-    let (top_means, universe_means) = (cohort_means(Cohort::TopK), cohort_means(Cohort::Universe));
+    // Each cohort's mean trade return per scan date (in Cohort::ALL order).
+    let mut sums = [(); 3].map(|_| (vec![0.0; days], vec![0usize; days]));
+    for t in &trades {
+        let (sum, n) = &mut sums[t.cohort as usize];
+        sum[t.day as usize] += set.realized_return[t.row as usize];
+        n[t.day as usize] += 1;
+    }
+    let means: Vec<Vec<Option<f64>>> = sums
+        .iter()
+        .map(|(sum, n)| (0..days).map(|d| (n[d] > 0).then(|| sum[d] / n[d] as f64)).collect())
+        .collect();
+    let (top_means, universe_means) = (&means[Cohort::TopK as usize], &means[Cohort::Universe as usize]);
     let mut books = Vec::new();
     let mut reports = Vec::new();
     for c in Cohort::ALL {
@@ -202,10 +204,17 @@ pub fn backtest(
             })
             .collect();
         let book = book::mark_to_market(&calendar, &positions);
-        reports.push(cohort_report(c, set, &trades, &book, &cohort_means(c), &universe_means));
+        reports.push(cohort_report(
+            c,
+            set,
+            &trades,
+            &book,
+            &means[c as usize],
+            universe_means,
+        ));
         books.push(book);
     }
-    let excess = excess_segments(&top_means, &universe_means, segment_starts);
+    let excess = excess_segments(top_means, universe_means, segment_starts);
     let segments: Vec<&[f64]> = excess.iter().map(Vec::as_slice).collect();
     let excess = block_bootstrap(&segments, params.block, params.seed);
     let mut equity = [1.0f64; 3];
