@@ -123,12 +123,14 @@ fn to_batch(schema: &SchemaRef, rows: &[SignalRow], ta_version: i64) -> anyhow::
 }
 
 /// Labeled rows: symbol, date, close, every feature, the label and its
-/// exit, and `part` — which part of a time split the row fell in (or what
-/// the rows were for).
+/// exit, `part` — which part of a time split the row fell in (or what
+/// the rows were for) — and last the optional families' columns named
+/// `extra` (float32, null where undefined).
 pub fn write_labeled<W: Write + Send>(
     sink: W,
     rows: &[crate::features::Snapshot],
     part: &[&'static str],
+    extra: &[String],
 ) -> anyhow::Result<Option<ParquetInfo>> {
     use crate::features::{CATEGORICAL_FEATURES, NUMERIC_FEATURES};
     anyhow::ensure!(part.len() == rows.len(), "one part per labeled row");
@@ -156,6 +158,7 @@ pub fn write_labeled<W: Write + Send>(
         Field::new("window_end", DataType::Date32, false),
         Field::new("split", DataType::Utf8, false),
     ]);
+    fields.extend(extra.iter().map(|n| Field::new(n, DataType::Float32, true)));
     let schema: SchemaRef = Arc::new(Schema::new(fields));
     // In slices of rows: the columns of a million rows at once would
     // double the job's peak memory.
@@ -211,6 +214,12 @@ pub fn write_labeled<W: Write + Send>(
             columns.push(Arc::new(arrow_array::StringArray::from_iter_values(
                 part.iter().copied(),
             )));
+            for j in 0..extra.len() {
+                columns.push(Arc::new(arrow_array::Float32Array::from_iter(
+                    rows.iter()
+                        .map(|r| r.features.extra().get(j).copied().filter(|x| !x.is_nan())),
+                )));
+            }
             columns
         });
     write_batches(sink, schema, batches, rows.len())

@@ -14,7 +14,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{CATEGORICAL_FEATURES, Features, NUMERIC_FEATURES};
+use super::{CATEGORICAL_FEATURES, Families, Features, NUMERIC_FEATURES};
 use crate::indicators::signals;
 
 /// Bump when a feature's definition changes (not only its name).
@@ -64,6 +64,10 @@ pub struct FeatureConfig {
     /// reports as a pick's expected return (not part of the hash).
     #[serde(default)]
     pub expected_return: Vec<crate::models::expected::ReturnBin>,
+    /// The optional feature families the batch model was trained with
+    /// (their columns are in `columns` and the hash).
+    #[serde(default)]
+    pub families: Families,
 }
 
 /// The holdout's figures a live model is held to.
@@ -88,8 +92,10 @@ pub struct FeatureMismatch {
     pub differences: String,
 }
 
-/// The columns the running code produces.
-pub fn current_columns() -> Vec<Column> {
+/// The columns the running code produces with `families`: the base
+/// numerics, the categoricals, then the families' columns (kind
+/// `numeric`, or `rank` when the rank family replaces their values).
+pub fn current_columns(families: Families) -> Vec<Column> {
     let numeric = NUMERIC_FEATURES.iter().map(|n| Column {
         name: n.to_string(),
         kind: "numeric".into(),
@@ -98,7 +104,12 @@ pub fn current_columns() -> Vec<Column> {
         name: n.to_string(),
         kind: "categorical".into(),
     });
-    numeric.chain(categorical).collect()
+    let kind = if families.rank { "rank" } else { "numeric" };
+    let extra = families.columns().into_iter().map(|name| Column {
+        name,
+        kind: kind.into(),
+    });
+    numeric.chain(categorical).chain(extra).collect()
 }
 
 pub fn hash_of(version: u32, columns: &[Column]) -> String {
@@ -110,18 +121,22 @@ pub fn hash_of(version: u32, columns: &[Column]) -> String {
     crate::store::atomic::hex(&hasher.finalize())
 }
 
-pub fn current_hash() -> String {
-    hash_of(FEATURE_DEFINITIONS_VERSION, &current_columns())
+pub fn current_hash(families: Families) -> String {
+    hash_of(FEATURE_DEFINITIONS_VERSION, &current_columns(families))
 }
 
 impl FeatureConfig {
     /// The config of the running code, with the reference distribution of
     /// `training` (rows with every feature defined).
-    pub fn from_training<'a>(training: impl Iterator<Item = &'a Features> + Clone) -> FeatureConfig {
+    pub fn from_training<'a>(
+        training: impl Iterator<Item = &'a Features> + Clone,
+        families: Families,
+    ) -> FeatureConfig {
         FeatureConfig {
             definitions_version: FEATURE_DEFINITIONS_VERSION,
-            columns: current_columns(),
-            hash: current_hash(),
+            columns: current_columns(families),
+            hash: current_hash(families),
+            families,
             reference: reference(training),
             label: None,
             ranking: None,
@@ -134,14 +149,14 @@ impl FeatureConfig {
     /// which columns differ. The stored hash is recomputed too, so an
     /// edited column list with a kept hash is caught.
     pub fn check_compatible(&self) -> Result<(), FeatureMismatch> {
-        let current = current_columns();
+        let current = current_columns(self.families);
         let recomputed = hash_of(self.definitions_version, &self.columns);
-        if self.hash == current_hash() && recomputed == self.hash {
+        if self.hash == current_hash(self.families) && recomputed == self.hash {
             return Ok(());
         }
         Err(FeatureMismatch {
             stored_hash: self.hash.clone(),
-            current_hash: current_hash(),
+            current_hash: current_hash(self.families),
             differences: describe_differences(self, &current, &recomputed),
         })
     }
@@ -286,7 +301,7 @@ mod tests {
         let rows: Vec<Features> = (1..=100)
             .map(|i| features(i as f64, if i <= 25 { "up" } else { "down" }))
             .collect();
-        let config = FeatureConfig::from_training(rows.iter());
+        let config = FeatureConfig::from_training(rows.iter(), Families::NONE);
         let rsi = &config.reference.numeric["rsi_14"];
         assert_eq!(rsi.edges.len(), 11);
         assert_eq!(rsi.edges[0], 1.0);
@@ -300,7 +315,7 @@ mod tests {
     #[test]
     fn a_changed_column_list_is_refused_by_name() {
         let rows = [features(1.0, "up")];
-        let mut config = FeatureConfig::from_training(rows.iter());
+        let mut config = FeatureConfig::from_training(rows.iter(), Families::NONE);
         config.columns.retain(|c| c.name != "bb_width");
         config.columns.push(Column {
             name: "raw_close".into(),
@@ -314,7 +329,7 @@ mod tests {
             "{err}"
         );
 
-        let mut tampered = FeatureConfig::from_training(rows.iter());
+        let mut tampered = FeatureConfig::from_training(rows.iter(), Families::NONE);
         tampered.columns.pop();
         let err = tampered.check_compatible().unwrap_err().to_string();
         assert!(

@@ -160,7 +160,7 @@ mod tests {
         let mut rows: Vec<Snapshot> = all.iter().flat_map(|c| snapshots(c, &barrier)).collect();
         rows.retain(|s| s.features.first_missing_base().is_none());
         rows.sort_by(|a, b| a.date.cmp(&b.date).then(a.symbol.as_str().cmp(b.symbol.as_str())));
-        crate::features::fill_cross_section(&mut rows);
+        crate::features::fill_cross_section(&mut rows, crate::features::Families::NONE);
         rows
     }
 

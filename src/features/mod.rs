@@ -9,6 +9,7 @@
 pub mod config;
 pub mod cross_section;
 pub mod drift;
+pub mod families;
 pub mod transform;
 
 use chrono::NaiveDate;
@@ -18,6 +19,7 @@ use crate::candles::splits::{AdjustedBars, PriceAdjust, adjust, total_return_bar
 use crate::indicators::{IndicatorRow, bars_from, compute, signals};
 use crate::labels::{Barrier, Bars, Label, label_at};
 use crate::symbols::Symbol;
+pub use families::Families;
 
 /// Numeric features, in model order: those of a symbol's own indicator
 /// row ([`N_BASE_NUMERIC`] of them), then the cross-sectional ones
@@ -74,6 +76,9 @@ pub const N_CATEGORICAL: usize = CATEGORICAL_FEATURES.len();
 pub struct Features {
     numeric: [f64; N_NUMERIC],
     categorical: [u8; N_CATEGORICAL],
+    /// The optional families' values ([`families`]; NaN = undefined),
+    /// empty when the model uses none: the batch model's extra columns.
+    pub(crate) extra: Box<[f32]>,
 }
 
 impl Features {
@@ -82,7 +87,14 @@ impl Features {
             // A non-finite value is as undefined as a missing one.
             numeric: numeric.map(|v| v.filter(|x| x.is_finite()).unwrap_or(f64::NAN)),
             categorical: categorical.map(signals::code),
+            extra: Box::default(),
         }
+    }
+
+    /// The optional families' values, in [`families::Families::columns`]
+    /// order (NaN = undefined).
+    pub fn extra(&self) -> &[f32] {
+        &self.extra
     }
 
     /// Numeric feature `i` (in [`NUMERIC_FEATURES`] order), `None` if undefined.
@@ -159,14 +171,41 @@ impl Features {
 
 /// Fill the cross-sectional features of snapshots sorted by date (every
 /// base feature defined): each date's rows are one cross-section.
-pub fn fill_cross_section(rows: &mut [Snapshot]) {
+pub fn fill_cross_section(rows: &mut [Snapshot], families: Families) {
     let mut start = 0;
     while start < rows.len() {
         let date = rows[start].date;
         let end = start + rows[start..].partition_point(|r| r.date == date);
         let mut day: Vec<&mut Features> = rows[start..end].iter_mut().map(|r| &mut r.features).collect();
-        cross_section::apply(&mut day);
+        cross_section_of_day(&mut day, families);
         start = end;
+    }
+}
+
+/// The cross-sectional features of one date's rows, and the rank family
+/// when `families` has it.
+pub fn cross_section_of_day(day: &mut [&mut Features], families: Families) {
+    cross_section::apply(day);
+    if families.rank {
+        families::rank_day(day);
+    }
+}
+
+/// Fill the optional families' values of `snapshots` (of one symbol, in
+/// date order) from `candles`, which hold each snapshot's bar and the
+/// bars before it the families read (see [`families::values_at`]).
+pub fn fill_families(candles: &[Candle], snapshots: &mut [Snapshot], families: Families) {
+    if families.is_empty() {
+        return;
+    }
+    let mut t = 0;
+    let mut scratch = families::Scratch::default();
+    for s in snapshots {
+        t += candles[t..].partition_point(|c| c.date < s.date);
+        s.features.extra = match candles.get(t) {
+            Some(c) if c.date == s.date => scratch.values_at(candles, t, families),
+            _ => vec![f32::NAN; families.columns().len()].into_boxed_slice(),
+        };
     }
 }
 

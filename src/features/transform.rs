@@ -9,7 +9,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{CATEGORICAL_FEATURES, Features, N_NUMERIC, NUMERIC_FEATURES};
+use super::{CATEGORICAL_FEATURES, Families, Features, N_NUMERIC, NUMERIC_FEATURES};
 use crate::indicators::signals;
 use rayon::prelude::*;
 
@@ -21,11 +21,20 @@ pub struct TransformerBundle {
     pub stds: Vec<f64>,
     /// (feature, its training categories, sorted).
     pub vocabulary: Vec<(String, Vec<String>)>,
+    /// The optional families the batch model sees after the design
+    /// columns (the online model never does).
+    #[serde(default)]
+    pub families: Families,
+    /// A ranking objective's score-to-probability map (see
+    /// [`crate::models::batch::BatchModel::calibration`]), kept here so
+    /// the LightGBM file stays LightGBM's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_calibration: Option<[f64; 2]>,
 }
 
 impl TransformerBundle {
     /// Fit on training rows (every feature defined).
-    pub fn fit(training: &[&Features]) -> TransformerBundle {
+    pub fn fit(training: &[&Features], families: Families) -> TransformerBundle {
         let (means, stds) = moments(training);
         let vocabulary = CATEGORICAL_FEATURES
             .iter()
@@ -33,11 +42,13 @@ impl TransformerBundle {
             .map(|(i, name)| (name.to_string(), categories(training, i)))
             .collect();
         TransformerBundle {
-            feature_hash: super::config::current_hash(),
+            feature_hash: super::config::current_hash(families),
             numeric: NUMERIC_FEATURES.iter().map(|s| s.to_string()).collect(),
             means,
             stds,
             vocabulary,
+            families,
+            batch_calibration: None,
         }
     }
 
@@ -54,6 +65,21 @@ impl TransformerBundle {
         self.numeric.len() + self.vocabulary.iter().map(|(_, c)| c.len()).sum::<usize>()
     }
 
+    /// Columns of the batch model's matrix: the design's, then the
+    /// families'.
+    pub fn batch_names(&self) -> Vec<String> {
+        let mut names = self.design_names();
+        names.extend(self.families.columns());
+        names
+    }
+
+    pub fn width(&self, columns: Columns) -> usize {
+        match columns {
+            Columns::Design => self.design_width(),
+            Columns::Batch => self.design_width() + self.families.columns().len(),
+        }
+    }
+
     /// Row-major matrix of `features`: the online model's design (scaled
     /// numerics, missing = 0, the training mean; callers drop rows with
     /// missing features before they get here) or the batch model's raw
@@ -62,7 +88,7 @@ impl TransformerBundle {
     /// five times per training run.
     pub fn matrix(&self, features: &[&Features], columns: Columns) -> Vec<f64> {
         const ROWS_PER_TASK: usize = 4096;
-        let width = self.design_width();
+        let width = self.width(columns);
         let mut flat = vec![0.0; features.len() * width];
         flat.par_chunks_mut(width * ROWS_PER_TASK)
             .zip(features.par_chunks(ROWS_PER_TASK))
@@ -90,6 +116,16 @@ impl TransformerBundle {
                 row[at + j] = 1.0;
             }
             at += cats.len();
+        }
+        if columns == Columns::Batch {
+            // A row without the families' values (too short a history)
+            // leaves them missing.
+            for (x, v) in row[at..]
+                .iter_mut()
+                .zip(f.extra.iter().chain(std::iter::repeat(&f32::NAN)))
+            {
+                *x = f64::from(*v);
+            }
         }
     }
 }
@@ -155,7 +191,7 @@ mod tests {
         const N: usize = crate::features::N_NUMERIC;
         let rows = [f(1.0, "up"), f(3.0, "down")];
         let refs: Vec<&Features> = rows.iter().collect();
-        let bundle = TransformerBundle::fit(&refs);
+        let bundle = TransformerBundle::fit(&refs, Families::NONE);
         assert_eq!(bundle.means[0], 2.0);
         assert_eq!(bundle.stds[0], 1.0);
         let out = bundle.matrix(&[&f(4.0, "up")], Columns::Design);
@@ -178,7 +214,7 @@ mod tests {
             .map(|i| f(i as f64, if i % 3 == 0 { "up" } else { "down" }))
             .collect();
         let refs: Vec<&Features> = rows.iter().collect();
-        let bundle = TransformerBundle::fit(&refs[..100]);
+        let bundle = TransformerBundle::fit(&refs[..100], Families::NONE);
         let width = bundle.design_width();
         for columns in [Columns::Design, Columns::Batch] {
             let all = bundle.matrix(&refs, columns);

@@ -9,7 +9,7 @@ use crate::candles::quality::check_values;
 use crate::candles::splits::PriceAdjust;
 use crate::context::Context;
 use crate::db;
-use crate::features::{Snapshot, snapshots_from};
+use crate::features::{Families, Snapshot, snapshots_from};
 use crate::labels::Barrier;
 use crate::models::backtest::Position;
 use crate::models::metrics::EvalSet;
@@ -141,6 +141,16 @@ pub struct Built {
     pub late_starts: Vec<(String, NaiveDate)>,
 }
 
+/// How a symbol's snapshots are built: their label, the fewest bars a
+/// symbol needs, the tradeable universe, the optional feature families.
+#[derive(Debug, Clone, Copy)]
+pub struct BuildRules {
+    pub barrier: Barrier,
+    pub min_bars: usize,
+    pub universe: UniverseRule,
+    pub families: Families,
+}
+
 /// Read every symbol's candles up to `as_of` and build its snapshots from
 /// `keep_from` (the whole history feeds the indicators), each marked
 /// tradeable or not by `universe` on its own date. Symbols whose
@@ -151,13 +161,16 @@ pub async fn read_and_build(
     ctx: &Context,
     symbols: &[Symbol],
     as_of: NaiveDate,
-    barrier: &Barrier,
-    min_bars: usize,
     keep_from: NaiveDate,
-    universe: UniverseRule,
+    rules: &BuildRules,
 ) -> anyhow::Result<Built> {
     let started = std::time::Instant::now();
-    let barrier = *barrier;
+    let BuildRules {
+        barrier,
+        min_bars,
+        universe,
+        families,
+    } = *rules;
     let label_prices = ctx.settings.import.adjust;
     let (to_builder, from_reader) = std::sync::mpsc::sync_channel::<(usize, Symbol, Vec<Candle>)>(16);
     let builder = std::thread::spawn(move || {
@@ -172,6 +185,7 @@ pub async fn read_and_build(
                         build_one(symbol, &candles, &barrier, min_bars, keep_from, label_prices).map(
                             |(symbol, mut snapshots)| {
                                 mark_tradeable(&candles, &mut snapshots, universe);
+                                crate::features::fill_families(&candles, &mut snapshots, families);
                                 (symbol, snapshots)
                             },
                         ),
@@ -259,6 +273,7 @@ pub fn labeled_cross_sections(
     mut built: Vec<(Symbol, Vec<Snapshot>)>,
     from: NaiveDate,
     keep_untradeable: bool,
+    families: Families,
 ) -> LabeledRows {
     let mut dropped = 0;
     for (_, snapshots) in &mut built {
@@ -273,7 +288,7 @@ pub fn labeled_cross_sections(
         .filter(|(_, s)| s.iter().any(|r| r.label.is_some()))
         .count();
     let mut rows = in_date_symbol_order(built);
-    crate::features::fill_cross_section(&mut rows);
+    crate::features::fill_cross_section(&mut rows, families);
     let labeled = rows.iter().filter(|s| s.label.is_some()).count();
     rows.retain(|s| s.label.is_some() && (keep_untradeable || s.tradeable));
     LabeledRows {
@@ -319,7 +334,11 @@ fn in_date_symbol_order(mut per_symbol: Vec<(Symbol, Vec<Snapshot>)>) -> Vec<Sna
 }
 
 /// The rows `idx` (sorted by date) as the metrics need them.
+/// Where `market_breadth_sma50` is among the numeric features.
+const BREADTH: usize = 24;
+
 pub fn eval_set(rows: &[Snapshot], idx: &[usize]) -> EvalSet {
+    debug_assert_eq!(crate::features::NUMERIC_FEATURES[BREADTH], "market_breadth_sma50");
     let mut set = EvalSet::default();
     let mut day = 0u32;
     for (n, &i) in idx.iter().enumerate() {
@@ -332,6 +351,7 @@ pub fn eval_set(rows: &[Snapshot], idx: &[usize]) -> EvalSet {
         set.realized_return.push(l.realized_return);
         set.bars_to_exit.push(l.bars_to_exit);
         set.rule_buy.push(rows[i].features.categorical(4) == Some("BUY"));
+        set.breadth.push(rows[i].features.numeric(BREADTH).unwrap_or(f64::NAN));
     }
     set
 }

@@ -144,7 +144,12 @@ async fn update(
         tracing::warn!("skipped {}: {}", s.symbol, s.reason);
     }
     report.skipped = built.skipped.len();
-    let labeled = labeled_cross_sections(built.snapshots, from, ctx.settings.universe.train_on_untradeable);
+    let labeled = labeled_cross_sections(
+        built.snapshots,
+        from,
+        ctx.settings.universe.train_on_untradeable,
+        crate::features::Families::NONE,
+    );
     if labeled.rows.is_empty() {
         report.nothing_to_do = Some(format!(
             "nothing to do: scan dates through {learned_through} already learned, none newer has completed its \
@@ -292,7 +297,7 @@ fn publish(
             .prefix(format!("labeled_increment_{first}_{last}"))
             .parameters(params.clone())
             .inputs(vec![candles.clone(), input_model.clone()]),
-        |w| crate::parquet_out::write_labeled(w, rows, &part),
+        |w| crate::parquet_out::write_labeled(w, rows, &part, &[]),
     )?;
     let eval = store.write(
         &by,

@@ -51,8 +51,9 @@ impl ProductionModels {
         let online: OnlineModel = serde_json::from_str(&online_text)
             .with_context(|| format!("model file {online_name} is not a valid online model"))?;
         let (batch_text, batch_name) = text("model_batch")?;
-        let batch = BatchModel::from_text(&batch_text)
+        let mut batch = BatchModel::from_text(&batch_text)
             .with_context(|| format!("model file {batch_name} is not a valid LightGBM model"))?;
+        batch.calibration = bundle.batch_calibration;
 
         for (name, hash) in [
             (&bundle_name, &bundle.feature_hash),
@@ -65,10 +66,11 @@ impl ProductionModels {
                 );
             }
         }
-        let width = bundle.design_width();
-        if online.weights.len() != width || batch.n_features() != width {
+        let (width, batch_width) = (bundle.design_width(), bundle.width(Columns::Batch));
+        if online.weights.len() != width || batch.n_features() != batch_width {
             anyhow::bail!(
-                "models do not fit their bundle: {online_name} has {} weights, {batch_name} {} features, the bundle makes {width} columns",
+                "models do not fit their bundle: {online_name} has {} weights, {batch_name} {} features, the bundle \
+                 makes {width} and {batch_width} columns",
                 online.weights.len(),
                 batch.n_features()
             );

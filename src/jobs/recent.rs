@@ -15,14 +15,14 @@ use std::collections::HashMap;
 
 use chrono::NaiveDate;
 
-use super::dataset::{Built, BuiltOne, CandleHasher, Skipped, mark_tradeable, read_and_build};
+use super::dataset::{BuildRules, Built, BuiltOne, CandleHasher, Skipped, mark_tradeable, read_and_build};
 use crate::candles::Candle;
 use crate::candles::quality::check_values;
 use crate::candles::splits::{PriceAdjust, split_ratio};
 use crate::context::Context;
 use crate::db;
 use crate::db::ta_signals::{SignalRow, StateHead};
-use crate::features::snapshots_from_rows;
+use crate::features::{Families, snapshots_from_rows};
 use crate::indicators::TA_VERSION;
 use crate::labels::Barrier;
 use crate::symbols::Symbol;
@@ -109,7 +109,19 @@ pub async fn read_recent(
         // In watchlist order, as the caller gave them.
         let position: HashMap<&Symbol, usize> = symbols.iter().enumerate().map(|(i, s)| (s, i)).collect();
         whole.sort_by_key(|s| position[s]);
-        let full = read_and_build(ctx, &whole, as_of, barrier, min_bars, from, universe).await?;
+        let full = read_and_build(
+            ctx,
+            &whole,
+            as_of,
+            from,
+            &BuildRules {
+                barrier: *barrier,
+                min_bars,
+                universe,
+                families: Families::NONE,
+            },
+        )
+        .await?;
         hasher.update_text(&full.candle_hash);
         out.late_starts = full.late_starts;
         for (symbol, snapshots) in full.snapshots {

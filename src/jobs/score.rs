@@ -114,14 +114,23 @@ async fn score(
         .unwrap_or_else(|| Barrier::fixed(5, 0.05, 0.04));
     let candles = db::candles::as_of_each(&ctx.db, &symbols, as_of).await?;
     let rows = db::ta_signals::at_each(&ctx.db, &symbols, as_of).await?;
-    let recent = db::candles::recent_each(&ctx.db, &symbols, as_of, VALUE_WINDOW).await?;
+    // The traded-value window, and the bars the model's feature families read.
+    let families = models.bundle.families;
+    let window = VALUE_WINDOW.max(families.lookback() + 1);
+    let recent = db::candles::recent_each(&ctx.db, &symbols, as_of, window).await?;
     let mut ready: Vec<Ready> = Vec::new();
     for (((symbol, (candle, factor)), stored), recent) in symbols.iter().zip(candles).zip(rows).zip(recent) {
         match as_of_snapshot(symbol, as_of, candle, factor, stored) {
-            Ok(snapshot) => ready.push(Ready {
-                untradeable: untradeable(&universe, &recent),
-                ..snapshot
-            }),
+            Ok(mut snapshot) => {
+                if !families.is_empty() {
+                    // The as-of candle is the last one read.
+                    snapshot.features.extra = crate::features::families::values_at(&recent, recent.len() - 1, families);
+                }
+                ready.push(Ready {
+                    untradeable: untradeable(&universe, &recent[recent.len().saturating_sub(VALUE_WINDOW)..]),
+                    ..snapshot
+                })
+            }
             Err(reason) if wanted.contains(symbol) => predictions.push(unscored(symbol.as_str(), reason)),
             Err(_) => {}
         }
@@ -129,7 +138,7 @@ async fn score(
     // Every member scored today is the date's cross-section (as in
     // training); the selection only decides which rows are written.
     let mut day: Vec<&mut Features> = ready.iter_mut().map(|s| &mut s.features).collect();
-    crate::features::cross_section::apply(&mut day);
+    crate::features::cross_section_of_day(&mut day, families);
     ready.retain(|s| wanted.contains(&s.symbol));
     let features: Vec<&Features> = ready.iter().map(|s| &s.features).collect();
     let (online, batch, ensemble) = models.score(&features)?;

@@ -20,7 +20,11 @@ use lightgbm3_sys as sys;
 pub struct Matrix<'a> {
     pub rows: usize,
     pub width: usize,
-    pub labels: Vec<u8>,
+    /// The target of each row: a class (0/1), a return, or a grade.
+    pub labels: Vec<f32>,
+    /// For a ranking objective, the sizes of the consecutive groups of
+    /// rows ranked together (one per scan date); empty otherwise.
+    pub groups: Vec<i32>,
     pub fill: RowFill<'a>,
 }
 
@@ -34,7 +38,8 @@ impl<'a> Matrix<'a> {
         Matrix {
             rows: labels.len(),
             width,
-            labels,
+            labels: labels.into_iter().map(f32::from).collect(),
+            groups: Vec::new(),
             fill: Box::new(move |at| {
                 at.iter()
                     .flat_map(|&i| &flat[i * width..(i + 1) * width])
@@ -67,11 +72,19 @@ pub struct Boosted {
     pub valid_scores: Option<Vec<f64>>,
 }
 
+/// Early stopping: patience in rounds, and whether the validation
+/// metric (the first one `params` names) is better when higher.
+#[derive(Debug, Clone, Copy)]
+pub struct Stopping {
+    pub patience: u32,
+    pub higher_is_better: bool,
+}
+
 /// Boost up to `rounds` rounds with LightGBM `params` ("key=value"
 /// separated by spaces). With `valid` and `early_stopping`, stop once the
-/// validation log loss has not improved for that many rounds and drop
+/// validation metric has not improved for that many rounds and drop
 /// those rounds.
-pub fn boost(data: &Datasets, params: &str, rounds: u32, early_stopping: Option<u32>) -> anyhow::Result<Boosted> {
+pub fn boost(data: &Datasets, params: &str, rounds: u32, early_stopping: Option<Stopping>) -> anyhow::Result<Boosted> {
     let valid_set = data.valid.as_ref();
     let mut booster = BoosterHandle::new(&data.train, params)?;
     if let Some(v) = valid_set {
@@ -84,11 +97,18 @@ pub fn boost(data: &Datasets, params: &str, rounds: u32, early_stopping: Option<
         if booster.update_one_round()? {
             break; // no split left to make
         }
-        let Some(patience) = stopping else { continue };
-        // The first metric of the first validation set: the log loss.
-        let Some(&loss) = booster.eval(1)?.first() else {
+        let Some(Stopping {
+            patience,
+            higher_is_better,
+        }) = stopping
+        else {
             continue;
         };
+        // The first metric of the first validation set, as a loss.
+        let Some(&metric) = booster.eval(1)?.first() else {
+            continue;
+        };
+        let loss = if higher_is_better { -metric } else { metric };
         if loss < best {
             best = loss;
             stalled = 0;
@@ -197,17 +217,32 @@ impl DatasetHandle {
                 )
             })?;
         }
-        let labels: Vec<f32> = m.labels.iter().map(|&l| f32::from(l)).collect();
         // SAFETY: one f32 label per row; LightGBM copies them.
         check(unsafe {
             sys::LGBM_DatasetSetField(
                 dataset.0,
                 c"label".as_ptr(),
-                labels.as_ptr().cast(),
+                m.labels.as_ptr().cast(),
                 rows,
                 sys::C_API_DTYPE_FLOAT32 as c_int,
             )
         })?;
+        if !m.groups.is_empty() {
+            anyhow::ensure!(
+                m.groups.iter().map(|&g| i64::from(g)).sum::<i64>() == i64::from(rows),
+                "ranking groups do not cover the rows"
+            );
+            // SAFETY: one i32 size per group; LightGBM copies them.
+            check(unsafe {
+                sys::LGBM_DatasetSetField(
+                    dataset.0,
+                    c"group".as_ptr(),
+                    m.groups.as_ptr().cast(),
+                    i32::try_from(m.groups.len())?,
+                    sys::C_API_DTYPE_INT32 as c_int,
+                )
+            })?;
+        }
         Ok(dataset)
     }
 }
@@ -453,8 +488,12 @@ mod tests {
             Some(&Matrix::from_flat(&vx, vy.clone(), 6)),
         )
         .unwrap();
-        let a = boost(&whole, params, 40, Some(5)).unwrap();
-        let b = boost(&streamed, params, 40, Some(5)).unwrap();
+        let stop = Some(Stopping {
+            patience: 5,
+            higher_is_better: false,
+        });
+        let a = boost(&whole, params, 40, stop).unwrap();
+        let b = boost(&streamed, params, 40, stop).unwrap();
         assert!(a.text.contains("Tree=10"), "trained some trees");
         assert_eq!(a.text, b.text);
         assert_eq!(a.valid_scores, b.valid_scores);

@@ -14,6 +14,9 @@ pub struct EvalSet {
     pub rule_buy: Vec<bool>,
     /// Bars from the scan date to the trade's exit.
     pub bars_to_exit: Vec<u32>,
+    /// The market's breadth on the row's scan date (share of the date's
+    /// symbols above their SMA50; NaN unknown): the regime filter's input.
+    pub breadth: Vec<f64>,
 }
 
 impl EvalSet {
@@ -62,6 +65,10 @@ pub struct Evaluation {
     pub k: usize,
     pub precision_at_k: f64,
     pub rank_ic: Option<f64>,
+    /// The per-date rank ICs' mean over their sample standard deviation
+    /// (rank ICIR): how steady the ranking is from date to date.
+    #[serde(default)]
+    pub rank_ic_ir: Option<f64>,
     pub top_k_mean_return: f64,
     pub universe_mean_return: f64,
     pub calibration: Vec<CalibrationBin>,
@@ -121,10 +128,22 @@ pub fn evaluate(set: &EvalSet, scores: &[f64], k: usize) -> Evaluation {
         k,
         precision_at_k: mean(&p_at_k),
         rank_ic: (!ics.is_empty()).then(|| mean(&ics)),
+        rank_ic_ir: information_ratio(&ics),
         top_k_mean_return: mean(&top_returns),
         universe_mean_return: mean(&all_returns),
         calibration: calibration(scores, labels),
     }
+}
+
+/// Mean over sample standard deviation; `None` under two values or with
+/// no spread.
+fn information_ratio(xs: &[f64]) -> Option<f64> {
+    if xs.len() < 2 {
+        return None;
+    }
+    let m = mean(xs);
+    let var = xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (xs.len() - 1) as f64;
+    (var > 0.0).then(|| m / var.sqrt())
 }
 
 pub fn baselines(set: &EvalSet) -> Baselines {
@@ -336,6 +355,7 @@ mod tests {
             realized_return: vec![0.05, -0.04, 0.01, -0.04, 0.0, 0.05],
             rule_buy: vec![true, true, false, false, false, false],
             bars_to_exit: vec![1; 6],
+            breadth: Vec::new(),
         };
         let scores = [0.9, 0.8, 0.1, 0.7, 0.6, 0.2];
         let e = evaluate(&set, &scores, 2);
@@ -375,6 +395,7 @@ mod tests {
             realized_return: vec![0.0; 4],
             rule_buy: vec![false; 4],
             bars_to_exit: vec![1; 4],
+            breadth: Vec::new(),
         };
         let e = evaluate(&set, &scores, 10);
         assert!((e.brier - (0.01 + 0.36 + 0.36 + 0.04) / 4.0).abs() < 1e-15);

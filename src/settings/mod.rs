@@ -16,7 +16,7 @@ mod universe;
 use crate::candles::CandleSource;
 use fetch::validate_fetch;
 pub use fetch::{ApiKeys, FINNHUB_KEY_VAR, FetchConfig, NOW_VAR, ProviderConfig, Secret, TWELVEDATA_KEY_VAR};
-pub use training::{BootstrapConfig, PromotionConfig};
+pub use training::{BootstrapConfig, FeaturesConfig, PromotionConfig};
 pub use universe::{CostConfig, TickSetting, UniverseConfig, exchange_defaults};
 
 use crate::candles::splits::PriceAdjust;
@@ -97,6 +97,7 @@ pub struct FileConfig {
     pub import: ImportConfig,
     pub ta: TaConfig,
     pub bootstrap: BootstrapConfig,
+    pub features: FeaturesConfig,
     pub labels: LabelConfig,
     pub costs: CostConfig,
     pub universe: UniverseConfig,
@@ -292,6 +293,7 @@ pub struct Settings {
     pub import: ImportConfig,
     pub ta: TaConfig,
     pub bootstrap: BootstrapConfig,
+    pub features: FeaturesConfig,
     pub labels: LabelConfig,
     pub costs: CostConfig,
     pub universe: UniverseConfig,
@@ -310,6 +312,11 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// The `[features]` families (validated when the settings resolved).
+    pub fn families(&self) -> crate::features::Families {
+        self.features.parse(self.ta.min_bars).unwrap_or_default()
+    }
+
     /// Merge flag > env > config file > default, and validate.
     pub fn resolve(args: &CommonArgs) -> anyhow::Result<Settings> {
         let file = load_file_config(args.config.as_deref())?;
@@ -381,6 +388,7 @@ impl Settings {
             import: file.import,
             ta: file.ta,
             bootstrap: file.bootstrap,
+            features: file.features,
             labels: file.labels,
             costs: file.costs,
             universe: file.universe,
@@ -428,6 +436,9 @@ fn load_file_config(explicit: Option<&Path>) -> Result<FileConfig, UsageError> {
 fn validate_training(file: &FileConfig) -> Result<(), UsageError> {
     let invalid = |name: &'static str, message: String| UsageError::InvalidSetting { name, message };
     file.online.check().map_err(|m| invalid("online", m))?;
+    file.features
+        .parse(file.ta.min_bars)
+        .map_err(|m| invalid("features.families", m))?;
     file.batch.check().map_err(|m| invalid("batch", m))?;
     let b = &file.bootstrap;
     if !(b.valid_fraction > 0.0 && b.valid_fraction < 1.0) {
@@ -536,6 +547,16 @@ fn validate_import(import: &ImportConfig) -> Result<(), UsageError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_shipped_config_parses_and_states_the_model_defaults() {
+        let text = include_str!("../../config/swingml.toml");
+        let file: FileConfig = toml::from_str(text).unwrap();
+        validate_training(&file).unwrap();
+        assert_eq!(file.batch, BatchParams::default());
+        assert!(file.features.families.is_empty());
+        assert_eq!(file.ta.min_bars, TaConfig::default().min_bars);
+    }
 
     fn args() -> CommonArgs {
         CommonArgs::default()

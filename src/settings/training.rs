@@ -68,3 +68,28 @@ impl Default for BootstrapConfig {
         }
     }
 }
+
+/// `[features]`: the optional feature families of the batch model
+/// (`candle`, `window`, `rank`; none by default — see the README's
+/// "Model quality" for how that was chosen).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FeaturesConfig {
+    pub families: Vec<String>,
+}
+
+impl FeaturesConfig {
+    /// The families, checked against `min_bars`: a symbol trained on must
+    /// have every family's window.
+    pub fn parse(&self, min_bars: usize) -> Result<crate::features::Families, String> {
+        let families = crate::features::Families::parse(&self.families)?;
+        let needs = families.lookback() + 1;
+        if needs > min_bars {
+            return Err(format!(
+                "the families {} read {needs} bars, more than ta.min_bars = {min_bars}",
+                families.names().join(", ")
+            ));
+        }
+        Ok(families)
+    }
+}

@@ -5,6 +5,7 @@ mod bootstrap;
 mod common;
 mod crash;
 mod cron;
+mod edge;
 mod faults;
 mod fetch;
 mod fuzz;

@@ -111,7 +111,7 @@ fn end_to_end_on_sqlite_and_scoring_twice_gives_the_same_probabilities() {
         })
         .collect();
     assert!(lasts.iter().all(|s| s.date == lasts[0].date));
-    swingml::features::fill_cross_section(&mut lasts);
+    swingml::features::fill_cross_section(&mut lasts, swingml::features::Families::NONE);
     for (i, last) in lasts.iter().enumerate() {
         assert_eq!(first["status"][i], "scored");
         for (j, name) in swingml::features::NUMERIC_FEATURES.iter().enumerate() {

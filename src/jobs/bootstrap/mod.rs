@@ -13,7 +13,7 @@ use crate::db::job_runs::RunStatus;
 use crate::error::UsageError;
 use crate::features::Snapshot;
 use crate::jobs::dataset::{
-    Skipped, labeled_cross_sections, read_and_build, resolve_as_of, watchlist_calendar, watchlist_symbols,
+    BuildRules, Skipped, labeled_cross_sections, read_and_build, resolve_as_of, watchlist_calendar, watchlist_symbols,
 };
 use crate::labels::{Barrier, Entry};
 use crate::models::backtest::{Backtest, BacktestParams};
@@ -111,6 +111,7 @@ impl BootstrapOptions {
                 block: settings.promotion.block_horizons * self.horizon,
                 seed: self.seed,
             },
+            families: settings.families(),
         }
     }
 }
@@ -308,7 +309,13 @@ async fn bootstrap(
     }
     let params = options.train_params(&ctx.settings);
     let min_bars = ctx.settings.ta.min_bars;
-    let built = read_and_build(ctx, &symbols, as_of, &barrier, min_bars, first_date, universe).await?;
+    let rules = BuildRules {
+        barrier,
+        min_bars,
+        universe,
+        families: params.families,
+    };
+    let built = read_and_build(ctx, &symbols, as_of, first_date, &rules).await?;
     for s in &built.skipped {
         tracing::warn!("skipped {}: {}", s.symbol, s.reason);
     }
@@ -394,8 +401,10 @@ async fn bootstrap(
     // Final models: everything labelable, the round count early stopping
     // found, the online fit starting from the holdout's weights.
     let all: Vec<usize> = (0..data.rows.len()).collect();
-    let bundle = timed(&mut timings.online_fit, || fit_bundle(&data.rows, &all));
-    let rounds = Rounds::Fixed(fitted.models.batch.rounds().max(1));
+    let bundle = timed(&mut timings.online_fit, || {
+        fit_bundle(&data.rows, &all, params.families)
+    });
+    let rounds = Rounds::Fixed(fitted.models.batch.rounds().max(1), fitted.models.batch.calibration);
     let final_models = fit_models(
         &data.rows,
         &all,
@@ -522,7 +531,12 @@ fn labeled_rows(
     skipped: &[Skipped],
     ctx: &Context,
 ) -> anyhow::Result<DataSet> {
-    let labeled = labeled_cross_sections(built, first_date, ctx.settings.universe.train_on_untradeable);
+    let labeled = labeled_cross_sections(
+        built,
+        first_date,
+        ctx.settings.universe.train_on_untradeable,
+        ctx.settings.families(),
+    );
     let (symbols, dropped) = (labeled.symbols, labeled.dropped_undefined);
     let cfg = &ctx.settings.bootstrap;
     if symbols < cfg.min_symbols {

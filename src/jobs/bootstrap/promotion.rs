@@ -99,6 +99,15 @@ pub fn compare_with_production(
         }
         Err(err) => return unusable(format!("{err:#}")),
     };
+    if production.bundle.families != params.families {
+        // The rows carry this run's family values; production would read
+        // another family's columns (or none) from them.
+        return unusable(format!(
+            "it uses the feature families [{}], this run [{}]",
+            production.bundle.families.names().join(", "),
+            params.families.names().join(", ")
+        ));
+    }
     let Some(trained_through) = production_as_of(store, &production) else {
         return unusable("its training as-of date is not recorded".into());
     };
@@ -283,6 +292,7 @@ fn holdout_with(excess: &[f64], horizon: usize, block: usize) -> Backtest {
         realized_return: excess.iter().flat_map(|x| [2.0 * x, 0.0]).collect(),
         rule_buy: vec![false; 2 * n],
         bars_to_exit: vec![1; 2 * n],
+        breadth: Vec::new(),
     };
     let dates: Vec<NaiveDate> = (0..n)
         .map(|d| NaiveDate::from_ymd_opt(2020, 1, 1).unwrap() + chrono::Days::new(d as u64))
@@ -327,6 +337,7 @@ mod tests {
             k: 1,
             precision_at_k: p,
             rank_ic: Some(0.03),
+            rank_ic_ir: Some(0.2),
             top_k_mean_return: 0.0,
             universe_mean_return: 0.0,
             calibration: Vec::new(),

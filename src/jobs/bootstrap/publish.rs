@@ -12,6 +12,7 @@ use super::training::Models;
 use super::{BootstrapOptions, BootstrapReport, DataSet, FoldReport, Windows};
 use crate::context::Context;
 use crate::features::config::FeatureConfig;
+use crate::features::transform::TransformerBundle;
 use crate::models::backtest::{Backtest, CONVENTION, Cohort};
 use crate::models::metrics::Evaluation;
 use crate::store::{ArtifactRecord, InputRef, NameStyle, NewArtifact, WatchlistStore, Writer};
@@ -57,6 +58,7 @@ pub(super) fn write_artifacts(
         .inputs(vec![candles.clone()]);
     // The Parquet writer runs on one core; the drift reference (order
     // statistics of every feature) takes the other meanwhile.
+    let families = models.bundle.families;
     let (labeled, reference) = rayon::join(
         || {
             store.write(&by, labeled_spec, |w| {
@@ -70,10 +72,10 @@ pub(super) fn write_artifacts(
                 for &i in &windows.lockbox {
                     part[i] = "lockbox";
                 }
-                crate::parquet_out::write_labeled(w, &data.rows, &part)
+                crate::parquet_out::write_labeled(w, &data.rows, &part, &families.columns())
             })
         },
-        || FeatureConfig::from_training(data.rows.iter().map(|r| &r.features)),
+        || FeatureConfig::from_training(data.rows.iter().map(|r| &r.features), families),
     );
     let labeled = labeled?;
     let lineage = vec![
@@ -100,7 +102,11 @@ pub(super) fn write_artifacts(
         ..reference
     };
     let config = store.write_json(&by, spec("feature_config", "json"), &feature_config)?;
-    let bundle = store.write_json(&by, spec("transformer_bundle", "json"), &models.bundle)?;
+    let bundle = TransformerBundle {
+        batch_calibration: models.batch.calibration,
+        ..models.bundle.clone()
+    };
+    let bundle = store.write_json(&by, spec("transformer_bundle", "json"), &bundle)?;
     // What the model has learned: `incremental-update` continues after it.
     let online_model = crate::models::online::OnlineModel {
         learned_through: data.rows.last().map(|r| r.date),
@@ -112,7 +118,7 @@ pub(super) fn write_artifacts(
     let importance: Vec<(String, f64)> = {
         let mut pairs: Vec<(String, f64)> = models
             .bundle
-            .design_names()
+            .batch_names()
             .into_iter()
             .zip(models.batch.importance_gain()?)
             .collect();
@@ -150,6 +156,9 @@ pub(super) fn write_artifacts(
     batch_metrics["ensemble"] = serde_json::to_value(&report.ensemble)?;
     batch_metrics["production_precision_at_k"] = serde_json::json!(report.production_precision_at_k);
     batch_metrics["rounds"] = serde_json::json!(report.batch_rounds);
+    batch_metrics["objective"] = serde_json::json!(ctx.settings.batch.objective);
+    batch_metrics["families"] = serde_json::json!(families.names());
+    batch_metrics["calibration"] = serde_json::json!(models.batch.calibration);
     batch_metrics["feature_importance_gain"] = serde_json::json!(importance);
     batch_metrics["walk_forward"] = serde_json::json!(folds_of(|f| &f.batch));
     batch_metrics["walk_forward_ensemble"] = serde_json::json!(folds_of(|f| &f.ensemble));

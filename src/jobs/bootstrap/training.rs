@@ -14,10 +14,10 @@ use ndarray::ArrayView2;
 
 use super::Timings;
 use crate::features::transform::{Columns, TransformerBundle};
-use crate::features::{Features, Snapshot};
+use crate::features::{Families, Features, Snapshot};
 pub use crate::jobs::dataset::{eval_dates, eval_set};
 use crate::models::backtest::BacktestParams;
-use crate::models::batch::{BatchModel, BatchParams, Datasets, Matrix};
+use crate::models::batch::{BatchModel, BatchParams, Datasets, Matrix, Objective, platt};
 use crate::models::ensemble;
 use crate::models::metrics::{Baselines, Evaluation, baselines, evaluate};
 use crate::models::online::{OnlineModel, OnlineParams};
@@ -36,6 +36,8 @@ pub struct TrainParams<'a> {
     pub top_k: usize,
     /// Backtests of the folds, the holdout and the lockbox.
     pub backtest: BacktestParams,
+    /// The optional feature families the batch model sees.
+    pub families: Families,
 }
 
 /// Both models and their bundle, fitted on `train` rows.
@@ -57,18 +59,63 @@ fn matrix(bundle: &TransformerBundle, rows: &[Snapshot], idx: &[usize], columns:
     (bundle.matrix(&features, columns), labels)
 }
 
-/// LightGBM's view of the rows `idx`: their raw columns, built a chunk at a
-/// time as LightGBM asks for them.
-fn batch_matrix<'a>(bundle: &'a TransformerBundle, rows: &'a [Snapshot], idx: &'a [usize]) -> Matrix<'a> {
+/// LightGBM's view of the rows `idx` (in date order): their raw columns,
+/// built a chunk at a time as LightGBM asks for them, and the targets
+/// `objective` learns.
+fn batch_matrix<'a>(
+    bundle: &'a TransformerBundle,
+    rows: &'a [Snapshot],
+    idx: &'a [usize],
+    objective: Objective,
+) -> Matrix<'a> {
+    let (labels, groups) = targets(rows, idx, objective);
     Matrix {
         rows: idx.len(),
-        width: bundle.design_width(),
-        labels: idx.iter().map(|&i| label(&rows[i])).collect(),
+        width: bundle.width(Columns::Batch),
+        labels,
+        groups,
         fill: Box::new(move |at: &[usize]| {
             let features: Vec<&Features> = at.iter().map(|&j| &rows[idx[j]].features).collect();
             bundle.matrix(&features, Columns::Batch)
         }),
     }
+}
+
+/// The targets of the rows `idx` (in date order) for `objective`, and
+/// for a ranking objective the sizes of their per-date groups: the
+/// barrier label; the after-cost return less the mean of the date's rows
+/// among `idx`; or the date's after-cost return quintile, 0 … 4 (average
+/// ranks, so tied returns share a grade).
+pub fn targets(rows: &[Snapshot], idx: &[usize], objective: Objective) -> (Vec<f32>, Vec<i32>) {
+    if objective == Objective::Binary {
+        return (idx.iter().map(|&i| f32::from(label(&rows[i]))).collect(), Vec::new());
+    }
+    let net = |i: usize| rows[i].label.map_or(0.0, |l| l.realized_return);
+    let mut labels = Vec::with_capacity(idx.len());
+    let mut groups = Vec::new();
+    let mut start = 0;
+    while start < idx.len() {
+        let date = rows[idx[start]].date;
+        let end = start + idx[start..].partition_point(|&i| rows[i].date == date);
+        let returns: Vec<f64> = idx[start..end].iter().map(|&i| net(i)).collect();
+        match objective {
+            Objective::Regression => {
+                let mean = returns.iter().sum::<f64>() / returns.len() as f64;
+                labels.extend(returns.iter().map(|r| (r - mean) as f32));
+            }
+            _ => {
+                let n = returns.len() as f64;
+                let ranks = crate::models::metrics::ranks(&returns);
+                labels.extend(ranks.iter().map(|r| (5.0 * (r - 1.0) / n).floor().min(4.0) as f32));
+            }
+        }
+        groups.push((end - start) as i32);
+        start = end;
+    }
+    if objective == Objective::Regression {
+        groups.clear();
+    }
+    (labels, groups)
 }
 
 /// Run `work`, adding its wall time to `stage`.
@@ -91,14 +138,15 @@ pub enum Rounds<'a> {
     /// Train on `train`, keep as many rounds as early stopping on `valid`
     /// finds (both inside the training window).
     StopOn { train: &'a [usize], valid: &'a [usize] },
-    /// Exactly this many rounds on all the fit's rows.
-    Fixed(u32),
+    /// Exactly this many rounds on all the fit's rows, and the score's
+    /// calibration of the model that found them (ranking objectives).
+    Fixed(u32, Option<[f64; 2]>),
 }
 
 /// The scaler and vocabularies of `train` rows.
-pub fn fit_bundle(rows: &[Snapshot], train: &[usize]) -> TransformerBundle {
+pub fn fit_bundle(rows: &[Snapshot], train: &[usize], families: Families) -> TransformerBundle {
     let features: Vec<&Features> = train.iter().map(|&i| &rows[i].features).collect();
-    TransformerBundle::fit(&features)
+    TransformerBundle::fit(&features, families)
 }
 
 /// Fit both models: the logistic one on `train` rows (starting from
@@ -114,8 +162,9 @@ pub fn fit_models(
 ) -> anyhow::Result<Models> {
     let boost_rows = match rounds {
         Rounds::StopOn { train, .. } => train,
-        Rounds::Fixed(_) => train,
+        Rounds::Fixed(..) => train,
     };
+    let objective = params.batch.objective;
     // The logistic fit runs on one core; LightGBM bins its rows on the
     // others meanwhile.
     let ((online, online_secs), (datasets, datasets_secs)) = rayon::join(
@@ -123,19 +172,35 @@ pub fn fit_models(
         || {
             stopwatch(|| {
                 let valid = match rounds {
-                    Rounds::StopOn { valid, .. } => Some(batch_matrix(&bundle, rows, valid)),
-                    Rounds::Fixed(_) => None,
+                    Rounds::StopOn { valid, .. } => Some(batch_matrix(&bundle, rows, valid, objective)),
+                    Rounds::Fixed(..) => None,
                 };
-                Datasets::new(&batch_matrix(&bundle, rows, boost_rows), valid.as_ref())
+                Datasets::new(&batch_matrix(&bundle, rows, boost_rows, objective), valid.as_ref())
             })
         },
     );
     timings.online_fit += online_secs;
     timings.batch_matrices += datasets_secs;
     let (online, datasets) = (online?, datasets?);
-    let batch = timed(&mut timings.batch_fit, || match rounds {
-        Rounds::StopOn { .. } => BatchModel::train(&datasets, params.batch, params.seed).map(|(m, _)| m),
-        Rounds::Fixed(r) => BatchModel::train_rounds(&datasets, params.batch, params.seed, r),
+    let batch = timed(&mut timings.batch_fit, || -> anyhow::Result<BatchModel> {
+        let seed = params.seed;
+        Ok(match rounds {
+            Rounds::StopOn { valid, .. } => {
+                let (mut model, scores) = BatchModel::train(&datasets, params.batch, seed)?;
+                if objective != Objective::Binary {
+                    // Calibrated on the early-stopping slice, which the
+                    // trees were not fitted on.
+                    let labels: Vec<u8> = valid.iter().map(|&i| label(&rows[i])).collect();
+                    model.calibration = Some(platt(&scores, &labels));
+                }
+                model
+            }
+            Rounds::Fixed(r, calibration) => {
+                let mut model = BatchModel::train_rounds(&datasets, params.batch, seed, r)?;
+                model.calibration = calibration;
+                model
+            }
+        })
     })?;
     drop(datasets);
     crate::jobs::release_free_memory();
@@ -227,7 +292,9 @@ pub fn fit_and_evaluate(
     timings: &mut Timings,
 ) -> anyhow::Result<Fitted> {
     let inner = inner_split(rows, &split.train, params)?;
-    let bundle = timed(&mut timings.online_fit, || fit_bundle(rows, &split.train));
+    let bundle = timed(&mut timings.online_fit, || {
+        fit_bundle(rows, &split.train, params.families)
+    });
     let rounds = Rounds::StopOn {
         train: &inner.train,
         valid: &inner.valid,
@@ -331,6 +398,7 @@ mod tests {
                 block: 9,
                 seed: 42,
             },
+            families: Families::NONE,
         };
         let a = fit_and_evaluate(&rows, &split, &params, None, &mut Timings::default()).unwrap();
         // Flip every validation label (and its return).

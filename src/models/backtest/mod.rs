@@ -22,6 +22,7 @@
 //! window), never crossing from one walk-forward fold into the next.
 
 pub mod book;
+pub mod overlay;
 pub mod stats;
 
 use chrono::NaiveDate;
@@ -119,6 +120,8 @@ pub struct Backtest {
     pub scan_dates: usize,
     pub sessions: usize,
     pub top_k: CohortReport,
+    /// The top-K book with a regime filter and with a volatility target.
+    pub overlays: overlay::Overlays,
     pub universe: CohortReport,
     pub rule_buy: CohortReport,
     /// Per-date excess of the top-K cohort's mean over the universe's.
@@ -194,6 +197,7 @@ pub fn backtest(
     let (top_means, universe_means) = (&means[Cohort::TopK as usize], &means[Cohort::Universe as usize]);
     let mut books = Vec::new();
     let mut reports = Vec::new();
+    let mut overlays = None;
     for c in Cohort::ALL {
         let positions: Vec<Position> = trades
             .iter()
@@ -204,6 +208,16 @@ pub fn backtest(
             })
             .collect();
         let book = book::mark_to_market(&calendar, &positions);
+        if c == Cohort::TopK {
+            let days: Vec<u32> = trades.iter().filter(|t| t.cohort == c).map(|t| t.day).collect();
+            let breadth: Vec<f64> = set
+                .day_ranges()
+                .iter()
+                .map(|&(a, _)| set.breadth.get(a).copied().unwrap_or(f64::NAN))
+                .collect();
+            let dated: Vec<(u32, Position)> = days.into_iter().zip(positions.iter().copied()).collect();
+            overlays = Some(overlay::overlays(&calendar, &dated, &breadth, &book.returns));
+        }
         reports.push(cohort_report(
             c,
             set,
@@ -248,6 +262,7 @@ pub fn backtest(
         sessions: calendar.len(),
         windows: excess.n as f64 / h,
         top_k: top_k_report,
+        overlays: overlays.expect("a top-K cohort"),
         universe,
         rule_buy,
         excess,
@@ -381,6 +396,7 @@ mod tests {
             realized_return: net,
             rule_buy: vec![false, true, false, false, false, true],
             bars_to_exit: vec![2, 1, 2, 2, 1, 2],
+            breadth: Vec::new(),
         };
         (set, marks, fills)
     }
@@ -490,6 +506,7 @@ mod tests {
             realized_return: vec![0.0; 2 * n],
             rule_buy: vec![false; 2 * n],
             bars_to_exit: vec![5; 2 * n],
+            breadth: Vec::new(),
         };
         let params = BacktestParams {
             k: 2,
