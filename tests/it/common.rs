@@ -50,6 +50,35 @@ impl Run {
     }
 }
 
+/// A path inside the repository, as text (for a script's arguments).
+pub fn repo(path: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path).display().to_string()
+}
+
+/// Run `python3 ARGS` and parse its stdout as JSON.
+pub fn python_json(args: &[&str]) -> serde_json::Value {
+    let output = Command::new("python3").args(args).output().expect("python3");
+    assert!(
+        output.status.success(),
+        "python failed (scripts/setup.sh installs pyarrow and pandas): {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// A synthetic universe (bench/synth.py SYMBOLS YEARS SEED PLANTED)
+/// written into the context's folder, imported into `watchlist`.
+pub fn import_synthetic(ctx: &TestContext, watchlist: &str, symbols: &str, years: &str, seed: &str, planted: &str) {
+    let csv = ctx.path("universe.csv");
+    let output = Command::new("python3")
+        .args([&repo("bench/synth.py"), symbols, years, seed, planted])
+        .output()
+        .expect("python3");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    std::fs::write(&csv, output.stdout).unwrap();
+    ctx.import(&[&csv], watchlist).assert_ok();
+}
+
 pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
 }

@@ -2,27 +2,8 @@
 //! ranking objectives on universes with and without a planted signal,
 //! and bad settings for both.
 
-use std::path::Path;
-
 use crate::bootstrap::{artifact, bootstrap, with_us_candles};
-use crate::common::{TestContext, fixture};
-
-fn repo(path: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(path).display().to_string()
-}
-
-fn python_json(args: &[&str]) -> serde_json::Value {
-    let output = std::process::Command::new("python3")
-        .args(args)
-        .output()
-        .expect("python3");
-    assert!(
-        output.status.success(),
-        "python failed (scripts/setup.sh installs pyarrow and pandas): {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).unwrap()
-}
+use crate::common::{TestContext, fixture, import_synthetic, python_json, repo};
 
 fn newest_json(ctx: &TestContext, watchlist: &str, prefix: &str) -> serde_json::Value {
     let path = artifact(ctx, watchlist, prefix).pop().unwrap();
@@ -93,14 +74,7 @@ fn synthetic(
     planted: &str,
 ) -> (serde_json::Value, serde_json::Value, String) {
     let ctx = TestContext::new();
-    let csv = ctx.path("universe.csv");
-    let output = std::process::Command::new("python3")
-        .args([&repo("bench/synth.py"), symbols, "5.2", seed, planted])
-        .output()
-        .expect("python3");
-    assert!(output.status.success());
-    std::fs::write(&csv, output.stdout).unwrap();
-    ctx.import(&[&csv], "synth").assert_ok();
+    import_synthetic(&ctx, "synth", symbols, "5.2", seed, planted);
     let config = ctx.write("objective.toml", &format!("[batch]\nobjective = \"{objective}\"\n"));
     let run = ctx.run(
         "bootstrap",

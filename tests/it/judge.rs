@@ -1,27 +1,8 @@
 //! The judge: the marked-to-market book recomputed independently, the gate
 //! on universes without and with a signal, the tradeable universe.
 
-use std::path::Path;
-
 use crate::bootstrap::{artifact, bootstrap, with_us_candles};
-use crate::common::{TestContext, fixture};
-
-fn python_json(args: &[&str]) -> serde_json::Value {
-    let output = std::process::Command::new("python3")
-        .args(args)
-        .output()
-        .expect("python3");
-    assert!(
-        output.status.success(),
-        "python failed (scripts/setup.sh installs pyarrow and pandas): {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).unwrap()
-}
-
-fn repo(path: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(path).display().to_string()
-}
+use crate::common::{TestContext, fixture, import_synthetic, python_json, repo};
 
 #[test]
 fn the_daily_book_is_recomputed_from_the_trades_and_the_candles() {
@@ -84,14 +65,7 @@ fn the_daily_book_is_recomputed_from_the_trades_and_the_candles() {
 /// with `planted` share of mean-reverting names; its decision line.
 fn decision_on_synthetic(symbols: &str, years: &str, seed: &str, planted: &str) -> String {
     let ctx = TestContext::new();
-    let csv = ctx.path("universe.csv");
-    let output = std::process::Command::new("python3")
-        .args([&repo("bench/synth.py"), symbols, years, seed, planted])
-        .output()
-        .expect("python3");
-    assert!(output.status.success());
-    std::fs::write(&csv, output.stdout).unwrap();
-    ctx.import(&[&csv], "synth").assert_ok();
+    import_synthetic(&ctx, "synth", symbols, years, seed, planted);
     let run = ctx.run(
         "bootstrap",
         &[
