@@ -334,11 +334,11 @@ fn in_date_symbol_order(mut per_symbol: Vec<(Symbol, Vec<Snapshot>)>) -> Vec<Sna
 }
 
 /// The rows `idx` (sorted by date) as the metrics need them.
-/// Where `market_breadth_sma50` is among the numeric features.
-const BREADTH: usize = 24;
-
 pub fn eval_set(rows: &[Snapshot], idx: &[usize]) -> EvalSet {
-    debug_assert_eq!(crate::features::NUMERIC_FEATURES[BREADTH], "market_breadth_sma50");
+    let breadth = crate::features::NUMERIC_FEATURES
+        .iter()
+        .position(|n| *n == "market_breadth_sma50")
+        .expect("breadth is a feature");
     let mut set = EvalSet::default();
     let mut day = 0u32;
     for (n, &i) in idx.iter().enumerate() {
@@ -351,7 +351,7 @@ pub fn eval_set(rows: &[Snapshot], idx: &[usize]) -> EvalSet {
         set.realized_return.push(l.realized_return);
         set.bars_to_exit.push(l.bars_to_exit);
         set.rule_buy.push(rows[i].features.categorical(4) == Some("BUY"));
-        set.breadth.push(rows[i].features.numeric(BREADTH).unwrap_or(f64::NAN));
+        set.breadth.push(rows[i].features.numeric(breadth).unwrap_or(f64::NAN));
     }
     set
 }

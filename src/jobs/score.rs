@@ -25,7 +25,7 @@ use crate::candles::quality::check_values;
 use crate::context::Context;
 use crate::db::ta_signals::SignalRow;
 use crate::db::{self, job_runs::RunStatus};
-use crate::features::{CATEGORICAL_FEATURES, Features, NUMERIC_FEATURES};
+use crate::features::{CATEGORICAL_FEATURES, Families, Features, NUMERIC_FEATURES};
 use crate::indicators::TA_VERSION;
 use crate::jobs::dataset::resolve_as_of;
 use crate::jobs::production::{NoProductionModel, ProductionModels};
@@ -120,17 +120,11 @@ async fn score(
     let recent = db::candles::recent_each(&ctx.db, &symbols, as_of, window).await?;
     let mut ready: Vec<Ready> = Vec::new();
     for (((symbol, (candle, factor)), stored), recent) in symbols.iter().zip(candles).zip(rows).zip(recent) {
-        match as_of_snapshot(symbol, as_of, candle, factor, stored) {
-            Ok(mut snapshot) => {
-                if !families.is_empty() {
-                    // The as-of candle is the last one read.
-                    snapshot.features.extra = crate::features::families::values_at(&recent, recent.len() - 1, families);
-                }
-                ready.push(Ready {
-                    untradeable: untradeable(&universe, &recent[recent.len().saturating_sub(VALUE_WINDOW)..]),
-                    ..snapshot
-                })
-            }
+        match as_of_snapshot(symbol, as_of, candle, factor, stored).and_then(|s| with_families(s, &recent, families)) {
+            Ok(snapshot) => ready.push(Ready {
+                untradeable: untradeable(&universe, &recent[recent.len().saturating_sub(VALUE_WINDOW)..]),
+                ..snapshot
+            }),
             Err(reason) if wanted.contains(symbol) => predictions.push(unscored(symbol.as_str(), reason)),
             Err(_) => {}
         }
@@ -323,6 +317,25 @@ fn as_of_snapshot(
     })
 }
 
+/// The snapshot with the model's feature families, from `recent` (the
+/// as-of candle last); a symbol whose window holds a candle that breaks a
+/// quality rule is not scored (bootstrap never trains on one either).
+fn with_families(mut snapshot: Ready, recent: &[Candle], families: Families) -> Result<Ready, String> {
+    if families.is_empty() {
+        return Ok(snapshot);
+    }
+    let window = &recent[recent.len().saturating_sub(families.lookback() + 1)..];
+    if let Some((c, (rule, detail))) = window.iter().find_map(|c| check_values(c).map(|bad| (c, bad))) {
+        return Err(format!(
+            "quality: candle {} breaks {} (the feature families read it): {detail}",
+            c.date,
+            rule.as_str()
+        ));
+    }
+    snapshot.features.extra = crate::features::families::values_at(recent, recent.len() - 1, families);
+    Ok(snapshot)
+}
+
 /// The market (every member, after `--source`), the members `--country`
 /// and `--limit` select, and rows for the members the country filter could
 /// not place.
@@ -441,6 +454,14 @@ fn predictions_columns(
     columns.push(Arc::new(StringArray::from_iter_values(
         rows.iter().map(|p| p.status.as_str()),
     )));
+    // The model's feature families last, as in the labeled data.
+    for (j, name) in models.bundle.families.columns().into_iter().enumerate() {
+        fields.push(Field::new(name, DataType::Float32, true));
+        columns.push(Arc::new(arrow_array::Float32Array::from_iter(rows.iter().map(|p| {
+            let value = p.features.as_ref().and_then(|f| f.extra().get(j).copied());
+            value.filter(|x| !x.is_nan())
+        }))));
+    }
     (Arc::new(Schema::new(fields)), columns)
 }
 

@@ -140,6 +140,9 @@ fn check(code: c_int) -> anyhow::Result<()> {
     anyhow::bail!("LightGBM: {}", message.to_string_lossy())
 }
 
+/// The most rows LightGBM ranks in one query group.
+const MAX_GROUP_ROWS: i32 = 10_000;
+
 /// Rows handed to LightGBM per push.
 const PUSH_ROWS: usize = 65_536;
 
@@ -228,6 +231,12 @@ impl DatasetHandle {
             )
         })?;
         if !m.groups.is_empty() {
+            let largest = m.groups.iter().copied().max().unwrap_or(0);
+            anyhow::ensure!(
+                largest <= MAX_GROUP_ROWS,
+                "lambdarank ranks at most {MAX_GROUP_ROWS} rows per scan date (LightGBM's limit); a date here has \
+                 {largest}: use objective = \"regression\" for a market this wide"
+            );
             anyhow::ensure!(
                 m.groups.iter().map(|&g| i64::from(g)).sum::<i64>() == i64::from(rows),
                 "ranking groups do not cover the rows"

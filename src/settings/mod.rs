@@ -314,7 +314,9 @@ pub struct Settings {
 impl Settings {
     /// The `[features]` families (validated when the settings resolved).
     pub fn families(&self) -> crate::features::Families {
-        self.features.parse(self.ta.min_bars).unwrap_or_default()
+        self.features
+            .parse(self.ta.min_bars)
+            .expect("[features] was validated when the settings resolved")
     }
 
     /// Merge flag > env > config file > default, and validate.

@@ -60,9 +60,31 @@ fn every_family_column_matches_pandas_on_the_fixture() {
         gains.iter().any(|g| g[0].as_str().unwrap().starts_with("w20_")),
         "{gains:?}"
     );
-    // `score` computes them from the last candles exactly as bootstrap did.
+    // `score` computes them from the last candles exactly as bootstrap did
+    // (the ranks among the same ten symbols), to the bit.
     ctx.run("ta-signals", &["run", "--watchlist", "us"]).assert_ok();
-    ctx.run("score", &["--watchlist", "us", "--top-k", "3"]).assert_ok();
+    ctx.run("score", &["--watchlist", "us", "--top-k", "3", "--as-of", "2020-11-02"])
+        .assert_ok();
+    let predictions = artifact(&ctx, "us", "predictions_").pop().unwrap();
+    let same = python_json(&[
+        "-c",
+        r#"
+import json, sys
+import pandas as pd
+p = pd.read_parquet(sys.argv[1])
+l = pd.read_parquet(sys.argv[2])
+l = l[l["date"] == pd.Timestamp("2020-11-02").date()]
+cols = [c for c in l.columns if c.startswith("candle_") or (c[0] == "w" and c[1].isdigit())]
+m = p.merge(l, on="symbol", suffixes=("_score", "_boot"))
+diff = max(float((m[c + "_score"] - m[c + "_boot"]).abs().max()) for c in cols)
+print(json.dumps({"rows": len(m), "columns": len(cols), "worst": diff}))
+"#,
+        predictions.to_str().unwrap(),
+        second.to_str().unwrap(),
+    ]);
+    assert_eq!(same["rows"], 10, "{same}");
+    assert_eq!(same["columns"], 97, "{same}");
+    assert_eq!(same["worst"], 0.0, "{same}");
 }
 
 /// Bootstrap a synthetic universe (bench/synth.py) with `objective`; the

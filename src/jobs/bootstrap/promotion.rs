@@ -42,6 +42,10 @@ use crate::store::WatchlistStore;
 pub enum ProductionComparison {
     NoProduction,
     Unusable(String),
+    /// The live models read other feature families than this run built:
+    /// they cannot be scored on the same rows, so the paired test cannot
+    /// run — and a change of features must not slip past it.
+    OtherFeatures(String),
     /// The live models were trained on every holdout row: comparing on
     /// rows they learned from would favour them unfairly.
     SawValidation(NaiveDate),
@@ -102,11 +106,14 @@ pub fn compare_with_production(
     if production.bundle.families != params.families {
         // The rows carry this run's family values; production would read
         // another family's columns (or none) from them.
-        return unusable(format!(
-            "it uses the feature families [{}], this run [{}]",
-            production.bundle.families.names().join(", "),
-            params.families.names().join(", ")
-        ));
+        return Production {
+            comparison: ProductionComparison::OtherFeatures(format!(
+                "production uses the feature families [{}], this run [{}]",
+                production.bundle.families.names().join(", "),
+                params.families.names().join(", ")
+            )),
+            as_of: None,
+        };
     }
     let Some(trained_through) = production_as_of(store, &production) else {
         return unusable("its training as-of date is not recorded".into());
@@ -227,6 +234,12 @@ pub fn decide(candidate: &Candidate, production: &Production, gate: &PromotionCo
     match &production.comparison {
         ProductionComparison::NoProduction => reasons.push("no production model yet".into()),
         ProductionComparison::Unusable(why) => reasons.push(format!("production unusable, not compared ({why})")),
+        ProductionComparison::OtherFeatures(why) => check(
+            false,
+            format!(
+                "{why}: no paired comparison on the same rows is possible (compare the runs' reports, then --force)"
+            ),
+        ),
         ProductionComparison::SawValidation(through) => reasons.push(format!(
             "production trained through {through} covers the whole holdout: no date both models are out of \
              sample on, not compared"
@@ -423,6 +436,18 @@ mod tests {
         let (ok, why) = judge(&bt, &newer, false);
         assert!(!ok && why.contains("older than the live models' 2020-06-20"), "{why}");
         assert!(judge(&bt, &newer, true).0);
+    }
+
+    #[test]
+    fn a_change_of_feature_families_needs_force() {
+        let bt = holdout_with(&series(0.01, 3), 5, 15);
+        let other = Production {
+            comparison: ProductionComparison::OtherFeatures("production uses [], this run [window]".into()),
+            as_of: None,
+        };
+        let (ok, why) = judge(&bt, &other, false);
+        assert!(!ok && why.contains("FAIL: production uses []"), "{why}");
+        assert!(judge(&bt, &other, true).0);
     }
 
     #[test]

@@ -216,7 +216,7 @@ pub fn backtest(
                 .map(|&(a, _)| set.breadth.get(a).copied().unwrap_or(f64::NAN))
                 .collect();
             let dated: Vec<(u32, Position)> = days.into_iter().zip(positions.iter().copied()).collect();
-            overlays = Some(overlay::overlays(&calendar, &dated, &breadth, &book.returns));
+            overlays = Some(overlay::overlays(&calendar, &dated, &breadth, &book));
         }
         reports.push(cohort_report(
             c,

@@ -10,7 +10,9 @@
 //!   min(1, [`VOL_TARGET`] / σ̂), σ̂ the annualised standard deviation of
 //!   the plain book's previous [`VOL_WINDOW`] session returns (known
 //!   before the session opens); fully invested until that many sessions
-//!   have passed.
+//!   have passed. Each change of scale trades the open positions: it
+//!   costs |sₜ − sₜ₋₁| × the session's exposure × the mean cost of a
+//!   side of the book's trades.
 //!
 //! Both thresholds were set before looking at any result (a half-breadth
 //! market, and a 10 % volatility budget, about the plain book's typical
@@ -38,12 +40,12 @@ pub struct Overlays {
 
 /// The overlays of a top-K book: `positions` its trades with their scan
 /// day, `breadth` each scan day's breadth (NaN: unknown, kept), `plain`
-/// the plain book's session returns over `calendar`.
+/// the plain book over `calendar`.
 pub fn overlays(
     calendar: &[chrono::NaiveDate],
     positions: &[(u32, Position)],
     breadth: &[f64],
-    plain: &[f64],
+    plain: &book::Book,
 ) -> Overlays {
     let risk_on = |day: u32| {
         breadth
@@ -52,8 +54,16 @@ pub fn overlays(
     };
     let kept: Vec<Position> = positions.iter().filter(|(d, _)| risk_on(*d)).map(|(_, p)| *p).collect();
     let regime = book::mark_to_market(calendar, &kept);
-    let scales = vol_scales(plain);
-    let scaled: Vec<f64> = plain.iter().zip(&scales).map(|(r, s)| r * s).collect();
+    let sides = positions.len().max(1) as f64;
+    let side_cost = positions.iter().map(|(_, p)| p.entry_cost).sum::<f64>() / sides;
+    let scales = vol_scales(&plain.returns);
+    let scaled: Vec<f64> = (0..scales.len())
+        .map(|s| {
+            let before = if s == 0 { 1.0 } else { scales[s - 1] };
+            let rebalance = (scales[s] - before).abs() * plain.exposure[s] * side_cost;
+            plain.returns[s] * scales[s] - rebalance
+        })
+        .collect();
     Overlays {
         regime: series_stats(&regime.returns),
         regime_dates_off: (0..breadth.len() as u32).filter(|&d| !risk_on(d)).count(),
@@ -102,6 +112,40 @@ mod tests {
     }
 
     #[test]
+    fn a_change_of_scale_pays_the_side_cost_on_the_exposure() {
+        // 21 calm sessions, then 20 of ±3 %: the scale falls from session
+        // 22 on; each change costs |Δs| × exposure × 0.1 %.
+        let d0 = NaiveDate::from_ymd_opt(2021, 1, 1).unwrap();
+        let cal: Vec<NaiveDate> = (0..41).map(|i| d0 + chrono::Days::new(i)).collect();
+        let mut returns = vec![0.0; 21];
+        returns.extend((0..20).map(|i| if i % 2 == 0 { 0.03 } else { -0.03 }));
+        let plain = book::Book {
+            returns: returns.clone(),
+            exposure: vec![0.5; 41],
+            entered: vec![0.0; 41],
+            open_positions: vec![0; 41],
+        };
+        let marks: &'static [(NaiveDate, f64)] = Box::leak(Box::new([(cal[1], 0.0)]));
+        let one = Position {
+            marks,
+            entry_price: 1.0,
+            exit_price: 1.0,
+            entry_cost: 0.001,
+            exit_cost: 0.001,
+            weight: 0.0,
+        };
+        let o = overlays(&cal, &[(0, one)], &[], &plain);
+        let s = vol_scales(&returns);
+        let mut equity = 1.0;
+        for i in 0..41 {
+            let before = if i == 0 { 1.0 } else { s[i - 1] };
+            equity *= 1.0 + returns[i] * s[i] - (s[i] - before).abs() * 0.5 * 0.001;
+        }
+        assert!(s[40] < 1.0 && s[39] != s[40]);
+        assert!((o.vol_target.total_return - (equity - 1.0)).abs() < 1e-12);
+    }
+
+    #[test]
     fn the_regime_filter_drops_the_low_breadth_dates_only() {
         let d = |day| NaiveDate::from_ymd_opt(2021, 3, day).unwrap();
         let cal = [d(1), d(2), d(3)];
@@ -117,7 +161,10 @@ mod tests {
         };
         // Day 0 (breadth .7) buys A, day 1 (breadth .3) would buy B.
         let positions = [(0, pos(a, 110.0)), (1, pos(b, 90.0))];
-        let plain = [0.0, 0.05, -0.05];
+        let plain = book::mark_to_market(&cal, &positions.map(|(_, p)| p));
+        for (r, want) in plain.returns.iter().zip([0.0, 0.05, -0.05]) {
+            assert!((r - want).abs() < 1e-12, "{:?}", plain.returns);
+        }
         let o = overlays(&cal, &positions, &[0.7, 0.3], &plain);
         assert_eq!(o.regime_dates_off, 1);
         assert!((o.regime.total_return - 0.05).abs() < 1e-12, "{:?}", o.regime);
