@@ -55,6 +55,10 @@ pub struct FeatureConfig {
     /// bootstrap's walk-forward backtest; not part of the hash).
     #[serde(default)]
     pub ranking: Option<String>,
+    /// The batch model's weight in the ensemble `score` ranks by (chosen
+    /// on the walk-forward folds before the holdout; 0.5 when absent).
+    #[serde(default)]
+    pub batch_weight: Option<f64>,
     /// What the models showed on the holdout's validation dates, for
     /// `monitor` to compare live figures with (not part of the hash).
     #[serde(default)]
@@ -140,6 +144,7 @@ impl FeatureConfig {
             reference: reference(training),
             label: None,
             ranking: None,
+            batch_weight: None,
             validation: None,
             expected_return: Vec::new(),
         }

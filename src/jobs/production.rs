@@ -90,7 +90,11 @@ impl ProductionModels {
         let raw = self.bundle.matrix(features, Columns::Batch);
         let online = self.online.predict(&design);
         let batch = self.batch.predict(&raw)?;
-        let ensemble = crate::models::ensemble(&online, &batch);
+        let weight = self
+            .feature_config
+            .batch_weight
+            .unwrap_or(crate::models::DEFAULT_BATCH_WEIGHT);
+        let ensemble = crate::models::ensemble(&online, &batch, weight);
         Ok((online, batch, ensemble))
     }
 }

@@ -9,9 +9,21 @@ pub mod metrics;
 pub mod online;
 pub mod split;
 
-/// The ensemble: the mean of the two probabilities.
-pub fn ensemble(online: &[f64], batch: &[f64]) -> Vec<f64> {
-    online.iter().zip(batch).map(|(a, b)| 0.5 * (a + b)).collect()
+/// The batch model's weights in the ensemble that bootstrap tries on the
+/// walk-forward folds before the holdout.
+pub const ENSEMBLE_BATCH_WEIGHTS: [f64; 5] = [0.0, 0.25, 0.5, 0.75, 1.0];
+
+/// The weight of models trained before the choice was made (the mean).
+pub const DEFAULT_BATCH_WEIGHT: f64 = 0.5;
+
+/// The ensemble: `batch_weight` of the batch model's probability and the
+/// rest of the online model's.
+pub fn ensemble(online: &[f64], batch: &[f64], batch_weight: f64) -> Vec<f64> {
+    online
+        .iter()
+        .zip(batch)
+        .map(|(a, b)| (1.0 - batch_weight) * a + batch_weight * b)
+        .collect()
 }
 
 #[cfg(test)]

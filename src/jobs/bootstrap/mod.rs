@@ -112,6 +112,7 @@ impl BootstrapOptions {
                 seed: self.seed,
             },
             families: settings.families(),
+            batch_weight: crate::models::DEFAULT_BATCH_WEIGHT,
         }
     }
 }
@@ -361,6 +362,10 @@ async fn bootstrap(
             p.probability
         }
     });
+    let batch_weight = ranking
+        .as_ref()
+        .map_or(crate::models::DEFAULT_BATCH_WEIGHT, |r| r.ensemble.batch_weight);
+    let params = TrainParams { batch_weight, ..params };
     let fitted = fit_and_evaluate(&data.rows, split, &params, start.as_ref(), &mut timings)?;
     let holdout_scores = rank(&split.valid, &fitted.valid_scores);
     out_of_sample.0.extend(&split.valid);
@@ -388,7 +393,7 @@ async fn bootstrap(
             return Ok(None);
         }
         let (online, batch) = score_rows(&fitted.models, &data.rows, &windows.lockbox)?;
-        let scores = rank(&windows.lockbox, &ensemble(&online, &batch));
+        let scores = rank(&windows.lockbox, &ensemble(&online, &batch, params.batch_weight));
         let set = eval_set(&data.rows, &windows.lockbox);
         Ok(Some(LockboxReport {
             rows: windows.lockbox.len(),

@@ -93,6 +93,7 @@ pub(super) fn write_artifacts(
     let feature_config = FeatureConfig {
         label: Some(report.barrier),
         ranking: report.ranking.as_ref().map(|r| r.chosen.to_string()),
+        batch_weight: report.ranking.as_ref().map(|r| r.ensemble.batch_weight),
         expected_return: report.return_by_score.clone(),
         validation: Some(crate::features::config::ValidationReference {
             k: report.ensemble.k,
@@ -159,6 +160,8 @@ pub(super) fn write_artifacts(
     batch_metrics["objective"] = serde_json::json!(ctx.settings.batch.objective);
     batch_metrics["families"] = serde_json::json!(families.names());
     batch_metrics["calibration"] = serde_json::json!(models.batch.calibration);
+    batch_metrics["ensemble_batch_weight"] =
+        serde_json::json!(report.ranking.as_ref().map(|r| r.ensemble.batch_weight));
     batch_metrics["feature_importance_gain"] = serde_json::json!(importance);
     batch_metrics["walk_forward"] = serde_json::json!(folds_of(|f| &f.batch));
     batch_metrics["walk_forward_ensemble"] = serde_json::json!(folds_of(|f| &f.ensemble));

@@ -83,6 +83,19 @@ pub fn table(r: &BootstrapReport) -> String {
     if let Some(c) = &r.ranking {
         let pct = |x: Option<f64>| x.map(|v| format!("{:+.3}%", 100.0 * v)).unwrap_or_else(|| "n/a".into());
         let folds: Vec<String> = c.folds.iter().map(|f| f.to_string()).collect();
+        let tried: Vec<String> = c
+            .ensemble
+            .tried
+            .iter()
+            .map(|(w, r)| format!("{w} {}", pct(Some(*r))))
+            .collect();
+        out.push_str(&format!(
+            "ensemble (chosen on folds {} before the holdout, batch weight: top-K return per date): {}: batch \
+             weight {}\n",
+            folds.join(", "),
+            tried.join(", "),
+            c.ensemble.batch_weight
+        ));
         out.push_str(&format!(
             "ranking (chosen on folds {} before the holdout, top-K excess per date): probability {}, \
              expected return {}: {}\n",

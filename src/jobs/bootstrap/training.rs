@@ -38,6 +38,8 @@ pub struct TrainParams<'a> {
     pub backtest: BacktestParams,
     /// The optional feature families the batch model sees.
     pub families: Families,
+    /// The batch model's weight in the ensemble.
+    pub batch_weight: f64,
 }
 
 /// Both models and their bundle, fitted on `train` rows.
@@ -243,6 +245,9 @@ pub struct Fitted {
     pub models: Models,
     /// Ensemble scores of the validation rows (in `split.valid` order).
     pub valid_scores: Vec<f64>,
+    /// Each model's probabilities of the same rows.
+    pub valid_online: Vec<f64>,
+    pub valid_batch: Vec<f64>,
     pub online_eval: Evaluation,
     pub batch_eval: Evaluation,
     pub ensemble_eval: Evaluation,
@@ -302,7 +307,7 @@ pub fn fit_and_evaluate(
     let models = fit_models(rows, &split.train, bundle, rounds, start, params, timings)?;
     timed(&mut timings.metrics, || {
         let (online, batch) = score_rows(&models, rows, &split.valid)?;
-        let ens = ensemble(&online, &batch);
+        let ens = ensemble(&online, &batch, params.batch_weight);
         let set = eval_set(rows, &split.valid);
         let k = params.top_k;
         let (online_eval, (batch_eval, ensemble_eval)) = rayon::join(
@@ -315,6 +320,8 @@ pub fn fit_and_evaluate(
             ensemble_eval,
             baselines: baselines(&set),
             valid_scores: ens,
+            valid_online: online,
+            valid_batch: batch,
             models,
         })
     })
@@ -399,6 +406,7 @@ mod tests {
                 seed: 42,
             },
             families: Families::NONE,
+            batch_weight: 0.5,
         };
         let a = fit_and_evaluate(&rows, &split, &params, None, &mut Timings::default()).unwrap();
         // Flip every validation label (and its return).

@@ -10,9 +10,10 @@ use super::{FoldReport, Timings, TrainingDataError, distinct, training};
 use crate::features::Snapshot;
 use crate::jobs::dataset::trade_paths;
 use crate::labels::Barrier;
-use crate::models::backtest::{Backtest, backtest};
+use crate::models::backtest::{Backtest, backtest, top_k_per_date};
 use crate::models::online::OnlineModel;
 use crate::models::split::{Split, holdout, lockbox, walk_forward};
+use crate::models::{DEFAULT_BATCH_WEIGHT, ENSEMBLE_BATCH_WEIGHTS, ensemble};
 use crate::settings::Settings;
 
 /// The rows' windows: training and walk-forward folds before the holdout,
@@ -61,32 +62,87 @@ pub(super) fn windows(rows: &[Snapshot], settings: &Settings, horizon: usize) ->
     })
 }
 
-/// The validation rows and ensemble scores of the walk-forward folds that
-/// validate before the holdout, in fold order: what chooses the ranking.
+/// The validation rows and both models' probabilities of the walk-forward
+/// folds that validate before the holdout, in fold order: what chooses
+/// the ensemble's weights and the ranking.
 #[derive(Default)]
 pub(super) struct Pooled {
-    parts: Vec<(usize, Vec<usize>, Vec<f64>)>,
+    parts: Vec<PooledFold>,
 }
 
-/// The pooled walk-forward backtests of the two rankings.
+struct PooledFold {
+    fold: usize,
+    rows: Vec<usize>,
+    online: Vec<f64>,
+    batch: Vec<f64>,
+}
+
+/// The pooled walk-forward backtests of the two rankings, with the
+/// ensemble weight chosen first.
 pub(super) struct PooledBacktests {
     pub(super) probability: Backtest,
     pub(super) expected_return: Backtest,
-    /// The pooled rows and their probabilities.
+    /// The pooled rows and their ensemble probabilities.
     pub(super) idx: Vec<usize>,
     pub(super) scores: Vec<f64>,
+    pub(super) weights: WeightChoice,
+}
+
+/// The batch model's weight in the ensemble, chosen on the folds before
+/// the holdout: the weight whose ranking by probability earned the highest
+/// mean per-date top-K return there (the universe's is the same for
+/// every weight, so this is the highest excess; ties keep the weight
+/// nearer the mean).
+#[derive(Debug, Clone, Serialize)]
+pub struct WeightChoice {
+    pub batch_weight: f64,
+    /// (batch weight, mean per-date top-K after-cost return) of each tried.
+    pub tried: Vec<(f64, f64)>,
+}
+
+impl WeightChoice {
+    fn choose(rows: &[Snapshot], idx: &[usize], online: &[f64], batch: &[f64], k: usize) -> WeightChoice {
+        let set = eval_set(rows, idx);
+        let tried: Vec<(f64, f64)> = ENSEMBLE_BATCH_WEIGHTS
+            .iter()
+            .map(|&w| {
+                let per_date = top_k_per_date(&set, &ensemble(online, batch, w), k);
+                (w, per_date.iter().sum::<f64>() / per_date.len().max(1) as f64)
+            })
+            .collect();
+        WeightChoice {
+            batch_weight: best_weight(&tried),
+            tried,
+        }
+    }
+}
+
+/// The weight with the highest figure; of equal ones, the nearest the mean.
+fn best_weight(tried: &[(f64, f64)]) -> f64 {
+    let distance = |w: f64| (w - DEFAULT_BATCH_WEIGHT).abs();
+    tried
+        .iter()
+        .copied()
+        .max_by(|a, b| a.1.total_cmp(&b.1).then(distance(b.0).total_cmp(&distance(a.0))))
+        .map_or(DEFAULT_BATCH_WEIGHT, |(w, _)| w)
 }
 
 impl Pooled {
-    fn add(&mut self, fold: usize, valid: &[usize], scores: &[f64]) {
-        if !valid.is_empty() {
-            self.parts.push((fold, valid.to_vec(), scores.to_vec()));
+    fn add(&mut self, fold: usize, rows: Vec<usize>, online: Vec<f64>, batch: Vec<f64>) {
+        if !rows.is_empty() {
+            self.parts.push(PooledFold {
+                fold,
+                rows,
+                online,
+                batch,
+            });
         }
     }
 
     /// The backtests over the folds' validation dates (consecutive,
     /// disjoint blocks of dates; the bootstrap's blocks stay inside each),
-    /// ranked by probability and by expected after-cost return.
+    /// ranked by probability and by expected after-cost return, at the
+    /// chosen ensemble weight.
     pub(super) fn backtests(
         mut self,
         rows: &[Snapshot],
@@ -96,14 +152,17 @@ impl Pooled {
         if self.parts.is_empty() {
             return None;
         }
-        self.parts.sort_by_key(|p| p.0);
-        let idx: Vec<usize> = self.parts.iter().flat_map(|p| p.1.iter().copied()).collect();
-        let scores: Vec<f64> = self.parts.iter().flat_map(|p| p.2.iter().copied()).collect();
+        self.parts.sort_by_key(|p| p.fold);
+        let idx: Vec<usize> = self.parts.iter().flat_map(|p| p.rows.iter().copied()).collect();
+        let online: Vec<f64> = self.parts.iter().flat_map(|p| p.online.iter().copied()).collect();
+        let batch: Vec<f64> = self.parts.iter().flat_map(|p| p.batch.iter().copied()).collect();
+        let weights = WeightChoice::choose(rows, &idx, &online, &batch, params.top_k);
+        let scores = ensemble(&online, &batch, weights.batch_weight);
         let mut starts = Vec::new();
         let mut days = 0;
         for part in &self.parts {
             starts.push(days);
-            days += eval_dates(rows, &part.1).len();
+            days += eval_dates(rows, &part.rows).len();
         }
         let expected = expected_returns(rows, &idx, &scores, barrier);
         let run = |scores: &[f64]| window_backtest(rows, &idx, scores, params, &starts);
@@ -112,6 +171,7 @@ impl Pooled {
             expected_return: run(&expected),
             idx,
             scores,
+            weights,
         })
     }
 }
@@ -139,6 +199,9 @@ pub struct RankingChoice {
     pub expected_return_excess: Option<f64>,
     pub probability_top_k_per_date: Option<f64>,
     pub expected_return_top_k_per_date: Option<f64>,
+    /// The ensemble's weights tried and the one chosen (before the
+    /// ranking, on the same rows).
+    pub ensemble: WeightChoice,
 }
 
 impl RankingChoice {
@@ -155,6 +218,7 @@ impl RankingChoice {
             expected_return_excess: e.excess.mean,
             probability_top_k_per_date: p.top_k.per_date_mean_return,
             expected_return_top_k_per_date: e.top_k.per_date_mean_return,
+            ensemble: b.weights.clone(),
         }
     }
 }
@@ -223,10 +287,12 @@ pub(super) fn evaluate_folds(
             .filter(|&j| rows[fold.valid[j]].date < holdout.train_window_end_before)
             .collect();
         let chooses = !before.is_empty();
+        let pick = |xs: &[f64]| before.iter().map(|&j| xs[j]).collect::<Vec<_>>();
         pooled.add(
             k + 1,
-            &before.iter().map(|&j| fold.valid[j]).collect::<Vec<_>>(),
-            &before.iter().map(|&j| fitted.valid_scores[j]).collect::<Vec<_>>(),
+            before.iter().map(|&j| fold.valid[j]).collect(),
+            pick(&fitted.valid_online),
+            pick(&fitted.valid_batch),
         );
         out.push(FoldReport::new(k + 1, fold, &fitted, bt, chooses));
         start = Some(fitted.models.online);
@@ -252,5 +318,18 @@ impl FoldReport {
             chooses,
             is_holdout: false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_best_weight_wins_and_ties_keep_the_mean() {
+        assert_eq!(best_weight(&[(0.0, 0.001), (0.5, 0.002), (1.0, 0.003)]), 1.0);
+        assert_eq!(best_weight(&[(0.0, 0.003), (0.5, 0.003), (1.0, 0.001)]), 0.5);
+        assert_eq!(best_weight(&[(0.25, 0.002), (1.0, 0.002)]), 0.25);
+        assert_eq!(best_weight(&[]), DEFAULT_BATCH_WEIGHT);
     }
 }
