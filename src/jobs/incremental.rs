@@ -1,12 +1,16 @@
 //! `incremental-update`: the evening learning loop. For as-of `T`, every
-//! scan date whose horizon has completed by `T` and that the online model
-//! has not learned yet is labeled (by the same code as `bootstrap`),
+//! row whose own label window has completed by `T` and that the online
+//! model has not learned yet is labeled (by the same code as `bootstrap`),
 //! first scored by the current model, then learned — one AdaGrad step per
-//! scan date, in date order — and a new online model version is written.
+//! completion date, in date order ([`super::learnable`]: a symbol that
+//! misses sessions completes later, and is learned then) — and a new
+//! online model version is written.
 //!
 //! What has been learned is the model itself: each online model records
-//! the last scan date it learned (`learned_through`) and the bootstrap
-//! model it descends from (`base_model`). The next run continues from the
+//! the date through which every completed row was learned
+//! (`completed_through`), the newest scan date it learned
+//! (`learned_through`) and the bootstrap model it descends from
+//! (`base_model`). The next run continues from the
 //! newest model of the live bootstrap's lineage — the *chain head*,
 //! promoted or not — so daily runs and one catch-up run apply the same
 //! steps in the same order and give the same weights, and a second run for
@@ -32,10 +36,11 @@ use crate::error::UsageError;
 use crate::features::transform::Columns;
 use crate::features::{Features, Snapshot};
 use crate::jobs::dataset::{eval_set, labeled_cross_sections, resolve_as_of, watchlist_symbols};
+use crate::jobs::learnable::{self, Learned};
 use crate::jobs::production::{NoProductionModel, ProductionModels};
 use crate::jobs::recent::read_recent;
 use crate::models::metrics::{Evaluation, evaluate};
-use crate::models::online::OnlineModel;
+use crate::models::online::{OnlineModel, PastState, live_on};
 use crate::store::atomic::sha256_hex;
 use crate::store::{ArtifactRecord, InputRef, NameStyle, NewArtifact, WatchlistStore};
 
@@ -68,6 +73,8 @@ pub struct UpdateReport {
     pub rows: usize,
     pub symbols: usize,
     pub skipped: usize,
+    /// Rows whose window will never complete in time (reported once).
+    pub given_up: usize,
     pub model: Option<String>,
     pub promoted: bool,
     pub decision: String,
@@ -126,6 +133,7 @@ async fn update(
         rows: 0,
         symbols: 0,
         skipped: 0,
+        given_up: 0,
         model: None,
         promoted: false,
         decision: String::new(),
@@ -134,7 +142,11 @@ async fn update(
         .feature_config
         .label
         .context("the live feature config records no label rules: run bootstrap")?;
-    let from = learned_through + chrono::Days::new(1);
+    let learned = match chain.head.completed_through {
+        Some(c) => Learned::CompletedThrough(c),
+        None => Learned::ScanDatesThrough(learned_through),
+    };
+    let from = learnable::first_scan_date(learned, barrier.horizon);
     // The tradeable universe of the watchlist's exchange: untradeable rows
     // are learned only with [universe] train_on_untradeable, as in bootstrap.
     let exchange = crate::jobs::dataset::watchlist_calendar(ctx).await?.name.clone();
@@ -144,13 +156,21 @@ async fn update(
         tracing::warn!("skipped {}: {}", s.symbol, s.reason);
     }
     report.skipped = built.skipped.len();
-    let labeled = labeled_cross_sections(
-        built.snapshots,
-        from,
-        ctx.settings.universe.train_on_untradeable,
-        crate::features::Families::NONE,
-    );
-    if labeled.rows.is_empty() {
+    let keep_untradeable = ctx.settings.universe.train_on_untradeable;
+    let trained_on = |s: &Snapshot| (keep_untradeable || s.tradeable) && s.features.first_missing_base().is_none();
+    let gone = learnable::given_up(&built.snapshots, learned, as_of, barrier.horizon, trained_on);
+    for g in &gone {
+        tracing::warn!(
+            "given up {} {}: {} (it will never be learned)",
+            g.symbol,
+            g.date,
+            g.reason
+        );
+    }
+    report.given_up = gone.len();
+    let labeled = labeled_cross_sections(built.snapshots, from, keep_untradeable, crate::features::Families::NONE);
+    let rows = learnable::in_learning_order(labeled.rows, learned, barrier.horizon);
+    if rows.is_empty() {
         report.nothing_to_do = Some(format!(
             "nothing to do: scan dates through {learned_through} already learned, none newer has completed its \
              {}-bar horizon by {as_of}",
@@ -159,10 +179,23 @@ async fn update(
         finish_interrupted_decision(ctx, store, &chain, &mut report)?;
         return Ok(report);
     }
-    report.rows = labeled.rows.len();
-    report.symbols = labeled.symbols;
+    report.rows = rows.len();
+    report.symbols = rows
+        .iter()
+        .map(|r| &r.symbol)
+        .collect::<std::collections::HashSet<_>>()
+        .len();
     let learning_rate = ctx.settings.online.learning_rate;
-    let days = by_date(&labeled.rows);
+    let days = learnable::steps(&rows, learned);
+    // The lineage's states by what they had learned: a row is scored by
+    // the state live on its scan date, which never learned a row whose
+    // window overlaps its own (the model `score` ranked it with).
+    let mut states = std::mem::take(&mut chain.head.past);
+    if let Learned::CompletedThrough(c) = learned
+        && states.last().is_none_or(|s| s.completed_through < c)
+    {
+        states.push(PastState::of(&chain.head, c));
+    }
     // Hidden unless stderr is a terminal (cron logs get the summary line).
     let progress = crate::logging::progress_bar(days.len() as u64, "scan dates");
     for day in days {
@@ -171,14 +204,31 @@ async fn update(
         let design = production.bundle.matrix(&features, Columns::Design);
         let all: Vec<usize> = (0..day.len()).collect();
         let set = eval_set(day, &all);
-        // Predict, then learn.
-        let updated = evaluate(&set, &chain.head.predict(&design), options.top_k);
+        // Predict (each row with the state live on its scan date), then learn.
+        let width = production.bundle.design_width();
+        let honest: Vec<f64> = day
+            .iter()
+            .zip(design.chunks_exact(width))
+            .map(|(r, x)| match live_on(&states, r.date) {
+                Some(state) => state.predict_row(x),
+                None => chain.head.predict_row(x),
+            })
+            .collect();
+        let updated = evaluate(&set, &honest, options.top_k);
         let frozen = evaluate(&set, &chain.frozen.predict(&design), options.top_k);
         let live = production.online.predict(&design);
         chain.head.learn_day(&design, &set.label, learning_rate);
-        chain.head.learned_through = Some(day[0].date);
+        let completed = day
+            .iter()
+            .filter_map(|r| r.window_end)
+            .max()
+            .expect("labeled rows have a window");
+        states.push(PastState::of(&chain.head, completed));
+        // A step's newest scan date: the market's rows completing that day.
+        let date = day.iter().map(|r| r.date).max().expect("a step has rows");
+        chain.head.learned_through = chain.head.learned_through.max(Some(date));
         report.dates.push(DateEval {
-            date: day[0].date,
+            date,
             rows: day.len(),
             positives: set.label.iter().filter(|&&l| l == 1).count(),
             production_log_loss: crate::models::metrics::log_loss(&live, &set.label),
@@ -188,20 +238,17 @@ async fn update(
     }
     progress.finish_and_clear();
     chain.head.base_model = Some(chain.base_name.clone());
-    publish(ctx, store, &chain, &labeled.rows, &built.candle_hash, &mut report)?;
+    chain.head.completed_through = Some(as_of);
+    // Later updates score rows from `first_scan_date` on: the newest state
+    // live before it, and every one after.
+    let oldest = learnable::first_scan_date(Learned::CompletedThrough(as_of), barrier.horizon);
+    let keep_from = states
+        .partition_point(|s| s.completed_through <= oldest)
+        .saturating_sub(1);
+    states.drain(..keep_from);
+    chain.head.past = states;
+    publish(ctx, store, &chain, &rows, &built.candle_hash, &mut report)?;
     Ok(report)
-}
-
-/// The rows of each scan date (rows sorted by date).
-fn by_date(rows: &[Snapshot]) -> Vec<&[Snapshot]> {
-    let mut out = Vec::new();
-    let mut start = 0;
-    while start < rows.len() {
-        let end = start + rows[start..].partition_point(|r| r.date == rows[start].date);
-        out.push(&rows[start..end]);
-        start = end;
-    }
-    out
 }
 
 /// The live bootstrap's lineage: its model as trained, and the newest
@@ -537,12 +584,17 @@ pub fn summary_line(r: &UpdateReport, started: Instant) -> String {
     let (first, last) = (r.dates[0].date, r.dates[r.dates.len() - 1].date);
     let mean = |f: fn(&DateEval) -> f64| r.dates.iter().map(f).sum::<f64>() / r.dates.len() as f64;
     format!(
-        "incremental-update: learned {} scan date(s) {first}..{last}, {} rows of {} symbols ({} skipped) as of {}; \
+        "incremental-update: learned {} scan date(s) {first}..{last}, {} rows of {} symbols ({} skipped{}) as of {}; \
          prequential log loss updated {:.4} vs frozen {:.4}; {}; in {:.2} s",
         r.dates.len(),
         r.rows,
         r.symbols,
         r.skipped,
+        if r.given_up > 0 {
+            format!(", {} row(s) given up", r.given_up)
+        } else {
+            String::new()
+        },
         r.as_of,
         mean(|d| d.updated.log_loss),
         mean(|d| d.frozen.log_loss),

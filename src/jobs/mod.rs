@@ -74,6 +74,7 @@ pub mod fetch;
 pub mod import;
 pub mod incremental;
 pub mod ingest;
+pub mod learnable;
 pub mod merge;
 pub mod monitor;
 pub mod production;

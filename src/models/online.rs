@@ -83,6 +83,11 @@ pub struct OnlineModel {
     /// its newest training row; each update: the newest date it learned).
     #[serde(default)]
     pub learned_through: Option<chrono::NaiveDate>,
+    /// Every row whose label window completed by this date has been
+    /// learned (`jobs::learnable`; `None` in models written before rows
+    /// were keyed by completion).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_through: Option<chrono::NaiveDate>,
     /// AdaGrad's per-coordinate sums of squared gradients (weights, then
     /// the intercept); empty until the first update.
     #[serde(default)]
@@ -90,6 +95,42 @@ pub struct OnlineModel {
     /// The bootstrap model this one was updated from (`None`: it is one).
     #[serde(default)]
     pub base_model: Option<String>,
+    /// The lineage's recent states, oldest first: what the model was when
+    /// the scan dates it may still learn were scored (the prequential
+    /// check scores a row with the state live on its scan date).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub past: Vec<PastState>,
+}
+
+/// An updated model as it was once every row completing by
+/// `completed_through` had been learned.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PastState {
+    pub completed_through: chrono::NaiveDate,
+    pub weights: Vec<f64>,
+    pub intercept: f64,
+}
+
+impl PastState {
+    pub fn of(model: &OnlineModel, completed_through: chrono::NaiveDate) -> PastState {
+        PastState {
+            completed_through,
+            weights: model.weights.clone(),
+            intercept: model.intercept,
+        }
+    }
+
+    /// P(label = 1) of one design row.
+    pub fn predict_row(&self, row: &[f64]) -> f64 {
+        sigmoid(self.intercept + row.iter().zip(&self.weights).map(|(x, w)| x * w).sum::<f64>())
+    }
+}
+
+/// The state live on `scan` in `states` (oldest first): the newest that
+/// had learned nothing completing after it, else the oldest there is.
+pub fn live_on(states: &[PastState], scan: chrono::NaiveDate) -> Option<&PastState> {
+    let known = states.partition_point(|s| s.completed_through <= scan);
+    states.get(known.saturating_sub(1))
 }
 
 fn sigmoid(z: f64) -> f64 {
@@ -174,6 +215,8 @@ impl OnlineModel {
             l2: params.l2,
             updated_rows: 0,
             learned_through: None,
+            completed_through: None,
+            past: Vec::new(),
             squared_gradients: Vec::new(),
             base_model: None,
         })
@@ -257,6 +300,22 @@ impl OnlineModel {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_live_state_is_the_newest_that_learned_nothing_after_the_scan_date() {
+        let d = |day| chrono::NaiveDate::from_ymd_opt(2020, 11, day).unwrap();
+        let state = |day, w| PastState {
+            completed_through: d(day),
+            weights: vec![w],
+            intercept: 0.0,
+        };
+        let states = [state(2, 1.0), state(3, 2.0), state(6, 3.0)];
+        let at = |day| live_on(&states, d(day)).unwrap().weights[0];
+        assert_eq!((at(2), at(4), at(5), at(6), at(9)), (1.0, 2.0, 2.0, 3.0, 3.0));
+        // Before the oldest state: the oldest (the bootstrap model).
+        assert_eq!(at(1), 1.0);
+        assert!(live_on(&[], d(1)).is_none());
+    }
     use ndarray::Array2;
 
     /// Small deterministic data: 2 features, labels from a noisy linear rule.

@@ -111,6 +111,8 @@ pub(super) fn write_artifacts(
     // What the model has learned: `incremental-update` continues after it.
     let online_model = crate::models::online::OnlineModel {
         learned_through: data.rows.last().map(|r| r.date),
+        // Its rows are those whose windows completed by the as-of date.
+        completed_through: Some(report.as_of),
         ..models.online.clone()
     };
     let online = store.write_json(&by, spec("model_online", "json"), &online_model)?;
