@@ -5,6 +5,11 @@
 # with wall time and peak RSS. The bootstrap before them is not measured.
 #
 #   bash bench/incremental.sh [DATA_FILE]
+#   OLD=DIR bash bench/incremental.sh [DATA_FILE]
+#
+# With OLD (a folder holding a previous build's `incremental-update`), the
+# same steps run with it too, on a copy of the same bootstrapped store, in
+# the same run: before and after side by side.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
@@ -36,6 +41,15 @@ step() {
   printf '%-40s %7.2f s %8.1f MB peak RSS\n' "$name" "$wall" "$(echo "$rss / 1024" | bc -l)"
   grep -h "incremental-update:" "$work/log.txt" | sed 's/^.*INFO /    /' | cut -c1-220 || true
 }
-step "catch-up (30 scan dates, 504 symbols)" "$bin/incremental-update" "${common[@]}" --as-of "${dates[30]}"
-step "one day (1 scan date, 504 symbols)" "$bin/incremental-update" "${common[@]}" --as-of "${dates[31]}"
-step "same day again (nothing to do)" "$bin/incremental-update" "${common[@]}" --as-of "${dates[31]}"
+# steps LABEL BIN ARTIFACTS: the three updates with one build.
+steps() {
+  local args=(--artifacts "$3" --watchlist sp500)
+  step "$1 catch-up (30 scan dates, 504 symbols)" "$2/incremental-update" "${args[@]}" --as-of "${dates[30]}"
+  step "$1 one day (1 scan date, 504 symbols)" "$2/incremental-update" "${args[@]}" --as-of "${dates[31]}"
+  step "$1 same day again (nothing to do)" "$2/incremental-update" "${args[@]}" --as-of "${dates[31]}"
+}
+if [ -n "${OLD:-}" ]; then
+  cp -r "$work/artifacts" "$work/artifacts-old"
+  steps "old:" "$(realpath "$OLD")" "$work/artifacts-old"
+fi
+steps "new:" "$bin" "$work/artifacts"

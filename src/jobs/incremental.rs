@@ -78,6 +78,8 @@ pub struct UpdateReport {
     pub model: Option<String>,
     pub promoted: bool,
     pub decision: String,
+    /// The label horizon (neighbouring scan dates share its sessions).
+    pub horizon: usize,
 }
 
 pub async fn run(ctx: &Context, options: &UpdateOptions) -> anyhow::Result<UpdateReport> {
@@ -137,11 +139,13 @@ async fn update(
         model: None,
         promoted: false,
         decision: String::new(),
+        horizon: 1,
     };
     let barrier = production
         .feature_config
         .label
         .context("the live feature config records no label rules: run bootstrap")?;
+    report.horizon = barrier.horizon;
     let learned = match chain.head.completed_through {
         Some(c) => Learned::CompletedThrough(c),
         None => Learned::ScanDatesThrough(learned_through),
@@ -249,6 +253,16 @@ async fn update(
     chain.head.past = states;
     publish(ctx, store, &chain, &rows, &built.candle_hash, &mut report)?;
     Ok(report)
+}
+
+/// The newest model of the live bootstrap's lineage (promoted or kept as
+/// a candidate): its file and the newest scan date it learned.
+pub fn lineage_head(
+    store: &WatchlistStore,
+    production: &ProductionModels,
+) -> anyhow::Result<(String, Option<NaiveDate>)> {
+    let chain = chain_head(store, production)?;
+    Ok((chain.head_record.name, chain.head.learned_through))
 }
 
 /// The live bootstrap's lineage: its model as trained, and the newest
@@ -392,8 +406,16 @@ fn finish_interrupted_decision(
     decide(ctx, store, &chain.base_name, "", head, report)
 }
 
-/// Move the pointer to `model` when the trailing prequential log loss
-/// allows it; record the decision either way.
+/// Move the pointer to `model` when its trailing prequential log loss is
+/// lower than the live online model's beyond the noise of the window;
+/// record the decision either way.
+///
+/// The test: the per-date differences (updated − live) over the trailing
+/// scan dates; their mean plus 1.645 standard errors — a one-sided 95 %
+/// bound — must not exceed `[incremental] tolerance` (0 by default). The
+/// error counts `dates / horizon` independent dates: neighbouring scan
+/// dates share all but one session of their label windows, so their
+/// differences move together.
 fn decide(
     ctx: &Context,
     store: &WatchlistStore,
@@ -406,13 +428,26 @@ fn decide(
     let trailing = trailing_window(store, base, this_eval, &report.dates, ctx)?;
     let tolerance = ctx.settings.incremental.tolerance;
     let (promote, figures) = match trailing {
-        Some((dates, updated, live)) => (
-            updated <= live + tolerance,
-            format!(
-                "prequential log loss over the last {dates} scan dates {updated:.5} vs the live online model's {live:.5} \
-                 (tolerance {tolerance})"
+        Some(t) => match t.upper_bound(report.horizon) {
+            Some(upper) => (
+                upper <= tolerance,
+                format!(
+                    "prequential log loss over the last {} scan dates {:.5} vs the live online model's {:.5}; the \
+                     difference's one-sided 95 % bound {upper:+.5} (≈{:.1} independent dates) vs tolerance {tolerance}",
+                    t.diffs.len(),
+                    t.updated,
+                    t.live,
+                    t.diffs.len() as f64 / report.horizon.max(1) as f64
+                ),
             ),
-        ),
+            None => (
+                false,
+                format!(
+                    "{} scan date(s) of prequential log loss: too few to tell the models apart",
+                    t.diffs.len()
+                ),
+            ),
+        },
         None => (false, "no scan date to judge on".to_string()),
     };
     report.decision = if promote {
@@ -431,17 +466,42 @@ fn decide(
     Ok(())
 }
 
-/// (dates, row-weighted prequential log loss of the lineage, of the live
-/// model) over the last `trailing_dates` scan dates of this lineage: this
-/// run's and the earlier runs' evaluation files (the newest record of a
-/// date wins: a rerun after a crash may have evaluated it twice).
+/// The trailing window's prequential figures.
+#[derive(Debug, Clone, PartialEq)]
+struct Trailing {
+    /// Row-weighted mean log loss of the lineage and of the live model.
+    updated: f64,
+    live: f64,
+    /// Per scan date, the lineage's log loss minus the live model's.
+    diffs: Vec<f64>,
+}
+
+impl Trailing {
+    /// The one-sided 95 % upper bound of the mean per-date difference,
+    /// with `dates / horizon` independent dates; `None` under two such.
+    fn upper_bound(&self, horizon: usize) -> Option<f64> {
+        let n = self.diffs.len() as f64;
+        let independent = n / horizon.max(1) as f64;
+        if self.diffs.len() < 2 || independent < 2.0 {
+            return None;
+        }
+        let mean = self.diffs.iter().sum::<f64>() / n;
+        let var = self.diffs.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / (n - 1.0);
+        Some(mean + 1.645 * (var / independent).sqrt())
+    }
+}
+
+/// The prequential figures over the last `trailing_dates` scan dates of
+/// this lineage: this run's and the earlier runs' evaluation files (the
+/// newest record of a date wins: a rerun after a crash may have evaluated
+/// it twice).
 fn trailing_window(
     store: &WatchlistStore,
     base: &str,
     this_run: &str,
     dates: &[DateEval],
     ctx: &Context,
-) -> anyhow::Result<Option<(usize, f64, f64)>> {
+) -> anyhow::Result<Option<Trailing>> {
     let mut by_date: std::collections::BTreeMap<NaiveDate, (usize, f64, f64)> = Default::default();
     let want = ctx.settings.incremental.trailing_dates;
     // Oldest first, so that a newer record of a date replaces an older one.
@@ -470,7 +530,11 @@ fn trailing_window(
         return Ok(None);
     }
     let mean = |f: fn(&(usize, f64, f64)) -> f64| window.iter().map(|w| w.0 as f64 * f(w)).sum::<f64>() / rows as f64;
-    Ok(Some((window.len(), mean(|w| w.1), mean(|w| w.2))))
+    Ok(Some(Trailing {
+        updated: mean(|w| w.1),
+        live: mean(|w| w.2),
+        diffs: window.iter().rev().map(|w| w.1 - w.2).collect(),
+    }))
 }
 
 const EVAL_COLUMNS: [&str; 10] = [
@@ -601,4 +665,33 @@ pub fn summary_line(r: &UpdateReport, started: Instant) -> String {
         r.decision,
         started.elapsed().as_secs_f64()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bound_counts_overlapping_dates_as_fewer() {
+        // 20 dates, differences alternating −0.01 / +0.004: mean −0.003,
+        // sample sd √(20/19)·0.007.
+        let diffs: Vec<f64> = (0..20).map(|i| if i % 2 == 0 { -0.01 } else { 0.004 }).collect();
+        let t = Trailing {
+            updated: 0.5,
+            live: 0.5,
+            diffs,
+        };
+        let sd = 0.007 * (20.0f64 / 19.0).sqrt();
+        let at = |h: usize| t.upper_bound(h).unwrap();
+        assert!((at(1) - (-0.003 + 1.645 * sd / 20f64.sqrt())).abs() < 1e-12);
+        // Horizon 5: 4 independent dates, a wider bound that is above 0.
+        assert!((at(5) - (-0.003 + 1.645 * sd / 2.0)).abs() < 1e-12);
+        assert!(at(1) < 0.0 && at(5) > 0.0);
+        // 3 dates at horizon 5 are not 2 independent ones.
+        let few = Trailing {
+            diffs: vec![-0.1, -0.1, -0.1],
+            ..t
+        };
+        assert_eq!(few.upper_bound(5), None);
+    }
 }

@@ -154,8 +154,9 @@ impl Default for MonitorConfig {
 pub struct IncrementalConfig {
     /// Scan dates of prequential log loss the pointer decision looks at.
     pub trailing_dates: usize,
-    /// How much worse (mean log loss) than the live online model the
-    /// updated one may be and still replace it.
+    /// The most the one-sided 95 % bound of the updated model's mean
+    /// per-date log loss minus the live one's may be for it to replace the
+    /// live model (0: it must be better beyond the window's noise).
     pub tolerance: f64,
 }
 
@@ -163,7 +164,7 @@ impl Default for IncrementalConfig {
     fn default() -> Self {
         IncrementalConfig {
             trailing_dates: 20,
-            tolerance: 0.002,
+            tolerance: 0.0,
         }
     }
 }

@@ -15,7 +15,7 @@ fn bootstrapped() -> TestContext {
 }
 
 /// The fixture's first `n` trading dates after 2020-10-30.
-fn november(n: usize) -> Vec<String> {
+pub fn november(n: usize) -> Vec<String> {
     let text = std::fs::read_to_string(fixture("us_daily_10sym_2018_2020.csv")).unwrap();
     let mut dates: Vec<String> = text
         .lines()
@@ -160,8 +160,26 @@ print(json.dumps({k: [str(x) for x in v] for k, v in t.items()}))
             assert!(x.is_finite() && x >= 0.0, "{col} {x}");
         }
     }
-    // On the first date both models are the bootstrap model.
-    assert_eq!(t["updated_log_loss"][0], t["frozen_log_loss"][0]);
+    // Each date is scored by the state live on it: scan dates 26–30
+    // October were ranked before any of this run's rows completed (the
+    // first on 2 November), so by the bootstrap model itself — the
+    // updated figure equals the frozen one. Scoring them with the model
+    // that had just learned the previous dates (whose windows overlap)
+    // would have leaked. From 2 November on the states differ.
+    for i in 0..5 {
+        assert_eq!(
+            t["updated_log_loss"][i], t["frozen_log_loss"][i],
+            "scan date {}",
+            dates[i]
+        );
+    }
+    for i in 5..10 {
+        assert_ne!(
+            t["updated_log_loss"][i], t["frozen_log_loss"][i],
+            "scan date {}",
+            dates[i]
+        );
+    }
     assert!(t["rows"].as_array().unwrap().iter().all(|r| r == "10"));
 }
 
@@ -360,11 +378,11 @@ fn a_feature_config_from_other_code_is_refused_naming_the_columns() {
     );
 }
 
-/// The US fixture with the gaps of a thin market: AAPL misses 4 and 5
-/// November 2020 (inside the label windows of late October), KO stops
-/// trading after 3 November, MSFT is listed on 1 March 2019.
-fn gapped() -> TestContext {
-    let ctx = TestContext::new();
+/// The US fixture with the gaps of a thin market, written into `ctx`'s
+/// folder: AAPL misses 4 and 5 November 2020 (inside the label windows of
+/// late October), KO stops trading after 3 November, MSFT is listed on
+/// 1 March 2019.
+pub fn gapped_csv(ctx: &TestContext) -> std::path::PathBuf {
     let text = std::fs::read_to_string(fixture("us_daily_10sym_2018_2020.csv")).unwrap();
     let kept: Vec<&str> = text
         .lines()
@@ -376,8 +394,13 @@ fn gapped() -> TestContext {
                 || (symbol == "MSFT" && date < "2019-03-01"))
         })
         .collect();
-    let csv = ctx.write("gapped.csv", &(kept.join("\n") + "\n"));
-    ctx.import(&[&csv], "us").assert_ok();
+    ctx.write("gapped.csv", &(kept.join("\n") + "\n"))
+}
+
+/// A store bootstrapped as of 30 October 2020 on [`gapped_csv`].
+fn gapped() -> TestContext {
+    let ctx = TestContext::new();
+    ctx.import(&[&gapped_csv(&ctx)], "us").assert_ok();
     bootstrap(&ctx, "us", &["--force", "--as-of", "2020-10-30"]).assert_ok();
     ctx
 }
@@ -466,6 +489,10 @@ fn symbols_that_miss_sessions_are_learned_on_the_run_their_own_window_completes(
         ["2020-10-28", "2020-10-29", "2020-10-30", "2020-11-02", "2020-11-03"]
     );
     assert!(daily_rows.iter().any(|r| r.0 == "MSFT"));
-    assert!(daily_rows.iter().any(|r| r.0 == "KO" && r.1 == "2020-10-27" && r.2 == "2020-11-03"));
+    assert!(
+        daily_rows
+            .iter()
+            .any(|r| r.0 == "KO" && r.1 == "2020-10-27" && r.2 == "2020-11-03")
+    );
     assert!(!daily_rows.iter().any(|r| r.0 == "KO" && r.1.as_str() >= "2020-10-28"));
 }

@@ -477,3 +477,64 @@ fn a_thirty_day_replay_completes_each_scan_date_on_its_fifth_session() {
     assert_eq!(twice[0], twice[1], "the same as-of gives the same report");
     ctx.run("artifacts", &["--watchlist", "us", "verify"]).assert_ok();
 }
+
+#[test]
+fn a_missed_update_is_told_from_a_model_kept_as_a_candidate() {
+    let days = crate::incremental::november(10);
+    let ctx = with_us_candles();
+    ctx.run("ta-signals", &["run", "--watchlist", "us"]).assert_ok();
+    bootstrap(&ctx, "us", &["--force", "--as-of", "2020-10-30"]).assert_ok();
+    for day in &days {
+        ctx.run("score", &["--watchlist", "us", "--top-k", "3", "--as-of", day])
+            .assert_ok();
+    }
+    let monitor = |ctx: &TestContext| {
+        let run = ctx.run(
+            "monitor",
+            &[
+                "--watchlist",
+                "us",
+                "--as-of",
+                &days[9],
+                "--predictions-days-back",
+                "10",
+                "--format",
+                "json",
+            ],
+        );
+        report(run.assert_ok())
+    };
+    let lagging = |r: &serde_json::Value| -> Vec<String> {
+        r["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["code"] == "incremental_lagging")
+            .map(|a| a["message"].as_str().unwrap().to_string())
+            .collect()
+    };
+    // No update ran: scan dates through 6 November are due.
+    let missed = monitor(&ctx);
+    let alert = lagging(&missed);
+    assert_eq!(alert.len(), 1, "{}", missed["alerts"]);
+    assert!(
+        alert[0].contains("a run was missed, run incremental-update"),
+        "{alert:?}"
+    );
+    // The update runs and keeps its model as a candidate (one trailing
+    // date can never be told apart from noise): nothing to run.
+    std::fs::create_dir_all(ctx.path("config")).unwrap();
+    ctx.write("config/swingml.toml", "[incremental]\ntrailing_dates = 1\n");
+    let run = ctx.run(
+        "incremental-update",
+        &["--watchlist", "us", "--top-k", "3", "--as-of", &days[9]],
+    );
+    assert!(run.assert_ok().stderr.contains("as a candidate"), "{}", run.stderr);
+    let kept = monitor(&ctx);
+    assert!(lagging(&kept).is_empty(), "{}", kept["alerts"]);
+    let notes = kept["notes"].to_string();
+    assert!(
+        notes.contains("was kept as a candidate") && notes.contains("nothing to run"),
+        "{notes}"
+    );
+}

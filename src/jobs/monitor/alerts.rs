@@ -169,15 +169,28 @@ pub(super) async fn alerts(
         && let Some(learned) = production.online.learned_through
     {
         let due = window[window.len() - 1 - horizon];
-        if learned < due {
+        // The lineage may have learned further than the live model: its
+        // newest model was kept as a candidate (not better beyond noise).
+        let head = crate::jobs::incremental::lineage_head(store, production).ok();
+        let head_learned = head.as_ref().and_then(|h| h.1).unwrap_or(learned);
+        if head_learned < due {
             add(
                 "incremental_lagging",
                 "warn",
                 format!(
-                    "the live online model learned through {learned}; scan dates through {due} are due: run incremental-update"
+                    "the online models learned through {head_learned}; scan dates through {due} are due: a run was \
+                     missed, run incremental-update"
                 ),
-                serde_json::json!({"learned_through": learned, "due": due}),
+                serde_json::json!({"learned_through": head_learned, "due": due}),
             );
+        } else if learned < due
+            && let Some((name, _)) = head
+        {
+            notes.push(format!(
+                "the live online model learned through {learned}; the lineage's newest model {name} learned through \
+                 {head_learned} and was kept as a candidate (its trailing prequential log loss was not better beyond \
+                 noise: see the last incremental-update decision): nothing to run"
+            ));
         }
     }
     report.alerts.extend(found);
