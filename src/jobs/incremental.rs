@@ -163,15 +163,12 @@ async fn update(
     let keep_untradeable = ctx.settings.universe.train_on_untradeable;
     let trained_on = |s: &Snapshot| (keep_untradeable || s.tradeable) && s.features.first_missing_base().is_none();
     let gone = learnable::given_up(&built.snapshots, learned, as_of, barrier.horizon, trained_on);
-    for g in &gone {
-        tracing::warn!(
-            "given up {} {}: {} (it will never be learned)",
-            g.symbol,
-            g.date,
-            g.reason
-        );
-    }
-    report.given_up = gone.len();
+    // Candles through here were read: rows completing later are not known yet.
+    let newest = built
+        .snapshots
+        .iter()
+        .filter_map(|(_, s)| s.last().map(|r| r.date))
+        .max();
     let labeled = labeled_cross_sections(built.snapshots, from, keep_untradeable, crate::features::Families::NONE);
     let rows = learnable::in_learning_order(labeled.rows, learned, barrier.horizon);
     if rows.is_empty() {
@@ -183,6 +180,16 @@ async fn update(
         finish_interrupted_decision(ctx, store, &chain, &mut report)?;
         return Ok(report);
     }
+    // Reported on the run that moves the marker past them: once.
+    for g in &gone {
+        tracing::warn!(
+            "given up {} {}: {} (it will never be learned)",
+            g.symbol,
+            g.date,
+            g.reason
+        );
+    }
+    report.given_up = gone.len();
     report.rows = rows.len();
     report.symbols = rows
         .iter()
@@ -195,11 +202,18 @@ async fn update(
     // the state live on its scan date, which never learned a row whose
     // window overlaps its own (the model `score` ranked it with).
     let mut states = std::mem::take(&mut chain.head.past);
-    if let Learned::CompletedThrough(c) = learned
-        && states.last().is_none_or(|s| s.completed_through < c)
-    {
-        states.push(PastState::of(&chain.head, c));
+    if states.is_empty() {
+        // The bootstrap model, or a model from before states were kept
+        // (its rows are then scored by it, as they were).
+        let since = match learned {
+            Learned::CompletedThrough(c) => c,
+            Learned::ScanDatesThrough(_) => NaiveDate::MIN,
+        };
+        states.push(PastState::of(&chain.head, since));
     }
+    // The live model, honest too: a row it would score after learning an
+    // overlapping window gets the lineage's state live on its date.
+    let live_since = production.online.completed_through;
     // Hidden unless stderr is a terminal (cron logs get the summary line).
     let progress = crate::logging::progress_bar(days.len() as u64, "scan dates");
     for day in days {
@@ -220,14 +234,24 @@ async fn update(
             .collect();
         let updated = evaluate(&set, &honest, options.top_k);
         let frozen = evaluate(&set, &chain.frozen.predict(&design), options.top_k);
-        let live = production.online.predict(&design);
-        chain.head.learn_day(&design, &set.label, learning_rate);
-        let completed = day
+        let live: Vec<f64> = day
             .iter()
-            .filter_map(|r| r.window_end)
-            .max()
-            .expect("labeled rows have a window");
-        states.push(PastState::of(&chain.head, completed));
+            .zip(design.chunks_exact(width))
+            .zip(&honest)
+            .map(|((r, x), &state)| match live_since {
+                Some(c) if c > r.date => state,
+                _ => production.online.predict_row(x),
+            })
+            .collect();
+        chain.head.learn_day(&design, &set.label, learning_rate);
+        if let Learned::CompletedThrough(_) = learned {
+            let completed = day
+                .iter()
+                .filter_map(|r| r.window_end)
+                .max()
+                .expect("labeled rows have a window");
+            states.push(PastState::of(&chain.head, completed));
+        }
         // A step's newest scan date: the market's rows completing that day.
         let date = day.iter().map(|r| r.date).max().expect("a step has rows");
         chain.head.learned_through = chain.head.learned_through.max(Some(date));
@@ -242,10 +266,13 @@ async fn update(
     }
     progress.finish_and_clear();
     chain.head.base_model = Some(chain.base_name.clone());
-    chain.head.completed_through = Some(as_of);
+    // Every row completing by the newest candle read has been learned
+    // (an as-of beyond the data must not skip the days still to come).
+    let completed_through = newest.map_or(as_of, |n| n.min(as_of));
+    chain.head.completed_through = Some(completed_through);
     // Later updates score rows from `first_scan_date` on: the newest state
     // live before it, and every one after.
-    let oldest = learnable::first_scan_date(Learned::CompletedThrough(as_of), barrier.horizon);
+    let oldest = learnable::first_scan_date(Learned::CompletedThrough(completed_through), barrier.horizon);
     let keep_from = states
         .partition_point(|s| s.completed_through <= oldest)
         .saturating_sub(1);
@@ -256,13 +283,24 @@ async fn update(
 }
 
 /// The newest model of the live bootstrap's lineage (promoted or kept as
-/// a candidate): its file and the newest scan date it learned.
-pub fn lineage_head(
-    store: &WatchlistStore,
-    production: &ProductionModels,
-) -> anyhow::Result<(String, Option<NaiveDate>)> {
+/// a candidate).
+pub struct LineageHead {
+    pub name: String,
+    /// The newest scan date it learned.
+    pub learned_through: Option<NaiveDate>,
+    /// Whether the run that wrote it decided the pointer (a run killed in
+    /// between leaves that to the next one).
+    pub decided: bool,
+}
+
+pub fn lineage_head(store: &WatchlistStore, production: &ProductionModels) -> anyhow::Result<LineageHead> {
     let chain = chain_head(store, production)?;
-    Ok((chain.head_record.name, chain.head.learned_through))
+    let decided = chain.head_record.name == chain.base_name || store.manifest()?.decided(&chain.head_record.run_id);
+    Ok(LineageHead {
+        name: chain.head_record.name,
+        learned_through: chain.head.learned_through,
+        decided,
+    })
 }
 
 /// The live bootstrap's lineage: its model as trained, and the newest
@@ -478,16 +516,20 @@ struct Trailing {
 
 impl Trailing {
     /// The one-sided 95 % upper bound of the mean per-date difference,
-    /// with `dates / horizon` independent dates; `None` under two such.
+    /// with `dates / horizon` independent dates and Student's t on one
+    /// fewer degrees of freedom (with 4 such dates the normal's 1.645
+    /// would promote equal models about one time in eleven); `None` under
+    /// two such dates.
     fn upper_bound(&self, horizon: usize) -> Option<f64> {
         let n = self.diffs.len() as f64;
-        let independent = n / horizon.max(1) as f64;
-        if self.diffs.len() < 2 || independent < 2.0 {
+        let independent = self.diffs.len() / horizon.max(1);
+        if self.diffs.len() < 2 || independent < 2 {
             return None;
         }
         let mean = self.diffs.iter().sum::<f64>() / n;
         let var = self.diffs.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / (n - 1.0);
-        Some(mean + 1.645 * (var / independent).sqrt())
+        let t = crate::models::backtest::t_95_one_sided(independent - 1);
+        Some(mean + t * (var / independent as f64).sqrt())
     }
 }
 
@@ -730,6 +772,33 @@ mod tests {
     }
 
     #[test]
+    fn equal_models_are_promoted_at_most_one_time_in_twenty() {
+        // Per-date differences of two equal models on overlapping windows:
+        // each the sum of the `h` daily shocks its window spans.
+        let mut rng = crate::models::backtest::SplitMix(7);
+        let mut normal = || {
+            let (u, v) = (rng.uniform().max(1e-300), rng.uniform());
+            (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
+        };
+        for (n, h) in [(20usize, 5usize), (40, 5), (20, 1)] {
+            let runs = 4000;
+            let mut promoted = 0;
+            for _ in 0..runs {
+                let shocks: Vec<f64> = (0..n + h).map(|_| normal()).collect();
+                let diffs = (0..n).map(|t| shocks[t..t + h].iter().sum::<f64>()).collect();
+                let t = Trailing {
+                    updated: 0.0,
+                    live: 0.0,
+                    diffs,
+                };
+                promoted += usize::from(t.upper_bound(h).is_some_and(|u| u <= 0.0));
+            }
+            let rate = promoted as f64 / runs as f64;
+            assert!(rate <= 0.06, "{n} dates, horizon {h}: {rate}");
+        }
+    }
+
+    #[test]
     fn the_bound_counts_overlapping_dates_as_fewer() {
         // 20 dates, differences alternating −0.01 / +0.004: mean −0.003,
         // sample sd √(20/19)·0.007.
@@ -741,9 +810,9 @@ mod tests {
         };
         let sd = 0.007 * (20.0f64 / 19.0).sqrt();
         let at = |h: usize| t.upper_bound(h).unwrap();
-        assert!((at(1) - (-0.003 + 1.645 * sd / 20f64.sqrt())).abs() < 1e-12);
-        // Horizon 5: 4 independent dates, a wider bound that is above 0.
-        assert!((at(5) - (-0.003 + 1.645 * sd / 2.0)).abs() < 1e-12);
+        // t(19) 1.729; horizon 5: 4 independent dates, t(3) 2.353.
+        assert!((at(1) - (-0.003 + 1.729 * sd / 20f64.sqrt())).abs() < 1e-12);
+        assert!((at(5) - (-0.003 + 2.353 * sd / 2.0)).abs() < 1e-12);
         assert!(at(1) < 0.0 && at(5) > 0.0);
         // 3 dates at horizon 5 are not 2 independent ones.
         let few = Trailing {

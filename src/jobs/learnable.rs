@@ -14,8 +14,9 @@
 //! same order.
 //!
 //! A row whose window has not completed [`LATE_DAYS_PER_BAR`] × horizon
-//! calendar days after its scan date (a symbol that stopped trading, or
-//! misses most sessions) is given up: never learned, and reported once,
+//! plus [`CLOSURE_DAYS`] calendar days after its scan date (a symbol that
+//! stopped trading, or misses most sessions) is given up: never learned,
+//! and reported once,
 //! on the update whose span holds that deadline. Without a deadline a
 //! delisted symbol's last rows would stay pending for ever; with it the
 //! decision is a property of the data, not of the day the update ran.
@@ -26,8 +27,18 @@ use crate::features::Snapshot;
 use crate::symbols::Symbol;
 
 /// Calendar days per label bar a row may take to complete (5 bars: 15
-/// days, about 10 sessions: room for a few missed sessions and holidays).
+/// days, about 10 sessions: room for a few missed sessions).
 pub const LATE_DAYS_PER_BAR: u64 = 3;
+
+/// Calendar days added for closures: a long weekend and a holiday (with
+/// horizon 1 the three days alone would give up every Friday before a
+/// Monday holiday).
+pub const CLOSURE_DAYS: u64 = 4;
+
+/// The calendar days a row may take to complete.
+fn allowed_days(horizon: usize) -> u64 {
+    LATE_DAYS_PER_BAR * horizon as u64 + CLOSURE_DAYS
+}
 
 /// What a model has learned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,13 +52,13 @@ pub enum Learned {
 
 /// The last day a row of `scan` may complete on and still be learned.
 pub fn deadline(scan: NaiveDate, horizon: usize) -> NaiveDate {
-    scan + Days::new(LATE_DAYS_PER_BAR * horizon as u64)
+    scan + Days::new(allowed_days(horizon))
 }
 
 /// The first scan date whose rows an update after `learned` may learn.
 pub fn first_scan_date(learned: Learned, horizon: usize) -> NaiveDate {
     match learned {
-        Learned::CompletedThrough(c) => c - Days::new(LATE_DAYS_PER_BAR * horizon as u64),
+        Learned::CompletedThrough(c) => c - Days::new(allowed_days(horizon)),
         Learned::ScanDatesThrough(d) => d + Days::new(1),
     }
 }
@@ -196,31 +207,32 @@ mod tests {
         let steps = steps(&ordered, learned);
         assert_eq!(steps.len(), 2);
         assert_eq!(keys(steps[0]), [("A".into(), 2), ("B".into(), 3)]);
-        // The first scan date still able to complete after the 6th.
+        // The first scan date still able to complete after the 6th (19 days).
         assert_eq!(
             first_scan_date(learned, 5),
-            NaiveDate::from_ymd_opt(2020, 10, 22).unwrap()
+            NaiveDate::from_ymd_opt(2020, 10, 18).unwrap()
         );
     }
 
     #[test]
     fn rows_past_their_deadline_are_given_up_once() {
-        // Deadline of the 2nd with horizon 2: the 8th.
+        // Deadline of the 2nd with horizon 2: 3·2 + 4 days later, the 12th.
         let snapshots = vec![
             (
                 Symbol::parse("A").unwrap(),
                 vec![row("A", 2, None), row("A", 3, Some(5))],
             ),
-            (Symbol::parse("B").unwrap(), vec![row("B", 2, Some(12))]),
+            (Symbol::parse("B").unwrap(), vec![row("B", 2, Some(14))]),
         ];
         let learned = Learned::CompletedThrough(day(6));
-        let gone = given_up(&snapshots, learned, day(8), 2, |_| true);
+        assert!(given_up(&snapshots, learned, day(11), 2, |_| true).is_empty());
+        let gone = given_up(&snapshots, learned, day(12), 2, |_| true);
         assert_eq!(gone.len(), 2, "{gone:?}");
-        assert!(gone[0].reason.contains("no 2 bars after it by 2020-11-08"), "{gone:?}");
-        assert!(gone[1].reason.contains("completed on 2020-11-12, after 2020-11-08"));
-        // The next update (learned through the 8th) does not report them again.
-        assert!(given_up(&snapshots, Learned::CompletedThrough(day(8)), day(20), 2, |_| true).is_empty());
+        assert!(gone[0].reason.contains("no 2 bars after it by 2020-11-12"), "{gone:?}");
+        assert!(gone[1].reason.contains("completed on 2020-11-14, after 2020-11-12"));
+        // The next update (learned through the 12th) does not report them again.
+        assert!(given_up(&snapshots, Learned::CompletedThrough(day(12)), day(30), 2, |_| true).is_empty());
         // A row completing after its deadline is never due.
-        assert!(!is_due(&row("B", 2, Some(12)), Learned::CompletedThrough(day(6)), 2));
+        assert!(!is_due(&row("B", 2, Some(14)), Learned::CompletedThrough(day(6)), 2));
     }
 }

@@ -211,8 +211,11 @@ pub(crate) fn prepare_trained(ctx: &TestContext) {
     ctx.run("bootstrap", &BOOTSTRAP_ARGS).assert_ok();
 }
 
-/// The live models: each file's sha256; the updated online model's JSON
-/// without the name of the bootstrap model it came from (time-stamped).
+/// The live models: each file's sha256; the online model's JSON without
+/// the name of the bootstrap model it came from (time-stamped). (The
+/// quick start's two updates are not better than the bootstrap model
+/// beyond noise: they are kept as candidates, and the bootstrap's online
+/// model stays live.)
 fn live_models(ctx: &TestContext) -> String {
     let pointer = ctx.run("artifacts", &["--watchlist", "us", "show-production"]);
     let pointer: serde_json::Value = serde_json::from_str(&pointer.assert_ok().stdout).unwrap();
@@ -225,7 +228,6 @@ fn live_models(ctx: &TestContext) -> String {
         };
         let content = if kind == "model_online" {
             let mut model: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
-            assert!(model["updated_rows"].as_u64().unwrap() > 0, "an updated model is live");
             model.as_object_mut().unwrap().remove("base_model");
             model.to_string()
         } else {

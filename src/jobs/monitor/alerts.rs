@@ -171,20 +171,34 @@ pub(super) async fn alerts(
         let due = window[window.len() - 1 - horizon];
         // The lineage may have learned further than the live model: its
         // newest model was kept as a candidate (not better beyond noise).
-        let head = crate::jobs::incremental::lineage_head(store, production).ok();
-        let head_learned = head.as_ref().and_then(|h| h.1).unwrap_or(learned);
-        if head_learned < due {
+        let head = match crate::jobs::incremental::lineage_head(store, production) {
+            Ok(head) => Some(head),
+            Err(err) => {
+                tracing::warn!("the online models' lineage could not be read: {err:#}");
+                None
+            }
+        };
+        let head_learned = head.as_ref().and_then(|h| h.learned_through).unwrap_or(learned);
+        let undecided = head.as_ref().filter(|h| !h.decided);
+        if head_learned < due || undecided.is_some() {
             add(
                 "incremental_lagging",
                 "warn",
-                format!(
-                    "the online models learned through {head_learned}; scan dates through {due} are due: a run was \
-                     missed, run incremental-update"
-                ),
+                match undecided {
+                    Some(h) => format!(
+                        "{} was written by an update that was stopped before it decided the pointer: run \
+                         incremental-update",
+                        h.name
+                    ),
+                    None => format!(
+                        "the online models learned through {head_learned}; scan dates through {due} are due: a run \
+                         was missed, run incremental-update"
+                    ),
+                },
                 serde_json::json!({"learned_through": head_learned, "due": due}),
             );
         } else if learned < due
-            && let Some((name, _)) = head
+            && let Some(name) = head.map(|h| h.name)
         {
             notes.push(format!(
                 "the live online model learned through {learned}; the lineage's newest model {name} learned through \

@@ -227,6 +227,24 @@ fn t_975(df: f64) -> f64 {
     z + (z.powi(3) + z) / (4.0 * df) + (5.0 * z.powi(5) + 16.0 * z.powi(3) + 3.0 * z) / (96.0 * df * df)
 }
 
+/// The one-sided 95 % quantile of Student's t with `df` ≥ 1 degrees of
+/// freedom (the table to 30, the normal's 1.645 plus its first
+/// Cornish–Fisher term beyond).
+pub fn t_95_one_sided(df: usize) -> f64 {
+    const TABLE: [f64; 30] = [
+        6.314, 2.920, 2.353, 2.132, 2.015, 1.943, 1.895, 1.860, 1.833, 1.812, 1.796, 1.782, 1.771, 1.761, 1.753, 1.746,
+        1.740, 1.734, 1.729, 1.725, 1.721, 1.717, 1.714, 1.711, 1.708, 1.706, 1.703, 1.701, 1.699, 1.697,
+    ];
+    match df {
+        0 => f64::INFINITY,
+        1..=30 => TABLE[df - 1],
+        _ => {
+            let z: f64 = 1.644_853_626_951_472_2;
+            z + (z.powi(3) + z) / (4.0 * df as f64)
+        }
+    }
+}
+
 /// SplitMix64: a small seeded generator (reproducible intervals).
 pub struct SplitMix(pub u64);
 
