@@ -98,28 +98,7 @@ fn synthetic(
     let ctx = TestContext::new();
     import_synthetic(&ctx, "synth", symbols, "5.2", seed, planted);
     let config = ctx.write("objective.toml", &format!("[batch]\nobjective = \"{objective}\"\n"));
-    let run = ctx.run(
-        "bootstrap",
-        &[
-            "--watchlist",
-            "synth",
-            "--train-years",
-            "4",
-            "--top-k",
-            "5",
-            "--seed",
-            seed,
-            "--config",
-            config.to_str().unwrap(),
-        ],
-    );
-    run.assert_ok();
-    let decision = run
-        .stdout
-        .lines()
-        .find(|l| l.starts_with("promoted") || l.starts_with("not promoted"))
-        .unwrap_or_else(|| panic!("no decision line:\n{}", run.stdout))
-        .to_string();
+    let decision = crate::judge::bootstrap_synthetic(&ctx, seed, &["--config", config.to_str().unwrap()]);
     let metrics = newest_json(&ctx, "synth", "batch_train_metrics_");
     assert_eq!(metrics["objective"], objective);
     assert!(

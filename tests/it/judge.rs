@@ -66,19 +66,24 @@ fn the_daily_book_is_recomputed_from_the_trades_and_the_candles() {
 fn decision_on_synthetic(symbols: &str, years: &str, seed: &str, planted: &str) -> String {
     let ctx = TestContext::new();
     import_synthetic(&ctx, "synth", symbols, years, seed, planted);
-    let run = ctx.run(
-        "bootstrap",
-        &[
-            "--watchlist",
-            "synth",
-            "--train-years",
-            "4",
-            "--top-k",
-            "5",
-            "--seed",
-            seed,
-        ],
-    );
+    bootstrap_synthetic(&ctx, seed, &[])
+}
+
+/// `bootstrap` of the watchlist `synth` (4 years, K = 5, `seed`, `extra`
+/// flags): the run's decision line.
+pub fn bootstrap_synthetic(ctx: &TestContext, seed: &str, extra: &[&str]) -> String {
+    let mut args = vec![
+        "--watchlist",
+        "synth",
+        "--train-years",
+        "4",
+        "--top-k",
+        "5",
+        "--seed",
+        seed,
+    ];
+    args.extend(extra);
+    let run = ctx.run("bootstrap", &args);
     run.assert_ok();
     run.stdout
         .lines()
