@@ -126,6 +126,13 @@ impl Families {
         }
     }
 
+    /// How many columns [`Families::columns`] names, without naming them
+    /// (the matrices ask for every chunk of rows).
+    pub fn width(&self) -> usize {
+        usize::from(self.candle) * CANDLE_LAGS * CANDLE_MEASURES.len()
+            + usize::from(self.window) * WINDOWS.len() * WINDOW_MEASURES.len()
+    }
+
     /// The columns, in the order [`values_at`] fills them; the rank
     /// family keeps the names (it changes the values, not the columns).
     pub fn columns(&self) -> Vec<String> {
@@ -397,6 +404,7 @@ mod tests {
         let f = Families::parse(&["window".into(), "candle".into()]).unwrap();
         assert_eq!(f.names(), ["candle", "window"]);
         assert_eq!(f.columns().len(), 5 * 5 + 4 * 18);
+        assert_eq!(f.width(), f.columns().len());
         assert_eq!(f.lookback(), 60);
         let err = Families::parse(&["volume".into()]).unwrap_err();
         assert!(

@@ -204,7 +204,7 @@ pub fn fill_families(candles: &[Candle], snapshots: &mut [Snapshot], families: F
         t += candles[t..].partition_point(|c| c.date < s.date);
         s.features.extra = match candles.get(t) {
             Some(c) if c.date == s.date => scratch.values_at(candles, t, families),
-            _ => vec![f32::NAN; families.columns().len()].into_boxed_slice(),
+            _ => vec![f32::NAN; families.width()].into_boxed_slice(),
         };
     }
 }

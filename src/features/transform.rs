@@ -76,7 +76,7 @@ impl TransformerBundle {
     pub fn width(&self, columns: Columns) -> usize {
         match columns {
             Columns::Design => self.design_width(),
-            Columns::Batch => self.design_width() + self.families.columns().len(),
+            Columns::Batch => self.design_width() + self.families.width(),
         }
     }
 
