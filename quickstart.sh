@@ -34,6 +34,9 @@ for day in 2020-12-23 2020-12-24 2020-12-28 2020-12-29 2020-12-30 2020-12-31; do
 done
 # The last replayed session (without --as-of, a weekend run would have nothing to do).
 "$bin/score" --watchlist us --top-k 3 --as-of 2020-12-31
+# The night watch over the replayed week: realised figures so far, drift
+# (ten symbols are too few rows for the PSI checks: it says so), alerts.
+"$bin/monitor" --watchlist us --as-of 2020-12-31
 "$bin/artifacts" verify
 echo "quick start done: database data/swingml.db; models, metrics and predictions under artifacts/us/" >&2
 echo "  (artifacts --watchlist us list; predictions_*.parquet, backtest_daily_*.parquet and" >&2

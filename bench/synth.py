@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A synthetic daily OHLCV universe for benchmarks and tests (never committed).
 
-    python3 bench/synth.py SYMBOLS YEARS SEED [PLANTED] > universe.csv
+    python3 bench/synth.py SYMBOLS YEARS SEED [PLANTED [SHIFTED]] > universe.csv
 
 Seeded and deterministic. Per symbol: log returns with GARCH(1,1)-like
 volatility clusters and a market factor shared by all symbols, overnight
@@ -17,6 +17,11 @@ mean-reverts: its daily drift is -STRENGTH (1.0) times the mean of its last
 five daily returns (its next five days give back about half of the last
 five), a signal the features see (the 5-day return and its
 cross-sectional rank); the others stay random walks.
+
+With SHIFTED = n, the last n sessions of every symbol have three times
+the volatility (returns, overnight gaps and intraday ranges) and three
+times the volume: a drift the monitor must see. The random draws are the
+same as without it, so the sessions before are identical.
 """
 
 import datetime
@@ -42,6 +47,7 @@ def weekdays(start, n):
 def main():
     n_symbols, years, seed = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
     planted_share = float(sys.argv[4]) if len(sys.argv) > 4 else 0.0
+    shifted = int(sys.argv[5]) if len(sys.argv) > 5 else 0
     rng = random.Random(seed)
     days = weekdays(datetime.date(2015, 1, 2), int(252 * years))
     market = []
@@ -72,12 +78,15 @@ def main():
             r = drift + beta * market[i] + rng.gauss(0, math.sqrt(var))
             prev_r = r
             last5 = (last5 + [r])[-5:]
-            gap = rng.gauss(0, 0.3 * math.sqrt(var))
+            # The shift scales what is drawn, not the volatility process.
+            scale = 3.0 if i >= len(days) - shifted else 1.0
+            r = drift + scale * (r - drift)
+            gap = scale * rng.gauss(0, 0.3 * math.sqrt(var))
             open_ = price * math.exp(gap)
             close = price * math.exp(r)
-            hi = max(open_, close) * math.exp(abs(rng.gauss(0, 0.5 * math.sqrt(var))))
-            lo = min(open_, close) * math.exp(-abs(rng.gauss(0, 0.5 * math.sqrt(var))))
-            vol = int(rng.lognormvariate(13, 0.5))
+            hi = max(open_, close) * math.exp(scale * abs(rng.gauss(0, 0.5 * math.sqrt(var))))
+            lo = min(open_, close) * math.exp(-scale * abs(rng.gauss(0, 0.5 * math.sqrt(var))))
+            vol = int(scale * rng.lognormvariate(13, 0.5))
             price = close
             if rng.random() < 0.002:
                 continue  # a missing day

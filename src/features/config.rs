@@ -72,6 +72,11 @@ pub struct FeatureConfig {
     /// (their columns are in `columns` and the hash).
     #[serde(default)]
     pub families: Families,
+    /// The drift thresholds calibrated on chunks of the reference period
+    /// (absent in configs written before them: the monitor then uses the
+    /// PSI rule of thumb).
+    #[serde(default)]
+    pub drift: Option<DriftCalibration>,
 }
 
 /// The holdout's figures a live model is held to.
@@ -79,9 +84,56 @@ pub struct FeatureConfig {
 pub struct ValidationReference {
     pub k: usize,
     pub precision_at_k: f64,
-    /// Deciles of the ensemble score on the validation rows: the
-    /// reference for the drift of `p_score`.
+    /// Deciles of the live models' ensemble score on the validation rows:
+    /// the reference for the drift of `p_score`.
     pub score: Option<NumericReference>,
+    /// The top-K's mean after-cost return per pick on the holdout.
+    #[serde(default)]
+    pub top_k_mean_return: Option<f64>,
+}
+
+/// The thresholds for windows of `dates` dates.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Thresholds {
+    pub dates: usize,
+    /// Chunks of the reference period they come from.
+    pub chunks: usize,
+    /// Mean rows per chunk.
+    pub rows: f64,
+    /// The quantile level of each feature's chunk statistics the thresholds
+    /// sit at (the same for every feature).
+    pub level: f64,
+    pub features: BTreeMap<String, f64>,
+}
+
+/// What `monitor` judges drift by, stored in `feature_config` (computed by
+/// [`super::calibration`]).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct DriftCalibration {
+    pub false_alarm_rate: f64,
+    /// Percentiles (0, 1, …, 100) of each per-date feature's values over
+    /// the reference dates.
+    pub per_date: BTreeMap<String, Vec<f64>>,
+    /// Thresholds of the features, by window length.
+    pub features: Vec<Thresholds>,
+    /// Thresholds of `p_score` (calibrated on the holdout's dates and
+    /// scores), by window length.
+    pub score: Vec<Thresholds>,
+}
+
+impl DriftCalibration {
+    /// The feature thresholds for a window of `dates` dates.
+    pub fn features_for(&self, dates: usize) -> Option<&Thresholds> {
+        longest_within(&self.features, dates)
+    }
+
+    pub fn score_for(&self, dates: usize) -> Option<&Thresholds> {
+        longest_within(&self.score, dates)
+    }
+}
+
+fn longest_within(all: &[Thresholds], dates: usize) -> Option<&Thresholds> {
+    all.iter().filter(|t| t.dates <= dates).max_by_key(|t| t.dates)
 }
 
 /// A feature config that does not match the running code.
@@ -147,6 +199,7 @@ impl FeatureConfig {
             batch_weight: None,
             validation: None,
             expected_return: Vec::new(),
+            drift: None,
         }
     }
 

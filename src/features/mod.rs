@@ -6,6 +6,7 @@
 //! scoring time ([`snapshots`]), so the two can never compute a feature
 //! differently.
 
+pub mod calibration;
 pub mod config;
 pub mod cross_section;
 pub mod drift;
@@ -52,6 +53,10 @@ pub const NUMERIC_FEATURES: [&str; 26] = [
     "market_breadth_sma50",
     "rel_strength_20d",
 ];
+
+/// The numeric features with one value per date for the whole market:
+/// drift judges them as a series of dates, not as a histogram of rows.
+pub const PER_DATE_FEATURES: [&str; 3] = ["market_ret_5d", "market_ret_20d", "market_breadth_sma50"];
 
 /// The features computed from a symbol's own indicator row.
 pub const N_BASE_NUMERIC: usize = 17;

@@ -114,10 +114,19 @@ pub struct FileConfig {
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MonitorConfig {
+    /// The PSI rule of thumb, used only when the live feature config has
+    /// no thresholds calibrated on its reference (older configs, too short
+    /// a reference): at or over `psi_warn` a warning, `psi_alert` drift.
     pub psi_warn: f64,
     pub psi_alert: f64,
-    /// This many features at or over `psi_alert`: "retrain recommended".
+    /// Fewer scored rows in the window than this: the PSI features' drift
+    /// is "insufficient data", not judged (10 bins need ~10 rows each).
+    pub min_drift_rows: usize,
+    /// "Retrain recommended" when this many features (or `p_score`)
+    /// drifted in each of `retrain_after_runs` consecutive runs (runs on
+    /// distinct as-of dates).
     pub retrain_after_drifted_features: usize,
+    pub retrain_after_runs: usize,
     /// The precision check needs this many dates and top-K picks with
     /// completed horizons; with fewer it is a note, never an alarm.
     pub min_completed_dates: usize,
@@ -138,7 +147,9 @@ impl Default for MonitorConfig {
         MonitorConfig {
             psi_warn: 0.1,
             psi_alert: 0.25,
+            min_drift_rows: 100,
             retrain_after_drifted_features: 3,
+            retrain_after_runs: 2,
             min_completed_dates: 5,
             min_completed_picks: 30,
             max_model_age_days: 45,

@@ -69,9 +69,16 @@ pub fn python_json(args: &[&str]) -> serde_json::Value {
 /// A synthetic universe (bench/synth.py SYMBOLS YEARS SEED PLANTED)
 /// written into the context's folder, imported into `watchlist`.
 pub fn import_synthetic(ctx: &TestContext, watchlist: &str, symbols: &str, years: &str, seed: &str, planted: &str) {
+    import_synthetic_args(ctx, watchlist, &[symbols, years, seed, planted]);
+}
+
+/// `bench/synth.py` with these arguments (SYMBOLS YEARS SEED [PLANTED
+/// [SHIFTED]]), imported into `watchlist`; its CSV stays at `universe.csv`.
+pub fn import_synthetic_args(ctx: &TestContext, watchlist: &str, args: &[&str]) {
     let csv = ctx.path("universe.csv");
     let output = Command::new("python3")
-        .args([&repo("bench/synth.py"), symbols, years, seed, planted])
+        .arg(repo("bench/synth.py"))
+        .args(args)
         .output()
         .expect("python3");
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));

@@ -5,6 +5,7 @@ mod bootstrap;
 mod common;
 mod crash;
 mod cron;
+mod drift;
 mod edge;
 mod faults;
 mod fetch;

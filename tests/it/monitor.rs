@@ -370,7 +370,7 @@ fn the_html_report_opens_in_a_real_browser_with_every_chart() {
         4,
         "every chart is in the page the browser built"
     );
-    assert!(rendered.contains("precision@K per scan date") && rendered.contains("PSI per feature"));
+    assert!(rendered.contains("precision@K per scan date") && rendered.contains("drift per feature"));
     let console: Vec<&str> = String::from_utf8_lossy(&dom.stderr)
         .lines()
         .filter(|l| l.contains("CONSOLE"))
@@ -537,4 +537,78 @@ fn a_missed_update_is_told_from_a_model_kept_as_a_candidate() {
         notes.contains("was kept as a candidate") && notes.contains("nothing to run"),
         "{notes}"
     );
+}
+
+#[test]
+fn the_quick_start_monitor_run_raises_no_drift_alert_and_says_why() {
+    // quickstart.sh's steps, then its monitor run.
+    let ctx = with_us_candles();
+    ctx.run("ta-signals", &["run", "--watchlist", "us", "--as-of", "2020-11-30"])
+        .assert_ok();
+    let bootstrap = [
+        "--watchlist",
+        "us",
+        "--train-years",
+        "2",
+        "--top-k",
+        "3",
+        "--as-of",
+        "2020-11-30",
+        "--force",
+    ];
+    ctx.run("bootstrap", &bootstrap).assert_ok();
+    for day in DECEMBER[4..].iter() {
+        ctx.run("ta-signals", &["run", "--watchlist", "us", "--as-of", day])
+            .assert_ok();
+        ctx.run("score", &["--watchlist", "us", "--top-k", "3", "--as-of", day])
+            .assert_ok();
+        ctx.run(
+            "incremental-update",
+            &["--watchlist", "us", "--top-k", "3", "--as-of", day],
+        )
+        .assert_ok();
+    }
+    let text = ctx.run("monitor", &["--watchlist", "us", "--as-of", "2020-12-31"]);
+    text.assert_ok();
+    let r = report(
+        ctx.run(
+            "monitor",
+            &["--watchlist", "us", "--as-of", "2020-12-31", "--format", "json"],
+        )
+        .assert_ok(),
+    );
+    let codes: Vec<&str> = r["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["code"].as_str().unwrap())
+        .collect();
+    assert!(
+        !codes.contains(&"feature_drift") && !codes.contains(&"retrain_recommended"),
+        "{codes:?}"
+    );
+    // Ten symbols over the six scored dates of the 7-date window: too few
+    // rows for a PSI over 10 bins; the reason is in the report and the text.
+    let check = &r["drift_check"];
+    assert_eq!(check["status"], "insufficient data", "{check}");
+    assert_eq!((check["rows"].as_u64(), check["dates"].as_u64()), (Some(60), Some(6)));
+    assert!(
+        check["reason"]
+            .as_str()
+            .unwrap()
+            .contains("60 scored rows over 6 date(s)"),
+        "{check}"
+    );
+    assert!(
+        text.stdout.contains("note  drift: insufficient data"),
+        "{}",
+        text.stdout
+    );
+    for d in r["drift"].as_array().unwrap() {
+        match d["kind"].as_str().unwrap() {
+            // The market's per-date values are still judged, calibrated.
+            "per_date" => assert_eq!(d["threshold_from"], "calibrated", "{d}"),
+            _ => assert_eq!(d["status"], "insufficient data", "{d}"),
+        }
+    }
 }

@@ -252,9 +252,13 @@ pub struct BootstrapReport {
     pub universe: UniverseRule,
     pub untradeable_rows: usize,
     pub exchange: String,
-    /// The holdout's ensemble scores (the drift reference of `p_score`).
+    /// The live (final) models' ensemble scores of the holdout's rows, in
+    /// their order: the drift reference of `p_score`. The final models
+    /// were trained on these rows too, but the holdout's own models score
+    /// differently (less data, another base rate), and a drift check must
+    /// compare the live models with themselves.
     #[serde(skip)]
-    pub validation_scores: Vec<f64>,
+    pub reference_scores: Vec<f64>,
     pub barrier: Barrier,
     /// Symbols whose candles start after the first training date (they
     /// joined the data later: survivorship is not undone by this).
@@ -420,6 +424,11 @@ async fn bootstrap(
         &mut timings,
     )?;
 
+    let reference_scores = timed(&mut timings.metrics, || -> anyhow::Result<Vec<f64>> {
+        let (online, batch) = score_rows(&final_models, &data.rows, &split.valid)?;
+        Ok(ensemble(&online, &batch, params.batch_weight))
+    })?;
+
     let production = timed(&mut timings.metrics, || {
         promotion::compare_with_production(store, &data.rows, split, &holdout_scores, &params)
     });
@@ -458,7 +467,7 @@ async fn bootstrap(
         folds: fold_reports,
         pooled_backtest,
         ranking,
-        validation_scores: fitted.valid_scores.clone(),
+        reference_scores,
         holdout_backtest,
         barrier,
         late_starts: built.late_starts,

@@ -75,7 +75,7 @@ pub(super) fn write_artifacts(
                 crate::parquet_out::write_labeled(w, &data.rows, &part, &families.columns())
             })
         },
-        || FeatureConfig::from_training(data.rows.iter().map(|r| &r.features), families),
+        || reference_and_drift(data, windows, report, families),
     );
     let labeled = labeled?;
     let lineage = vec![
@@ -95,11 +95,6 @@ pub(super) fn write_artifacts(
         ranking: report.ranking.as_ref().map(|r| r.chosen.to_string()),
         batch_weight: report.ranking.as_ref().map(|r| r.ensemble.batch_weight),
         expected_return: report.return_by_score.clone(),
-        validation: Some(crate::features::config::ValidationReference {
-            k: report.ensemble.k,
-            precision_at_k: report.ensemble.precision_at_k,
-            score: crate::features::config::numeric_reference(report.validation_scores.clone()),
-        }),
         ..reference
     };
     let config = store.write_json(&by, spec("feature_config", "json"), &feature_config)?;
@@ -198,6 +193,38 @@ pub(super) fn write_artifacts(
     Ok(vec![
         labeled, config, bundle, online, batch, online_m, batch_m, backtest, daily, trades,
     ])
+}
+
+/// The feature config's reference: the training rows' distributions, the
+/// holdout's figures and score distribution, and the drift thresholds
+/// calibrated on chunks of both.
+fn reference_and_drift(
+    data: &DataSet,
+    windows: &Windows,
+    report: &BootstrapReport,
+    families: crate::features::Families,
+) -> FeatureConfig {
+    use crate::features::calibration::{FALSE_ALARM_RATE, calibrate_features, calibrate_score};
+    let rows: Vec<&crate::features::Features> = data.rows.iter().map(|r| &r.features).collect();
+    let dates: Vec<NaiveDate> = data.rows.iter().map(|r| r.date).collect();
+    let config = FeatureConfig::from_training(rows.iter().copied(), families);
+    let mut drift = calibrate_features(&dates, &rows, &config.reference, FALSE_ALARM_RATE);
+    let score = crate::features::config::numeric_reference(report.reference_scores.clone());
+    if let Some(score) = &score {
+        // The holdout's scores are in the order of its rows.
+        let valid_dates: Vec<NaiveDate> = windows.holdout.valid.iter().map(|&i| data.rows[i].date).collect();
+        drift.score = calibrate_score(&valid_dates, &report.reference_scores, score, FALSE_ALARM_RATE);
+    }
+    FeatureConfig {
+        validation: Some(crate::features::config::ValidationReference {
+            k: report.ensemble.k,
+            precision_at_k: report.ensemble.precision_at_k,
+            score,
+            top_k_mean_return: Some(report.ensemble.top_k_mean_return),
+        }),
+        drift: Some(drift),
+        ..config
+    }
 }
 
 fn format_years(years: f64) -> String {

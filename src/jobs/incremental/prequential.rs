@@ -31,15 +31,7 @@ impl Trailing {
     /// would promote equal models about one time in eleven); `None` under
     /// two such dates.
     pub(super) fn upper_bound(&self, horizon: usize) -> Option<f64> {
-        let n = self.diffs.len() as f64;
-        let independent = self.diffs.len() / horizon.max(1);
-        if self.diffs.len() < 2 || independent < 2 {
-            return None;
-        }
-        let mean = self.diffs.iter().sum::<f64>() / n;
-        let var = self.diffs.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / (n - 1.0);
-        let t = crate::models::backtest::t_95_one_sided(independent - 1);
-        Some(mean + t * (var / independent as f64).sqrt())
+        crate::models::backtest::overlapping_mean_upper_95(&self.diffs, horizon)
     }
 }
 

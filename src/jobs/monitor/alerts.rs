@@ -8,7 +8,7 @@ use chrono::NaiveDate;
 use serde::Serialize;
 
 use super::MonitorReport;
-use super::figures::Drift;
+use super::drift::{self, Drift};
 use super::predictions::{PredictionsFile, Scored};
 use crate::context::Context;
 use crate::jobs::production::ProductionModels;
@@ -45,58 +45,26 @@ pub(super) async fn alerts(
             figures,
         })
     };
-    let drifted: Vec<&Drift> = report.drift.iter().filter(|d| d.psi >= cfg.psi_alert).collect();
-    for d in &report.drift {
-        if d.psi >= cfg.psi_alert || d.psi >= cfg.psi_warn {
-            let severity = if d.psi >= cfg.psi_alert { "alert" } else { "warn" };
-            add(
-                "feature_drift",
-                severity,
-                format!("{} drifted: PSI {:.3}", d.feature, d.psi),
-                serde_json::json!({"feature": d.feature, "psi": d.psi}),
-            );
-        }
+    drift_alerts(store, report, cfg, &mut add, &mut notes);
+    let horizon = production.feature_config.label.map_or(5, |b| b.horizon);
+    let realised = realised_below_validation(report, production, cfg, horizon, &mut notes);
+    for (code, message, figures) in &realised {
+        add(code, "alert", message.clone(), figures.clone());
     }
-    if drifted.len() >= cfg.retrain_after_drifted_features {
-        let names: Vec<&str> = drifted.iter().map(|d| d.feature.as_str()).collect();
+    if !realised.is_empty() {
         add(
             "retrain_recommended",
             "alert",
             format!(
-                "{} features drifted (PSI ≥ {}): retrain recommended",
-                names.len(),
-                cfg.psi_alert
+                "realised {} below the validation figure beyond noise: retrain recommended",
+                realised
+                    .iter()
+                    .map(|r| r.0.trim_end_matches("_drop"))
+                    .collect::<Vec<_>>()
+                    .join(" and ")
             ),
-            serde_json::json!({"features": names}),
+            serde_json::json!({"because": realised.iter().map(|r| r.0).collect::<Vec<_>>()}),
         );
-    }
-    // Realised precision against the training validation figure, only
-    // with enough completed evidence.
-    let completed_dates = report
-        .dates
-        .iter()
-        .filter(|d| d.performance.top_k_completed > 0)
-        .count();
-    match (report.validation_precision_at_k, report.pooled.precision_at_k) {
-        (Some(train), Some(live))
-            if completed_dates >= cfg.min_completed_dates
-                && report.pooled.top_k_completed >= cfg.min_completed_picks =>
-        {
-            if live < 0.8 * train {
-                add(
-                    "precision_drop",
-                    "alert",
-                    format!("precision@K {live:.3} is more than 20 % below the validation {train:.3}"),
-                    serde_json::json!({"live": live, "validation": train, "ci95": report.pooled.precision_at_k_ci95,
-                        "dates": completed_dates, "picks": report.pooled.top_k_completed}),
-                );
-            }
-        }
-        _ => notes.push(format!(
-            "insufficient data for the precision check: {completed_dates} completed date(s), {} completed pick(s) \
-             (minimum {} and {})",
-            report.pooled.top_k_completed, cfg.min_completed_dates, cfg.min_completed_picks
-        )),
     }
     // Model age: the live batch model's training as-of.
     if let Some(trained) = trained_as_of(store, production) {
@@ -164,7 +132,6 @@ pub(super) async fn alerts(
         );
     }
     // The online model should have learned the scan date `horizon` bars back.
-    let horizon = production.feature_config.label.map_or(5, |b| b.horizon);
     if window.len() > horizon
         && let Some(learned) = production.online.learned_through
     {
@@ -210,6 +177,242 @@ pub(super) async fn alerts(
     report.alerts.extend(found);
     report.notes.extend(notes);
     Ok(())
+}
+
+type AddAlert<'a> = dyn FnMut(&'static str, &'static str, String, serde_json::Value) + 'a;
+
+/// An alert per drifted feature (calibrated, or the rule of thumb's bands),
+/// a note when the window is too small to judge, and "retrain recommended"
+/// when several features or `p_score` drifted in this run and in the
+/// previous `retrain_after_runs − 1` runs (earlier as-of dates).
+fn drift_alerts(
+    store: &WatchlistStore,
+    report: &MonitorReport,
+    cfg: &crate::settings::MonitorConfig,
+    add: &mut AddAlert<'_>,
+    notes: &mut Vec<String>,
+) {
+    for d in &report.drift {
+        let severity = match d.status {
+            drift::DRIFTED => "alert",
+            drift::WATCH => "warn",
+            _ => continue,
+        };
+        let against = match (d.threshold, d.threshold_from) {
+            (Some(t), Some(from)) => format!(" (threshold {t:.3}, {from})"),
+            _ => String::new(),
+        };
+        add(
+            "feature_drift",
+            severity,
+            format!(
+                "{} drifted: {} {:.3}{against}",
+                d.feature,
+                d.statistic.to_uppercase(),
+                d.value
+            ),
+            serde_json::json!({"feature": d.feature, "statistic": d.statistic, "value": d.value,
+                "threshold": d.threshold, "threshold_from": d.threshold_from, "psi": d.psi}),
+        );
+    }
+    if report.drift_check.status != "calibrated" {
+        notes.push(format!("drift: {}", report.drift_check.reason));
+    }
+    let this = DriftEpisode::of(&report.drift, cfg);
+    if !this.is_episode(cfg) {
+        return;
+    }
+    let wanted = cfg.retrain_after_runs.max(1) - 1;
+    let earlier = match earlier_episodes(store, report.as_of, wanted, cfg) {
+        Ok(e) => e,
+        Err(err) => {
+            tracing::warn!("earlier monitor reports could not be read: {err:#}");
+            Vec::new()
+        }
+    };
+    let persisted = earlier.len() == wanted && earlier.iter().all(|(_, e)| e.is_episode(cfg));
+    if persisted {
+        let runs: Vec<NaiveDate> = earlier.iter().map(|(d, _)| *d).chain([report.as_of]).collect();
+        add(
+            "retrain_recommended",
+            "alert",
+            format!(
+                "drift persisted over {} consecutive run(s) (as of {}): {}: retrain recommended",
+                runs.len(),
+                runs.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "),
+                this.describe()
+            ),
+            serde_json::json!({"runs": runs, "features": this.features, "p_score": this.score}),
+        );
+    } else {
+        notes.push(format!(
+            "{}; retrain is recommended only if it persists over {} consecutive run(s)",
+            this.describe(),
+            cfg.retrain_after_runs.max(1)
+        ));
+    }
+}
+
+/// What drifted in one run.
+#[derive(Debug, Default)]
+struct DriftEpisode {
+    features: Vec<String>,
+    score: bool,
+}
+
+impl DriftEpisode {
+    fn of(drift: &[Drift], _cfg: &crate::settings::MonitorConfig) -> DriftEpisode {
+        DriftEpisode {
+            features: drift
+                .iter()
+                .filter(|d| d.status == drift::DRIFTED && d.kind != "score")
+                .map(|d| d.feature.clone())
+                .collect(),
+            score: drift.iter().any(|d| d.status == drift::DRIFTED && d.kind == "score"),
+        }
+    }
+
+    fn from_json(report: &serde_json::Value) -> DriftEpisode {
+        let drifted = |score: bool| {
+            report["drift"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|d| d["status"] == drift::DRIFTED && (d["kind"] == "score") == score)
+                .filter_map(|d| d["feature"].as_str().map(str::to_string))
+                .collect::<Vec<_>>()
+        };
+        DriftEpisode {
+            features: drifted(false),
+            score: !drifted(true).is_empty(),
+        }
+    }
+
+    fn is_episode(&self, cfg: &crate::settings::MonitorConfig) -> bool {
+        self.score || self.features.len() >= cfg.retrain_after_drifted_features.max(1)
+    }
+
+    fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if !self.features.is_empty() {
+            parts.push(format!(
+                "{} feature(s) drifted ({})",
+                self.features.len(),
+                self.features.join(", ")
+            ));
+        }
+        if self.score {
+            parts.push("p_score drifted".to_string());
+        }
+        parts.join(" and ")
+    }
+}
+
+/// The drift of the `wanted` monitor runs before `as_of` (the newest
+/// report of each earlier as-of date), newest written first until found.
+fn earlier_episodes(
+    store: &WatchlistStore,
+    as_of: NaiveDate,
+    wanted: usize,
+    _cfg: &crate::settings::MonitorConfig,
+) -> anyhow::Result<Vec<(NaiveDate, DriftEpisode)>> {
+    let mut found: BTreeMap<NaiveDate, DriftEpisode> = BTreeMap::new();
+    if wanted == 0 {
+        return Ok(Vec::new());
+    }
+    for record in store.list(Some("monitor_report"))? {
+        let report: serde_json::Value = serde_json::from_slice(&store.read(&record.name)?)?;
+        let Some(date) = report["as_of"].as_str().and_then(|d| d.parse::<NaiveDate>().ok()) else {
+            continue;
+        };
+        if date < as_of && !found.contains_key(&date) {
+            found.insert(date, DriftEpisode::from_json(&report));
+            // The runs just before this one: once enough dates are known,
+            // an older-written report of a later date is unlikely.
+            if found.len() >= wanted {
+                break;
+            }
+        }
+    }
+    Ok(found
+        .into_iter()
+        .rev()
+        .take(wanted)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect())
+}
+
+/// Realised precision@K and top-K return below the validation figures
+/// with a one-sided 95 % bound that excludes them: per-date figures of
+/// the completed dates, their overlapping horizons counted as fewer
+/// independent dates. With too few completed dates or picks, a note.
+fn realised_below_validation(
+    report: &MonitorReport,
+    production: &ProductionModels,
+    cfg: &crate::settings::MonitorConfig,
+    horizon: usize,
+    notes: &mut Vec<String>,
+) -> Vec<(&'static str, String, serde_json::Value)> {
+    let completed: Vec<&super::DateReport> = report
+        .dates
+        .iter()
+        .filter(|d| d.performance.top_k_completed > 0)
+        .collect();
+    if completed.len() < cfg.min_completed_dates || report.pooled.top_k_completed < cfg.min_completed_picks {
+        notes.push(format!(
+            "insufficient data for the precision check: {} completed date(s), {} completed pick(s) (minimum {} and {})",
+            completed.len(),
+            report.pooled.top_k_completed,
+            cfg.min_completed_dates,
+            cfg.min_completed_picks
+        ));
+        return Vec::new();
+    }
+    let validation = production.feature_config.validation.as_ref();
+    let checks = [
+        (
+            "precision_drop",
+            "precision@K",
+            validation.map(|v| v.precision_at_k),
+            completed
+                .iter()
+                .filter_map(|d| d.performance.precision_at_k)
+                .collect::<Vec<f64>>(),
+        ),
+        (
+            "return_drop",
+            "top-K mean after-cost return",
+            validation.and_then(|v| v.top_k_mean_return),
+            completed
+                .iter()
+                .filter_map(|d| d.performance.top_k_mean_return)
+                .collect(),
+        ),
+    ];
+    let mut out = Vec::new();
+    for (code, what, validation, per_date) in checks {
+        let Some(validation) = validation else { continue };
+        let mean = per_date.iter().sum::<f64>() / per_date.len().max(1) as f64;
+        match crate::models::backtest::overlapping_mean_upper_95(&per_date, horizon) {
+            Some(upper) if upper < validation => out.push((
+                code,
+                format!(
+                    "{what} {mean:.4} over {} completed date(s): its one-sided 95 % upper bound {upper:.4} is below                      the validation {validation:.4}",
+                    per_date.len()
+                ),
+                serde_json::json!({"live": mean, "upper_95": upper, "validation": validation,
+                    "dates": per_date.len(), "picks": report.pooled.top_k_completed, "horizon": horizon}),
+            )),
+            Some(_) => {}
+            None => notes.push(format!(
+                "{what}: {} completed date(s) are fewer than two independent ones at horizon {horizon}: not judged",
+                per_date.len()
+            )),
+        }
+    }
+    out
 }
 
 /// The as-of the live batch model was trained with (its sidecar).

@@ -1,13 +1,10 @@
 //! Realised figures of scored predictions (precision@K with its Wilson
 //! interval, hit rate, AUC, Brier, log loss, returns against the
-//! baselines) and drift against the training reference.
+//! baselines).
 
 use serde::Serialize;
 
 use super::predictions::Scored;
-use crate::features::drift::{categorical_psi, numeric_psi};
-use crate::features::{CATEGORICAL_FEATURES, NUMERIC_FEATURES};
-use crate::jobs::production::ProductionModels;
 use crate::models::metrics::{auc, log_loss};
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -27,13 +24,6 @@ pub struct Performance {
     pub top_k_mean_return: Option<f64>,
     pub all_mean_return: Option<f64>,
     pub rule_buy_mean_return: Option<f64>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Drift {
-    pub feature: String,
-    pub kind: &'static str,
-    pub psi: f64,
 }
 
 pub(super) fn mean(xs: &[f64]) -> Option<f64> {
@@ -87,51 +77,6 @@ pub(super) fn performance(rows: &[Scored], k: Option<usize>) -> Performance {
         all_mean_return: returns(&completed),
         rule_buy_mean_return: returns(&rule),
     }
-}
-
-/// PSI of every feature and of `p_score` against the training reference.
-pub(super) fn drift(production: &ProductionModels, rows: &[Scored]) -> Vec<Drift> {
-    let reference = &production.feature_config.reference;
-    let mut out = Vec::new();
-    for (i, name) in NUMERIC_FEATURES.iter().enumerate() {
-        let values: Vec<f64> = rows.iter().filter_map(|r| r.numeric[i]).collect();
-        if let Some(psi) = reference.numeric.get(*name).and_then(|r| numeric_psi(r, &values)) {
-            out.push(Drift {
-                feature: name.to_string(),
-                kind: "numeric",
-                psi,
-            });
-        }
-    }
-    for (i, name) in CATEGORICAL_FEATURES.iter().enumerate() {
-        let values = rows.iter().filter_map(|r| r.categorical[i].as_deref());
-        if let Some(psi) = reference
-            .categorical
-            .get(*name)
-            .and_then(|r| categorical_psi(r, values))
-        {
-            out.push(Drift {
-                feature: name.to_string(),
-                kind: "categorical",
-                psi,
-            });
-        }
-    }
-    let scores: Vec<f64> = rows.iter().map(|r| r.p_score).collect();
-    if let Some(psi) = production
-        .feature_config
-        .validation
-        .as_ref()
-        .and_then(|v| v.score.as_ref())
-        .and_then(|r| numeric_psi(r, &scores))
-    {
-        out.push(Drift {
-            feature: "p_score".into(),
-            kind: "score",
-            psi,
-        });
-    }
-    out
 }
 
 #[cfg(test)]

@@ -194,35 +194,40 @@ fn calibration_chart(r: &MonitorReport) -> String {
     svg(&body)
 }
 
-fn psi_chart(r: &MonitorReport, warn: f64, alert: f64) -> String {
-    let title = "PSI per feature against the training reference";
+/// Each feature's drift statistic over the threshold it is judged
+/// against (1 = the threshold): PSI and KS features on one scale.
+fn drift_chart(r: &MonitorReport, psi_alert: f64) -> String {
+    let title = "drift per feature: statistic / its threshold (calibrated, or the PSI rule of thumb)";
     if r.drift.is_empty() {
         return no_data(title, "no scored rows in the window");
     }
+    let ratio = |d: &super::Drift| d.value / d.threshold.unwrap_or(psi_alert).max(1e-12);
     let n = r.drift.len();
-    let top = r.drift.iter().map(|d| d.psi).fold(alert * 1.2, f64::max);
+    let top = r.drift.iter().map(ratio).fold(1.5, f64::max);
     let frame = Frame {
         x_max: n as f64,
         y_min: 0.0,
         y_max: top,
     };
-    let mut body = frame.axes(title, &[], &|v| format!("{v:.2}"));
+    let mut body = frame.axes(title, &[], &|v| format!("{v:.1}"));
     let slot = (WIDTH - LEFT - RIGHT) / n as f64;
     for (i, d) in r.drift.iter().enumerate() {
-        let class = if d.psi >= alert {
-            "bar alert"
-        } else if d.psi >= warn {
-            "bar warn"
-        } else {
-            "bar ok"
+        let class = match d.status {
+            super::drift::DRIFTED => "bar alert",
+            super::drift::WATCH => "bar warn",
+            super::drift::OK => "bar ok",
+            _ => "bar na",
         };
-        let (x, y) = (LEFT + slot * i as f64 + 1.0, frame.y(d.psi));
+        let (x, y) = (LEFT + slot * i as f64 + 1.0, frame.y(ratio(d)));
         body.push_str(&format!(
-            r##"<rect x="{x:.1}" y="{y:.1}" width="{:.1}" height="{:.1}" class="{class}"><title>{}: {:.4}</title></rect>"##,
+            r##"<rect x="{x:.1}" y="{y:.1}" width="{:.1}" height="{:.1}" class="{class}"><title>{}: {} {:.4}, threshold {}, {}</title></rect>"##,
             (slot - 2.0).max(1.0),
             (HEIGHT - BOTTOM - y).max(0.0),
             esc(&d.feature),
-            d.psi
+            d.statistic,
+            d.value,
+            d.threshold.map_or("none".to_string(), |t| format!("{t:.4}")),
+            d.status
         ));
         body.push_str(&format!(
             r##"<text transform="translate({:.1},{}) rotate(60)" class="small">{}</text>"##,
@@ -231,8 +236,7 @@ fn psi_chart(r: &MonitorReport, warn: f64, alert: f64) -> String {
             esc(&d.feature.chars().take(14).collect::<String>())
         ));
     }
-    body.push_str(&frame.hline(warn, "warnline", &format!("{warn}")));
-    body.push_str(&frame.hline(alert, "alertline", &format!("{alert}")));
+    body.push_str(&frame.hline(1.0, "alertline", "threshold"));
     svg(&body)
 }
 
@@ -277,7 +281,7 @@ fn returns_chart(r: &MonitorReport) -> String {
 }
 
 /// The whole page.
-pub fn render(r: &MonitorReport, psi_warn: f64, psi_alert: f64) -> String {
+pub fn render(r: &MonitorReport, psi_alert: f64) -> String {
     let opt = |x: Option<f64>| x.map(|v| format!("{v:.4}")).unwrap_or_else(|| "n/a".into());
     let pct = |x: Option<f64>| {
         x.map(|v| format!("{:+.3} %", 100.0 * v))
@@ -342,12 +346,12 @@ svg {{ display: block; margin: 16px 0; background: #fafafa; }}
 .line {{ fill: none; stroke-width: 2; }} polyline.model {{ stroke: #1565c0; }} circle.model {{ fill: #1565c0; }}
 polyline.universe {{ stroke: #9e9e9e; }} circle.universe {{ fill: #9e9e9e; }}
 .model-text {{ fill: #1565c0; font-size: 12px; }} .universe-text {{ fill: #757575; font-size: 12px; }}
-.bar.ok {{ fill: #90caf9; }} .bar.warn {{ fill: #ffb74d; }} .bar.alert {{ fill: #e57373; }}
+.bar.ok {{ fill: #90caf9; }} .bar.warn {{ fill: #ffb74d; }} .bar.alert {{ fill: #e57373; }} .bar.na {{ fill: #e0e0e0; }}
 </style></head><body>
 <h1>swingml monitor — {wl} as of {as_of} <span class="status {status}">{status}</span></h1>
 <h2>Alerts</h2>{alerts}
 <h2>Realised performance</h2>{figures}
-{precision}{calibration}{psi}{returns}
+{precision}{calibration}<h2>Drift</h2><p class="note">{drift_reason}</p>{psi}{returns}
 <p class="note">Run {run}. Window: {window}.</p>
 </body></html>
 "##,
@@ -358,7 +362,8 @@ polyline.universe {{ stroke: #9e9e9e; }} circle.universe {{ fill: #9e9e9e; }}
         figures = figures,
         precision = precision_chart(r),
         calibration = calibration_chart(r),
-        psi = psi_chart(r, psi_warn, psi_alert),
+        psi = drift_chart(r, psi_alert),
+        drift_reason = esc(&r.drift_check.reason),
         returns = returns_chart(r),
         run = esc(&r.run_id),
         window = r

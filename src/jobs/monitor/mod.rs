@@ -25,14 +25,16 @@ use crate::labels::Label;
 use crate::store::{InputRef, NameStyle, NewArtifact, WatchlistStore};
 
 mod alerts;
+mod drift;
 mod figures;
 mod html;
 mod notify;
 mod predictions;
 
 pub use alerts::Alert;
-pub use figures::{Drift, Performance};
-use figures::{drift, performance};
+pub use drift::{Drift, DriftCheck};
+pub use figures::Performance;
+use figures::performance;
 use predictions::{Scored, predictions_files, read_predictions};
 
 pub const JOB: &str = "monitor";
@@ -76,6 +78,9 @@ pub struct MonitorReport {
     pub pooled: Performance,
     pub dates: Vec<DateReport>,
     pub drift: Vec<Drift>,
+    /// How the drift was judged and why (calibrated, rule of thumb,
+    /// insufficient data).
+    pub drift_check: DriftCheck,
     /// 10 bins of p_score over the completed predictions.
     pub calibration: Vec<crate::models::metrics::CalibrationBin>,
     pub alerts: Vec<Alert>,
@@ -185,6 +190,7 @@ async fn monitor(
         pooled: Performance::default(),
         dates: Vec::new(),
         drift: Vec::new(),
+        drift_check: DriftCheck::default(),
         calibration: Vec::new(),
         alerts: Vec::new(),
         notes: Vec::new(),
@@ -234,7 +240,7 @@ async fn monitor(
             .map(|r| r.outcome.map_or(0, |l| l.label))
             .collect::<Vec<_>>(),
     );
-    report.drift = drift(production, &rows);
+    (report.drift, report.drift_check) = drift::drift(&production.feature_config, &rows, cfg);
     alerts::alerts(
         ctx,
         store,
@@ -283,7 +289,7 @@ fn publish(
         name: preview.name.clone(),
         sha256: preview.sha256.clone(),
     });
-    let page = html::render(report, ctx.settings.monitor.psi_warn, ctx.settings.monitor.psi_alert);
+    let page = html::render(report, ctx.settings.monitor.psi_alert);
     let html = store.write_bytes(
         &by,
         NewArtifact::new("monitor_html", NameStyle::Timestamped, "html")
@@ -405,6 +411,14 @@ pub fn render(r: &MonitorReport, format: ReportFormat) -> anyhow::Result<String>
         pct(p.all_mean_return),
         pct(p.rule_buy_mean_return)
     );
+    if r.drift_check.status == "calibrated" {
+        let over = r.drift.iter().filter(|d| d.status == drift::DRIFTED).count();
+        out.push_str(&format!(
+            "drift: {over} of {} statistics over their threshold; {}\n",
+            r.drift.len(),
+            r.drift_check.reason
+        ));
+    }
     for a in &r.alerts {
         out.push_str(&format!("{:<5} {}: {}\n", a.severity, a.code, a.message));
     }

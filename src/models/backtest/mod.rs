@@ -30,7 +30,9 @@ use serde::Serialize;
 
 use super::metrics::{EvalSet, top_k};
 pub use book::Position;
-pub use stats::{Interval, SeriesStats, SplitMix, TradeStats, block_bootstrap, t_95_one_sided};
+pub use stats::{
+    Interval, SeriesStats, SplitMix, TradeStats, block_bootstrap, overlapping_mean_upper_95, t_95_one_sided,
+};
 
 /// The book and figures of the README and the backtest JSON, in one line.
 pub const CONVENTION: &str = "each scan date's cohort enters as its label does (the next open by default): top-K \
