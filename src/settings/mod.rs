@@ -11,11 +11,13 @@ use serde::Deserialize;
 use crate::calendar::{CalendarConfig, Calendars};
 
 mod fetch;
+mod monitor;
 mod training;
 mod universe;
 use crate::candles::CandleSource;
 use fetch::validate_fetch;
 pub use fetch::{ApiKeys, FINNHUB_KEY_VAR, FetchConfig, NOW_VAR, ProviderConfig, Secret, TWELVEDATA_KEY_VAR};
+pub use monitor::{EmailConfig, EmailSecurity, MonitorConfig, SMTP_PASSWORD_VAR, SMTP_USERNAME_VAR, SendEmail};
 pub use training::{BootstrapConfig, FeaturesConfig, PromotionConfig};
 pub use universe::{CostConfig, TickSetting, UniverseConfig, exchange_defaults};
 
@@ -108,55 +110,6 @@ pub struct FileConfig {
     pub batch: BatchParams,
     pub fetch: FetchConfig,
     pub calendar: CalendarConfig,
-}
-
-/// `[monitor]`: thresholds of the night watch.
-#[derive(Debug, Clone, Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct MonitorConfig {
-    /// The PSI rule of thumb, used only when the live feature config has
-    /// no thresholds calibrated on its reference (older configs, too short
-    /// a reference): at or over `psi_warn` a warning, `psi_alert` drift.
-    pub psi_warn: f64,
-    pub psi_alert: f64,
-    /// Fewer scored rows in the window than this: the PSI features' drift
-    /// is "insufficient data", not judged (10 bins need ~10 rows each).
-    pub min_drift_rows: usize,
-    /// "Retrain recommended" when this many features (or `p_score`)
-    /// drifted in each of `retrain_after_runs` consecutive runs (runs on
-    /// distinct as-of dates).
-    pub retrain_after_drifted_features: usize,
-    pub retrain_after_runs: usize,
-    /// The precision check needs this many dates and top-K picks with
-    /// completed horizons; with fewer it is a note, never an alarm.
-    pub min_completed_dates: usize,
-    pub min_completed_picks: usize,
-    /// Calendar days between the live models' training as-of and the run's.
-    pub max_model_age_days: i64,
-    /// Weekday sessions the newest candle may lag behind today.
-    pub max_data_lag_sessions: i64,
-    /// Slack-compatible webhook for alerts (env SWINGML_WEBHOOK_URL and
-    /// `--notify-url` win). It carries a secret: never logged in full, never
-    /// written into a report.
-    #[serde(skip_serializing)]
-    pub webhook_url: Option<String>,
-}
-
-impl Default for MonitorConfig {
-    fn default() -> Self {
-        MonitorConfig {
-            psi_warn: 0.1,
-            psi_alert: 0.25,
-            min_drift_rows: 100,
-            retrain_after_drifted_features: 3,
-            retrain_after_runs: 2,
-            min_completed_dates: 5,
-            min_completed_picks: 30,
-            max_model_age_days: 45,
-            max_data_lag_sessions: 2,
-            webhook_url: None,
-        }
-    }
 }
 
 /// `[incremental]`: when a daily update replaces the live online model.
@@ -335,6 +288,7 @@ impl Settings {
     pub fn resolve(args: &CommonArgs) -> anyhow::Result<Settings> {
         let file = load_file_config(args.config.as_deref())?;
         validate_training(&file)?;
+        file.monitor.validate()?;
         // clap already merged the --database-url flag with DATABASE_URL.
         let database_url = args
             .database_url

@@ -7,6 +7,7 @@ mod crash;
 mod cron;
 mod drift;
 mod edge;
+mod email;
 mod faults;
 mod fetch;
 mod fuzz;

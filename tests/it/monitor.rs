@@ -6,7 +6,7 @@ use crate::common::TestContext;
 
 /// Candles, indicators, a bootstrap as of 2020-11-30 and a score run for
 /// each of `days`.
-fn replay(days: &[&str]) -> TestContext {
+pub(crate) fn replay(days: &[&str]) -> TestContext {
     let ctx = with_us_candles();
     ctx.run("ta-signals", &["run", "--watchlist", "us"]).assert_ok();
     bootstrap(&ctx, "us", &["--force", "--as-of", "2020-11-30"]).assert_ok();
@@ -17,7 +17,7 @@ fn replay(days: &[&str]) -> TestContext {
     ctx
 }
 
-const DECEMBER: [&str; 10] = [
+pub(crate) const DECEMBER: [&str; 10] = [
     "2020-12-17",
     "2020-12-18",
     "2020-12-21",

@@ -104,7 +104,7 @@ impl FaultProxy {
 /// Start `tests/<script> args…` with python3; the port it prints first.
 /// It serves until its stdin closes (when the child handle is dropped or
 /// this process ends).
-fn start_python(script_and_args: &[&str], what: &str) -> (u16, Child) {
+pub(crate) fn start_python(script_and_args: &[&str], what: &str) -> (u16, Child) {
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests")
         .join(script_and_args[0]);

@@ -218,12 +218,12 @@ fn drift_alerts(
     if report.drift_check.status != "calibrated" {
         notes.push(format!("drift: {}", report.drift_check.reason));
     }
-    let this = DriftEpisode::of(&report.drift, cfg);
+    let this = DriftEpisode::of(&report.drift);
     if !this.is_episode(cfg) {
         return;
     }
     let wanted = cfg.retrain_after_runs.max(1) - 1;
-    let earlier = match earlier_episodes(store, report.as_of, wanted, cfg) {
+    let earlier = match earlier_episodes(store, report.as_of, wanted) {
         Ok(e) => e,
         Err(err) => {
             tracing::warn!("earlier monitor reports could not be read: {err:#}");
@@ -261,7 +261,7 @@ struct DriftEpisode {
 }
 
 impl DriftEpisode {
-    fn of(drift: &[Drift], _cfg: &crate::settings::MonitorConfig) -> DriftEpisode {
+    fn of(drift: &[Drift]) -> DriftEpisode {
         DriftEpisode {
             features: drift
                 .iter()
@@ -314,7 +314,6 @@ fn earlier_episodes(
     store: &WatchlistStore,
     as_of: NaiveDate,
     wanted: usize,
-    _cfg: &crate::settings::MonitorConfig,
 ) -> anyhow::Result<Vec<(NaiveDate, DriftEpisode)>> {
     let mut found: BTreeMap<NaiveDate, DriftEpisode> = BTreeMap::new();
     if wanted == 0 {
@@ -394,25 +393,49 @@ fn realised_below_validation(
     let mut out = Vec::new();
     for (code, what, validation, per_date) in checks {
         let Some(validation) = validation else { continue };
-        let mean = per_date.iter().sum::<f64>() / per_date.len().max(1) as f64;
-        match crate::models::backtest::overlapping_mean_upper_95(&per_date, horizon) {
-            Some(upper) if upper < validation => out.push((
+        match below_validation(&per_date, validation, horizon) {
+            Realised::Below { mean, upper } => out.push((
                 code,
                 format!(
-                    "{what} {mean:.4} over {} completed date(s): its one-sided 95 % upper bound {upper:.4} is below                      the validation {validation:.4}",
+                    "{what} {mean:.4} over {} completed date(s): its one-sided 95 % upper bound {upper:.4} is below \
+                     the validation {validation:.4}",
                     per_date.len()
                 ),
                 serde_json::json!({"live": mean, "upper_95": upper, "validation": validation,
                     "dates": per_date.len(), "picks": report.pooled.top_k_completed, "horizon": horizon}),
             )),
-            Some(_) => {}
-            None => notes.push(format!(
+            Realised::Within => {}
+            Realised::TooFew => notes.push(format!(
                 "{what}: {} completed date(s) are fewer than two independent ones at horizon {horizon}: not judged",
                 per_date.len()
             )),
         }
     }
     out
+}
+
+#[derive(Debug, PartialEq)]
+enum Realised {
+    /// The one-sided 95 % upper bound of the per-date mean is below the
+    /// validation figure.
+    Below {
+        mean: f64,
+        upper: f64,
+    },
+    Within,
+    /// Under two independent dates (completed dates / horizon).
+    TooFew,
+}
+
+fn below_validation(per_date: &[f64], validation: f64, horizon: usize) -> Realised {
+    match crate::models::backtest::overlapping_mean_upper_95(per_date, horizon) {
+        Some(upper) if upper < validation => Realised::Below {
+            mean: per_date.iter().sum::<f64>() / per_date.len() as f64,
+            upper,
+        },
+        Some(_) => Realised::Within,
+        None => Realised::TooFew,
+    }
 }
 
 /// The as-of the live batch model was trained with (its sidecar).
@@ -431,4 +454,35 @@ pub(super) fn trained_as_of(store: &WatchlistStore, production: &ProductionModel
         .as_str()?
         .parse()
         .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn realised_figures_are_below_validation_only_beyond_noise() {
+        // Ten dates' precision@K alternating 0.2 / 0.4 at horizon 5: two
+        // independent dates, t(1) one-sided 6.314; mean 0.3, sample sd
+        // √(10/9)·0.1: upper 0.3 + 6.314 · sd / √2.
+        let per_date: Vec<f64> = (0..10).map(|i| if i % 2 == 0 { 0.2 } else { 0.4 }).collect();
+        let upper = 0.3 + 6.314 * (10.0f64 / 9.0).sqrt() * 0.1 / 2f64.sqrt();
+        let Realised::Below { mean, upper: got } = below_validation(&per_date, upper + 0.01, 5) else {
+            panic!("below");
+        };
+        assert!(
+            (mean - 0.3).abs() < 1e-12 && (got - upper).abs() < 1e-12,
+            "{mean} {got} {upper}"
+        );
+        assert_eq!(below_validation(&per_date, upper - 0.01, 5), Realised::Within);
+        // At horizon 1 the ten dates are independent: t(9) 1.833.
+        let tight = 0.3 + 1.833 * (10.0f64 / 9.0).sqrt() * 0.1 / 10f64.sqrt();
+        assert!(matches!(
+            below_validation(&per_date, tight + 1e-9, 1),
+            Realised::Below { .. }
+        ));
+        assert_eq!(below_validation(&per_date, tight - 1e-9, 1), Realised::Within);
+        // Nine dates at horizon 5 are one independent date: not judged.
+        assert_eq!(below_validation(&per_date[..9], 0.9, 5), Realised::TooFew);
+    }
 }

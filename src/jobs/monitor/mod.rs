@@ -26,6 +26,7 @@ use crate::store::{InputRef, NameStyle, NewArtifact, WatchlistStore};
 
 mod alerts;
 mod drift;
+mod email;
 mod figures;
 mod html;
 mod notify;
@@ -91,6 +92,9 @@ pub struct MonitorReport {
     pub report_path: Option<String>,
     #[serde(skip)]
     pub html_path: Option<String>,
+    /// The HTML page written to the store (what the e-mail attaches).
+    #[serde(skip)]
+    pub html: Option<String>,
 }
 
 pub async fn run(ctx: &Context, options: &MonitorOptions) -> anyhow::Result<MonitorReport> {
@@ -115,6 +119,21 @@ pub async fn run(ctx: &Context, options: &MonitorOptions) -> anyhow::Result<Moni
             Err(err) => tracing::error!(
                 "could not post the alerts to the webhook at {}: {err:#}",
                 notify::redact(&url)
+            ),
+        }
+    }
+    if let Some(email) = &ctx.settings.monitor.email
+        && email::wanted(email, &report)
+    {
+        // Like the webhook: the report is written whatever the relay does.
+        let relay = format!("{}:{}", email.host, email.port());
+        let html = report.html.clone().unwrap_or_default();
+        let sent = async { email::send(email, email::message(email, &report, &html)?).await };
+        match sent.await {
+            Ok(()) => tracing::info!("report e-mailed to {} via {relay}", email.to.join(", ")),
+            Err(err) => tracing::warn!(
+                "could not e-mail the report via {relay}: {}",
+                format!("{err:#}").replace('\n', " ")
             ),
         }
     }
@@ -197,6 +216,7 @@ async fn monitor(
         skipped_files: Vec::new(),
         report_path: None,
         html_path: None,
+        html: None,
     };
     let mut rows: Vec<Scored> = Vec::new();
     let mut used: Vec<InputRef> = Vec::new();
@@ -299,6 +319,7 @@ fn publish(
         page.as_bytes(),
     )?;
     report.html_path = Some(store.location(&html.name));
+    report.html = Some(page);
     let record = store.write_json(
         &by,
         NewArtifact::new("monitor_report", NameStyle::Timestamped, "json")
