@@ -88,8 +88,7 @@ fn the_report_is_mailed_with_its_html_attached_to_every_recipient() {
     );
     let html = artifact(&ctx, "us", "monitor_report_")
         .into_iter()
-        .filter(|p| p.extension().is_some_and(|e| e == "html"))
-        .next_back()
+        .rfind(|p| p.extension().is_some_and(|e| e == "html"))
         .unwrap();
     let m = parsed(&message, &html);
     assert!(
