@@ -13,8 +13,9 @@ const EVERY: usize = 5;
 /// A 60-symbol, 5.5-year synthetic universe (seed `seed`, the last
 /// `shifted` sessions with tripled volatility and volume), indicators, a
 /// 5-year bootstrap 60 sessions before its end, a score run per session
-/// and `monitor --predictions-days-back 5` every 5th: the 12 reports.
-fn twelve_monitor_runs(seed: &str, shifted: &str) -> (TestContext, Vec<Value>) {
+/// and `monitor --predictions-days-back 5` every 5th: the 12 reports (and
+/// those of extra runs after the sessions `also`).
+fn twelve_monitor_runs(seed: &str, shifted: &str, also: &[usize]) -> (TestContext, Vec<Value>, Vec<Value>) {
     let ctx = TestContext::new();
     import_synthetic_args(&ctx, "synth", &["60", "5.5", seed, "0", shifted]);
     let csv = std::fs::read_to_string(ctx.path("universe.csv")).unwrap();
@@ -36,10 +37,11 @@ fn twelve_monitor_runs(seed: &str, shifted: &str) -> (TestContext, Vec<Value>) {
     ];
     ctx.run("bootstrap", &bootstrap).assert_ok();
     let mut reports = Vec::new();
+    let mut extra = Vec::new();
     for (i, day) in dates.iter().enumerate().skip(1) {
         ctx.run("score", &["--watchlist", "synth", "--top-k", "5", "--as-of", day])
             .assert_ok();
-        if i % EVERY == 0 {
+        if i % EVERY == 0 || also.contains(&i) {
             let run = ctx.run(
                 "monitor",
                 &[
@@ -54,10 +56,15 @@ fn twelve_monitor_runs(seed: &str, shifted: &str) -> (TestContext, Vec<Value>) {
                 ],
             );
             run.assert_ok();
-            reports.push(serde_json::from_str(&run.stdout).unwrap());
+            let report = serde_json::from_str(&run.stdout).unwrap();
+            if i % EVERY == 0 {
+                reports.push(report);
+            } else {
+                extra.push(report);
+            }
         }
     }
-    (ctx, reports)
+    (ctx, reports, extra)
 }
 
 fn drift_alerts(report: &Value) -> Vec<String> {
@@ -81,7 +88,7 @@ fn codes(report: &Value) -> Vec<&str> {
 
 #[test]
 fn a_stationary_universe_raises_at_most_one_drift_alert_in_twelve_runs() {
-    let (ctx, reports) = twelve_monitor_runs("7", "0");
+    let (ctx, reports, _) = twelve_monitor_runs("7", "0", &[]);
     assert_eq!(reports.len(), SESSIONS / EVERY);
     let alerting: Vec<(String, Vec<String>)> = reports
         .iter()
@@ -105,7 +112,8 @@ fn a_stationary_universe_raises_at_most_one_drift_alert_in_twelve_runs() {
 fn tripled_volatility_and_volume_alert_on_the_features_they_move() {
     // The last 20 of the 60 sessions are shifted: the 9th run (sessions
     // 41..45) is the first whose window is all shifted.
-    let (_ctx, reports) = twelve_monitor_runs("8", "20");
+    // An extra run after session 46 shares 4 dates with the 9th run's.
+    let (_ctx, reports, extra) = twelve_monitor_runs("8", "20", &[46]);
     let before = &reports[7];
     let first = &reports[8];
     let second = &reports[9];
@@ -135,8 +143,15 @@ fn tripled_volatility_and_volume_alert_on_the_features_they_move() {
         assert!(ranks.is_empty(), "{ranks:?}");
     }
     // The first drifted run is an alert, not yet a retrain (the run before
-    // it saw no shift); a drift that persists over the next runs is.
+    // it saw no shift); neither is a run whose window overlaps it (the same
+    // evidence); a drift that persists over the next runs is.
     assert!(!codes(first).contains(&"retrain_recommended"), "{:?}", codes(first));
+    assert!(drift_alerts(&extra[0]).len() >= 3, "{:?}", drift_alerts(&extra[0]));
+    assert!(
+        !codes(&extra[0]).contains(&"retrain_recommended"),
+        "{:?}",
+        codes(&extra[0])
+    );
     assert!(
         reports[9..].iter().any(|r| codes(r).contains(&"retrain_recommended")),
         "{:?}",

@@ -259,6 +259,11 @@ pub struct BootstrapReport {
     /// compare the live models with themselves.
     #[serde(skip)]
     pub reference_scores: Vec<f64>,
+    /// precision@K and the top-K's mean after-cost return on the holdout
+    /// ranked as `score` ranks (the chosen ranking): what `monitor` holds
+    /// the live figures to.
+    #[serde(skip)]
+    pub holdout_ranked: (f64, f64),
     pub barrier: Barrier,
     /// Symbols whose candles start after the first training date (they
     /// joined the data later: survivorship is not undone by this).
@@ -372,6 +377,10 @@ async fn bootstrap(
     let params = TrainParams { batch_weight, ..params };
     let fitted = fit_and_evaluate(&data.rows, split, &params, start.as_ref(), &mut timings)?;
     let holdout_scores = rank(&split.valid, &fitted.valid_scores);
+    let holdout_ranked = {
+        let e = evaluate(&eval_set(&data.rows, &split.valid), &holdout_scores, params.top_k);
+        (e.precision_at_k, e.top_k_mean_return)
+    };
     out_of_sample.0.extend(&split.valid);
     out_of_sample.1.extend(&holdout_scores);
     let return_by_score = {
@@ -468,6 +477,7 @@ async fn bootstrap(
         pooled_backtest,
         ranking,
         reference_scores,
+        holdout_ranked,
         holdout_backtest,
         barrier,
         late_starts: built.late_starts,

@@ -205,9 +205,12 @@ fn reference_and_drift(
     families: crate::features::Families,
 ) -> FeatureConfig {
     use crate::features::calibration::{FALSE_ALARM_RATE, calibrate_features, calibrate_score};
-    let rows: Vec<&crate::features::Features> = data.rows.iter().map(|r| &r.features).collect();
-    let dates: Vec<NaiveDate> = data.rows.iter().map(|r| r.date).collect();
-    let config = FeatureConfig::from_training(rows.iter().copied(), families);
+    let config = FeatureConfig::from_training(data.rows.iter().map(|r| &r.features), families);
+    // The monitor sees the rows `score` ranked: the tradeable ones (the
+    // training rows hold untradeable ones too with train_on_untradeable).
+    let tradeable = data.rows.iter().filter(|r| r.tradeable);
+    let rows: Vec<&crate::features::Features> = tradeable.clone().map(|r| &r.features).collect();
+    let dates: Vec<NaiveDate> = tradeable.map(|r| r.date).collect();
     let mut drift = calibrate_features(&dates, &rows, &config.reference, FALSE_ALARM_RATE);
     let score = crate::features::config::numeric_reference(report.reference_scores.clone());
     if let Some(score) = &score {
@@ -218,9 +221,9 @@ fn reference_and_drift(
     FeatureConfig {
         validation: Some(crate::features::config::ValidationReference {
             k: report.ensemble.k,
-            precision_at_k: report.ensemble.precision_at_k,
+            precision_at_k: report.holdout_ranked.0,
             score,
-            top_k_mean_return: Some(report.ensemble.top_k_mean_return),
+            top_k_mean_return: Some(report.holdout_ranked.1),
         }),
         drift: Some(drift),
         ..config

@@ -47,7 +47,14 @@ pub(super) async fn alerts(
     };
     drift_alerts(store, report, cfg, &mut add, &mut notes);
     let horizon = production.feature_config.label.map_or(5, |b| b.horizon);
-    let realised = realised_below_validation(report, production, cfg, horizon, &mut notes);
+    // The live top-K: --top-k, else the list each predictions file marked.
+    let live_k = report.k.or_else(|| {
+        per_date
+            .iter()
+            .map(|(_, _, s)| s.iter().filter(|r| r.in_top_k).count())
+            .max()
+    });
+    let realised = realised_below_validation(report, production, cfg, horizon, live_k, &mut notes);
     for (code, message, figures) in &realised {
         add(code, "alert", message.clone(), figures.clone());
     }
@@ -223,16 +230,10 @@ fn drift_alerts(
         return;
     }
     let wanted = cfg.retrain_after_runs.max(1) - 1;
-    let earlier = match earlier_episodes(store, report.as_of, wanted) {
-        Ok(e) => e,
-        Err(err) => {
-            tracing::warn!("earlier monitor reports could not be read: {err:#}");
-            Vec::new()
-        }
-    };
+    let earlier = earlier_episodes(store, report, wanted);
     let persisted = earlier.len() == wanted && earlier.iter().all(|(_, e)| e.is_episode(cfg));
     if persisted {
-        let runs: Vec<NaiveDate> = earlier.iter().map(|(d, _)| *d).chain([report.as_of]).collect();
+        let runs: Vec<NaiveDate> = earlier.iter().rev().map(|(d, _)| *d).chain([report.as_of]).collect();
         add(
             "retrain_recommended",
             "alert",
@@ -254,7 +255,7 @@ fn drift_alerts(
 }
 
 /// What drifted in one run.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct DriftEpisode {
     features: Vec<String>,
     score: bool,
@@ -308,39 +309,82 @@ impl DriftEpisode {
     }
 }
 
-/// The drift of the `wanted` monitor runs before `as_of` (the newest
-/// report of each earlier as-of date), newest written first until found.
-fn earlier_episodes(
-    store: &WatchlistStore,
+/// Earlier reports read at most when looking for the runs before this one.
+const EARLIER_REPORTS_READ: usize = 60;
+
+/// One earlier run as its report tells it.
+struct EarlierRun {
     as_of: NaiveDate,
-    wanted: usize,
-) -> anyhow::Result<Vec<(NaiveDate, DriftEpisode)>> {
-    let mut found: BTreeMap<NaiveDate, DriftEpisode> = BTreeMap::new();
-    if wanted == 0 {
-        return Ok(Vec::new());
-    }
-    for record in store.list(Some("monitor_report"))? {
-        let report: serde_json::Value = serde_json::from_slice(&store.read(&record.name)?)?;
-        let Some(date) = report["as_of"].as_str().and_then(|d| d.parse::<NaiveDate>().ok()) else {
+    first: NaiveDate,
+    last: NaiveDate,
+    feature_config: Option<String>,
+    episode: DriftEpisode,
+}
+
+/// The drift of the `wanted` runs before this one, newest first: each the
+/// latest run whose window ends before the next one's window starts (a
+/// nightly run over 7 dates shares 6 with the night before: that is the
+/// same evidence, not a persistence) and judged against the same live
+/// feature config (a new bootstrap starts over). Unreadable reports are
+/// skipped with a warning; at most [`EARLIER_REPORTS_READ`] are read.
+fn earlier_episodes(store: &WatchlistStore, report: &MonitorReport, wanted: usize) -> Vec<(NaiveDate, DriftEpisode)> {
+    let (Some(&first), true) = (report.window.first(), wanted > 0) else {
+        return Vec::new();
+    };
+    let records = match store.list(Some("monitor_report")) {
+        Ok(r) => r,
+        Err(err) => {
+            tracing::warn!("earlier monitor reports could not be listed: {err:#}");
+            return Vec::new();
+        }
+    };
+    let mut runs: Vec<EarlierRun> = Vec::new();
+    for record in records.iter().take(EARLIER_REPORTS_READ) {
+        let parsed = store
+            .read(&record.name)
+            .map_err(anyhow::Error::from)
+            .and_then(|bytes| Ok(serde_json::from_slice::<serde_json::Value>(&bytes)?));
+        let value = match parsed {
+            Ok(v) => v,
+            Err(err) => {
+                tracing::warn!("earlier monitor report {} skipped: {err:#}", record.name);
+                continue;
+            }
+        };
+        let date = |v: &serde_json::Value| v.as_str().and_then(|d| d.parse::<NaiveDate>().ok());
+        let window = value["window"].as_array();
+        let (Some(as_of), Some(first), Some(last)) = (
+            date(&value["as_of"]),
+            window.and_then(|w| w.first()).and_then(date),
+            window.and_then(|w| w.last()).and_then(date),
+        ) else {
             continue;
         };
-        if date < as_of && !found.contains_key(&date) {
-            found.insert(date, DriftEpisode::from_json(&report));
-            // The runs just before this one: once enough dates are known,
-            // an older-written report of a later date is unlikely.
-            if found.len() >= wanted {
-                break;
-            }
-        }
+        runs.push(EarlierRun {
+            as_of,
+            first,
+            last,
+            feature_config: value["feature_config"].as_str().map(str::to_string),
+            episode: DriftEpisode::from_json(&value),
+        });
     }
-    Ok(found
-        .into_iter()
-        .rev()
-        .take(wanted)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect())
+    let mut chain = Vec::new();
+    let mut before = first;
+    while chain.len() < wanted {
+        // Listed newest written first: of runs over the same window, the
+        // newest written wins (max_by_key keeps the last of equal keys).
+        let Some(run) = runs
+            .iter()
+            .rev()
+            .filter(|r| r.last < before && r.feature_config.is_some() && r.feature_config == report.feature_config)
+            .max_by_key(|r| r.last)
+        else {
+            break;
+        };
+        chain.push((run.as_of, run.episode.clone()));
+        before = run.first;
+    }
+    chain
 }
 
 /// Realised precision@K and top-K return below the validation figures
@@ -352,6 +396,7 @@ fn realised_below_validation(
     production: &ProductionModels,
     cfg: &crate::settings::MonitorConfig,
     horizon: usize,
+    live_k: Option<usize>,
     notes: &mut Vec<String>,
 ) -> Vec<(&'static str, String, serde_json::Value)> {
     let completed: Vec<&super::DateReport> = report
@@ -370,6 +415,16 @@ fn realised_below_validation(
         return Vec::new();
     }
     let validation = production.feature_config.validation.as_ref();
+    if let Some(v) = validation
+        && live_k != Some(v.k)
+    {
+        notes.push(format!(
+            "the realised top-K figures are not compared with the validation's: live K {} vs the validation's K {}",
+            live_k.map_or("unknown".to_string(), |k| k.to_string()),
+            v.k
+        ));
+        return Vec::new();
+    }
     let checks = [
         (
             "precision_drop",

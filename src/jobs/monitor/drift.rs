@@ -90,7 +90,7 @@ pub(super) fn drift(config: &FeatureConfig, rows: &[Scored], cfg: &MonitorConfig
         if let Some(r) = config.reference.numeric.get(*name)
             && let Some(psi) = numeric_psi(r, &values)
         {
-            out.push(judge.pooled(name, "numeric", psi, values.len(), r.shares.len()));
+            out.push(judge.pooled(name, "numeric", psi, values.len()));
         }
     }
     for (i, name) in CATEGORICAL_FEATURES.iter().enumerate() {
@@ -98,7 +98,7 @@ pub(super) fn drift(config: &FeatureConfig, rows: &[Scored], cfg: &MonitorConfig
         if let Some(shares) = config.reference.categorical.get(*name)
             && let Some(psi) = categorical_psi(shares, values.iter().copied())
         {
-            out.push(judge.pooled(name, "categorical", psi, values.len(), shares.len()));
+            out.push(judge.pooled(name, "categorical", psi, values.len()));
         }
     }
     out.extend(per_date(calibration, feature_thresholds, rows));
@@ -110,7 +110,7 @@ pub(super) fn drift(config: &FeatureConfig, rows: &[Scored], cfg: &MonitorConfig
             cfg,
             thresholds: calibration.and_then(|c| c.score_for(dates)),
         };
-        out.push(judge.pooled("p_score", "score", psi, scores.len(), r.shares.len()));
+        out.push(judge.pooled("p_score", "score", psi, scores.len()));
     }
     let check = check(calibration, feature_thresholds, dates, rows.len(), cfg);
     (out, check)
@@ -123,14 +123,14 @@ struct Judge<'a> {
 
 impl Judge<'_> {
     /// A PSI feature: insufficient below the minimum rows, else against its
-    /// calibrated threshold (raised by the PSI's expected excess noise when
-    /// the window has fewer rows than the chunks had), else the rule of thumb.
-    fn pooled(&self, name: &str, kind: &'static str, psi: f64, n: usize, buckets: usize) -> Drift {
+    /// calibrated threshold (scaled up when the window has fewer rows than
+    /// the chunks had), else the rule of thumb.
+    fn pooled(&self, name: &str, kind: &'static str, psi: f64, n: usize) -> Drift {
         let calibrated = self.thresholds.and_then(|t| Some((t.features.get(name)?, t.rows)));
         let (threshold, from, status) = if n < self.cfg.min_drift_rows {
             (None, None, INSUFFICIENT)
         } else if let Some((&t, chunk_rows)) = calibrated {
-            let t = t + small_sample_excess(buckets, n, chunk_rows);
+            let t = t * small_sample_factor(n, chunk_rows);
             (Some(t), Some("calibrated"), if psi > t { DRIFTED } else { OK })
         } else {
             let status = if psi >= self.cfg.psi_alert {
@@ -156,14 +156,16 @@ impl Judge<'_> {
     }
 }
 
-/// PSI over `n` rows in `buckets` buckets of an unchanged distribution is
-/// about (buckets − 1) / n (it is close to a chi-square over n): a window
-/// with fewer rows than the reference's chunks gets that much more room.
-pub fn small_sample_excess(buckets: usize, n: usize, chunk_rows: f64) -> f64 {
+/// The sampling noise of a PSI over `n` rows is about a chi-square over n
+/// (its mean (buckets − 1) / n, its tail in proportion): a window with
+/// fewer rows than the reference's chunks has its threshold scaled by
+/// chunk rows / n. Conservative: the part of the threshold that is the
+/// market's state, not noise, is scaled too.
+pub fn small_sample_factor(n: usize, chunk_rows: f64) -> f64 {
     if n == 0 || (n as f64) >= chunk_rows {
-        return 0.0;
+        return 1.0;
     }
-    buckets.saturating_sub(1) as f64 * (1.0 / n as f64 - 1.0 / chunk_rows)
+    chunk_rows / n as f64
 }
 
 /// The per-date features: the window's per-date values (each date's mean
@@ -192,6 +194,11 @@ fn per_date(calibration: Option<&DriftCalibration>, thresholds: Option<&Threshol
             continue;
         };
         let threshold = thresholds.and_then(|t| t.features.get(name)).copied();
+        // KS never exceeds 1: where the reference's own chunks reached 1
+        // (a date at its extreme), a window is drifted when every value of
+        // it lies beyond the reference's range.
+        let outside = |x: &f64| *x < points[0] || *x > points[points.len() - 1];
+        let drifted = |t: f64| if t >= 1.0 { values.iter().all(outside) } else { ks > t };
         out.push(Drift {
             feature: name.to_string(),
             kind: "per_date",
@@ -202,7 +209,7 @@ fn per_date(calibration: Option<&DriftCalibration>, thresholds: Option<&Threshol
             threshold_from: threshold.map(|_| "calibrated"),
             sample: values.len(),
             status: match threshold {
-                Some(t) if ks > t => DRIFTED,
+                Some(t) if drifted(t) => DRIFTED,
                 Some(_) => OK,
                 None => NOT_JUDGED,
             },
@@ -241,7 +248,7 @@ fn check(
             "calibrated",
             format!(
                 "thresholds calibrated on {} chunks of {} reference date(s) ({:.0} rows each): at most {:.0} % of \
-                 them would have raised a drift alert",
+                 them would have raised a feature drift alert (and as many of the holdout's for p_score)",
                 c.chunks,
                 c.dates,
                 c.rows_per_chunk,
@@ -337,16 +344,25 @@ mod tests {
         let (d, status, _) = judged(&[95.0, 97.0, 99.0]);
         assert!((d - 0.95).abs() < 1e-12, "{d}");
         assert_eq!(status, DRIFTED);
+        // Where the chunks reached KS 1, only a window wholly outside the
+        // reference's range is drifted.
+        let mut at_one = calibration.clone();
+        at_one.features[0].features.insert("market_ret_20d".into(), 1.0);
+        let judged_at_one = |values: &[f64]| {
+            let all = per_date(Some(&at_one), at_one.features_for(values.len()), &rows(values));
+            all.into_iter().find(|d| d.feature == "market_ret_20d").unwrap().status
+        };
+        assert_eq!(judged_at_one(&[101.0, 120.0]), DRIFTED);
+        assert_eq!(judged_at_one(&[100.0, 120.0]), OK);
         // One date: no thresholds for windows that short.
         let (_, status, _) = judged(&[50.0]);
         assert_eq!(status, NOT_JUDGED);
     }
 
     #[test]
-    fn a_smaller_window_gets_the_expected_noise_as_room() {
-        // 10 buckets, 50 rows against chunks of 200: 9 × (1/50 − 1/200).
-        assert!((small_sample_excess(10, 50, 200.0) - 9.0 * 0.015).abs() < 1e-15);
-        assert_eq!(small_sample_excess(10, 300, 200.0), 0.0);
-        assert_eq!(small_sample_excess(10, 0, 200.0), 0.0);
+    fn a_smaller_window_gets_a_proportionally_higher_threshold() {
+        assert_eq!(small_sample_factor(50, 200.0), 4.0);
+        assert_eq!(small_sample_factor(300, 200.0), 1.0);
+        assert_eq!(small_sample_factor(0, 200.0), 1.0);
     }
 }

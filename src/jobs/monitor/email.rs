@@ -1,7 +1,7 @@
 //! The report by e-mail (`[monitor.email]`): a plain-text summary — the
 //! terminal's — with the HTML report attached and its store location, over
 //! SMTP with STARTTLS, TLS or (on a local relay) neither; the credentials
-//! from the environment.
+//! from the environment, and never sent in clear beyond this machine.
 
 use std::time::Duration;
 
@@ -53,6 +53,11 @@ pub(super) fn message(cfg: &EmailConfig, report: &MonitorReport, html: &str) -> 
     Ok(builder.multipart(body)?)
 }
 
+/// A relay on this machine: a password sent to it in clear never leaves it.
+fn is_loopback(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
 /// Send `message` through the configured relay.
 pub(super) async fn send(cfg: &EmailConfig, message: Message) -> anyhow::Result<()> {
     let tls = || -> anyhow::Result<TlsParameters> {
@@ -71,11 +76,35 @@ pub(super) async fn send(cfg: &EmailConfig, message: Message) -> anyhow::Result<
     }
     .port(cfg.port())
     .timeout(Some(Duration::from_secs(cfg.timeout_secs)));
-    match (std::env::var(SMTP_USERNAME_VAR), std::env::var(SMTP_PASSWORD_VAR)) {
-        (Ok(user), Ok(password)) => builder = builder.credentials(Credentials::new(user, password)),
-        (Err(_), Err(_)) => {}
+    let var = |name| std::env::var(name).ok().filter(|v: &String| !v.is_empty());
+    match (var(SMTP_USERNAME_VAR), var(SMTP_PASSWORD_VAR)) {
+        (Some(user), Some(password)) => {
+            if cfg.security == EmailSecurity::None && !is_loopback(&cfg.host) {
+                anyhow::bail!(
+                    "refusing to send the SMTP password unencrypted to {}: set security = \"starttls\" or \"tls\"",
+                    cfg.host
+                );
+            }
+            builder = builder.credentials(Credentials::new(user, password));
+        }
+        (None, None) => {}
         _ => anyhow::bail!("set both {SMTP_USERNAME_VAR} and {SMTP_PASSWORD_VAR}, or neither"),
     }
     builder.build().send(message).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_relay_on_this_machine_gets_a_password_in_clear() {
+        for host in ["127.0.0.1", "::1", "localhost", "LOCALHOST", "127.0.0.2"] {
+            assert!(is_loopback(host), "{host}");
+        }
+        for host in ["smtp.example.com", "10.0.0.1", "192.168.1.1", "localhost.example.com"] {
+            assert!(!is_loopback(host), "{host}");
+        }
+    }
 }

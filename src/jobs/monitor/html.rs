@@ -196,12 +196,13 @@ fn calibration_chart(r: &MonitorReport) -> String {
 
 /// Each feature's drift statistic over the threshold it is judged
 /// against (1 = the threshold): PSI and KS features on one scale.
-fn drift_chart(r: &MonitorReport, psi_alert: f64) -> String {
+fn drift_chart(r: &MonitorReport) -> String {
     let title = "drift per feature: statistic / its threshold (calibrated, or the PSI rule of thumb)";
     if r.drift.is_empty() {
         return no_data(title, "no scored rows in the window");
     }
-    let ratio = |d: &super::Drift| d.value / d.threshold.unwrap_or(psi_alert).max(1e-12);
+    // Not judged (insufficient data, no threshold): no bar, a grey label.
+    let ratio = |d: &super::Drift| d.threshold.map_or(0.0, |t| d.value / t.max(1e-12));
     let n = r.drift.len();
     let top = r.drift.iter().map(ratio).fold(1.5, f64::max);
     let frame = Frame {
@@ -281,7 +282,7 @@ fn returns_chart(r: &MonitorReport) -> String {
 }
 
 /// The whole page.
-pub fn render(r: &MonitorReport, psi_alert: f64) -> String {
+pub fn render(r: &MonitorReport) -> String {
     let opt = |x: Option<f64>| x.map(|v| format!("{v:.4}")).unwrap_or_else(|| "n/a".into());
     let pct = |x: Option<f64>| {
         x.map(|v| format!("{:+.3} %", 100.0 * v))
@@ -362,7 +363,7 @@ polyline.universe {{ stroke: #9e9e9e; }} circle.universe {{ fill: #9e9e9e; }}
         figures = figures,
         precision = precision_chart(r),
         calibration = calibration_chart(r),
-        psi = drift_chart(r, psi_alert),
+        psi = drift_chart(r),
         drift_reason = esc(&r.drift_check.reason),
         returns = returns_chart(r),
         run = esc(&r.run_id),

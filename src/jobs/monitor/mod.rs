@@ -75,6 +75,9 @@ pub struct MonitorReport {
     pub status: &'static str,
     pub k: Option<usize>,
     pub window: Vec<NaiveDate>,
+    /// The live feature config the drift was judged against (its store
+    /// name): drift persists over runs judged against the same one.
+    pub feature_config: Option<String>,
     pub validation_precision_at_k: Option<f64>,
     pub pooled: Performance,
     pub dates: Vec<DateReport>,
@@ -133,7 +136,7 @@ pub async fn run(ctx: &Context, options: &MonitorOptions) -> anyhow::Result<Moni
             Ok(()) => tracing::info!("report e-mailed to {} via {relay}", email.to.join(", ")),
             Err(err) => tracing::warn!(
                 "could not e-mail the report via {relay}: {}",
-                format!("{err:#}").replace('\n', " ")
+                format!("{err:#}").split_whitespace().collect::<Vec<_>>().join(" ")
             ),
         }
     }
@@ -172,10 +175,11 @@ async fn monitor(
         .feature_config
         .label
         .context("the live feature config records no label rules: run bootstrap")?;
-    // Candles from a little before the oldest prediction on: trading dates
-    // and outcomes.
-    let oldest = files.values().map(|f| f.as_of).min().unwrap_or(as_of);
-    let from = oldest - chrono::Days::new(7 * options.days_back as u64 + 14);
+    // Candles from before the window's first trading date on: its trading
+    // dates and outcomes. N sessions span at most 2·N + 14 calendar days
+    // (weekends, a holiday week); the predictions files older than the
+    // window are not read, so neither are their candles.
+    let from = as_of - chrono::Days::new(2 * options.days_back as u64 + 14);
     // Outcomes of what score ranked: its own status already left the
     // untradeable out of the picks and the universe.
     let built = read_recent(
@@ -205,6 +209,11 @@ async fn monitor(
         status: "ok",
         k: options.top_k,
         window: window.clone(),
+        feature_config: production
+            .pointer
+            .artifacts
+            .get("feature_config")
+            .map(|r| r.name.clone()),
         validation_precision_at_k: production.feature_config.validation.as_ref().map(|v| v.precision_at_k),
         pooled: Performance::default(),
         dates: Vec::new(),
@@ -309,7 +318,7 @@ fn publish(
         name: preview.name.clone(),
         sha256: preview.sha256.clone(),
     });
-    let page = html::render(report, ctx.settings.monitor.psi_alert);
+    let page = html::render(report);
     let html = store.write_bytes(
         &by,
         NewArtifact::new("monitor_html", NameStyle::Timestamped, "html")

@@ -227,9 +227,6 @@ fn t_975(df: f64) -> f64 {
     z + (z.powi(3) + z) / (4.0 * df) + (5.0 * z.powi(5) + 16.0 * z.powi(3) + 3.0 * z) / (96.0 * df * df)
 }
 
-/// The one-sided 95 % quantile of Student's t with `df` ≥ 1 degrees of
-/// freedom (the table to 30, the normal's 1.645 plus its first
-/// Cornish–Fisher term beyond).
 /// The one-sided 95 % upper bound of the mean of per-date figures whose
 /// outcomes overlap over `horizon` dates: `dates / horizon` independent
 /// dates and Student's t on one fewer degrees of freedom; `None` under two
@@ -245,6 +242,9 @@ pub fn overlapping_mean_upper_95(values: &[f64], horizon: usize) -> Option<f64> 
     Some(mean + t_95_one_sided(independent - 1) * (var / independent as f64).sqrt())
 }
 
+/// The one-sided 95 % quantile of Student's t with `df` ≥ 1 degrees of
+/// freedom (the table to 30, the normal's 1.645 plus its first
+/// Cornish–Fisher term beyond).
 pub fn t_95_one_sided(df: usize) -> f64 {
     const TABLE: [f64; 30] = [
         6.314, 2.920, 2.353, 2.132, 2.015, 1.943, 1.895, 1.860, 1.833, 1.812, 1.796, 1.782, 1.771, 1.761, 1.753, 1.746,
