@@ -29,7 +29,6 @@ pub(super) struct Scored {
 pub(super) struct PredictionsFile {
     pub(super) name: String,
     pub(super) sha256: String,
-    pub(super) as_of: NaiveDate,
 }
 
 /// The newest predictions file of each as-of date up to `as_of`.
@@ -53,7 +52,6 @@ pub(super) fn predictions_files(
             out.entry(date).or_insert(PredictionsFile {
                 name: record.name.clone(),
                 sha256: record.sha256.clone(),
-                as_of: date,
             });
         }
     }
