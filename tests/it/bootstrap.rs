@@ -16,6 +16,27 @@ pub fn bootstrap(ctx: &TestContext, watchlist: &str, extra: &[&str]) -> crate::c
     ctx.run("bootstrap", &args)
 }
 
+/// quickstart.sh's first steps: the US fixture, its indicators up to
+/// 2020-11-30 and the forced 2-year bootstrap with K = 3 as of that date.
+pub fn quick_start_bootstrap() -> TestContext {
+    let ctx = with_us_candles();
+    ctx.run("ta-signals", &["run", "--watchlist", "us", "--as-of", "2020-11-30"])
+        .assert_ok();
+    let args = [
+        "--watchlist",
+        "us",
+        "--train-years",
+        "2",
+        "--top-k",
+        "3",
+        "--as-of",
+        "2020-11-30",
+        "--force",
+    ];
+    ctx.run("bootstrap", &args).assert_ok();
+    ctx
+}
+
 pub fn with_us_candles() -> TestContext {
     let ctx = TestContext::new();
     ctx.import(&[&fixture("us_daily_10sym_2018_2020.csv")], "us")

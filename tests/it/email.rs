@@ -131,33 +131,27 @@ openssl x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out cer
         certs.path().join("key.pem"),
         certs.path().join("ca.pem"),
     );
+    let tls_server = |inbox: &Path, mode: &str, login: &[&str]| {
+        let mut args = vec!["smtp_server.py", inbox.to_str().unwrap()];
+        args.extend(login);
+        args.extend([mode, cert.to_str().unwrap(), key.to_str().unwrap()]);
+        start_python(&args, "the SMTP server")
+    };
+    let trusting = format!("send = \"always\"\nca_file = {:?}\n", ca.display().to_string());
     let inbox = tempfile::tempdir().unwrap();
-    let (port, _server) = start_python(
-        &[
-            "smtp_server.py",
-            inbox.path().to_str().unwrap(),
-            "--user",
-            "alice",
-            "s3cret",
-            "--starttls",
-            cert.to_str().unwrap(),
-            key.to_str().unwrap(),
-        ],
-        "the SMTP server",
-    );
-    email_config(
-        &ctx,
-        port,
-        "starttls",
-        &format!("send = \"always\"\nca_file = {:?}\n", ca.display().to_string()),
-    );
-    let run = ctx
-        .command("monitor")
-        .args(["--watchlist", "us", "--as-of", "2020-12-31"])
-        .env("SWINGML_SMTP_USERNAME", "alice")
-        .env("SWINGML_SMTP_PASSWORD", "s3cret")
-        .output()
-        .unwrap();
+    let (port, _server) = tls_server(inbox.path(), "--starttls", &["--user", "alice", "s3cret"]);
+    email_config(&ctx, port, "starttls", &trusting);
+    // The monitor as of the last replayed day (status warn: mailed only
+    // because send = "always"), logged in as alice.
+    let monitor_as_alice = || {
+        ctx.command("monitor")
+            .args(["--watchlist", "us", "--as-of", "2020-12-31"])
+            .env("SWINGML_SMTP_USERNAME", "alice")
+            .env("SWINGML_SMTP_PASSWORD", "s3cret")
+            .output()
+            .unwrap()
+    };
+    let run = monitor_as_alice();
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
     let message = received(inbox.path());
     assert_eq!(
@@ -167,13 +161,7 @@ openssl x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out cer
     // Without the CA the relay's certificate is not trusted: nothing is
     // sent, one warning, the run still succeeds.
     email_config(&ctx, port, "starttls", "send = \"always\"\n");
-    let run = ctx
-        .command("monitor")
-        .args(["--watchlist", "us", "--as-of", "2020-12-31"])
-        .env("SWINGML_SMTP_USERNAME", "alice")
-        .env("SWINGML_SMTP_PASSWORD", "s3cret")
-        .output()
-        .unwrap();
+    let run = monitor_as_alice();
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(run.status.success(), "{stderr}");
     assert_eq!(stderr.matches("could not e-mail the report").count(), 1, "{stderr}");
@@ -181,22 +169,8 @@ openssl x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out cer
 
     // SMTPS: TLS from the first byte.
     let smtps_inbox = tempfile::tempdir().unwrap();
-    let (port, _smtps) = start_python(
-        &[
-            "smtp_server.py",
-            smtps_inbox.path().to_str().unwrap(),
-            "--tls",
-            cert.to_str().unwrap(),
-            key.to_str().unwrap(),
-        ],
-        "the SMTPS server",
-    );
-    email_config(
-        &ctx,
-        port,
-        "tls",
-        &format!("send = \"always\"\nca_file = {:?}\n", ca.display().to_string()),
-    );
+    let (port, _smtps) = tls_server(smtps_inbox.path(), "--tls", &[]);
+    email_config(&ctx, port, "tls", &trusting);
     ctx.run("monitor", &["--watchlist", "us", "--as-of", "2020-12-31"])
         .assert_ok();
     assert_eq!(received(smtps_inbox.path())["encrypted"], true);

@@ -189,21 +189,7 @@ print(json.dumps({"labeled": labeled["symbol"].count("PNY"), "traded": trades["s
 fn the_readme_notebook_snippets_run_on_the_quick_start_artifacts() {
     // The quick start's steps (quickstart.sh), then every Python block of
     // the README's notebook section, as written, against its artifacts.
-    let ctx = with_us_candles();
-    ctx.run("ta-signals", &["run", "--watchlist", "us", "--as-of", "2020-11-30"])
-        .assert_ok();
-    let args = [
-        "--watchlist",
-        "us",
-        "--train-years",
-        "2",
-        "--top-k",
-        "3",
-        "--as-of",
-        "2020-11-30",
-        "--force",
-    ];
-    ctx.run("bootstrap", &args).assert_ok();
+    let ctx = crate::bootstrap::quick_start_bootstrap();
     ctx.run("ta-signals", &["run", "--watchlist", "us", "--as-of", "2020-12-31"])
         .assert_ok();
     ctx.run("score", &["--watchlist", "us", "--top-k", "3", "--as-of", "2020-12-31"])

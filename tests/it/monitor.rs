@@ -542,21 +542,7 @@ fn a_missed_update_is_told_from_a_model_kept_as_a_candidate() {
 #[test]
 fn the_quick_start_monitor_run_raises_no_drift_alert_and_says_why() {
     // quickstart.sh's steps, then its monitor run.
-    let ctx = with_us_candles();
-    ctx.run("ta-signals", &["run", "--watchlist", "us", "--as-of", "2020-11-30"])
-        .assert_ok();
-    let bootstrap = [
-        "--watchlist",
-        "us",
-        "--train-years",
-        "2",
-        "--top-k",
-        "3",
-        "--as-of",
-        "2020-11-30",
-        "--force",
-    ];
-    ctx.run("bootstrap", &bootstrap).assert_ok();
+    let ctx = crate::bootstrap::quick_start_bootstrap();
     for day in DECEMBER[4..].iter() {
         ctx.run("ta-signals", &["run", "--watchlist", "us", "--as-of", day])
             .assert_ok();
