@@ -6,6 +6,17 @@ use crate::common::TestContext;
 
 /// Candles, indicators, a bootstrap as of 2020-11-30 and a score run for
 /// each of `days`.
+/// A cron day's morning score and evening update (K = 3).
+fn score_and_update(ctx: &TestContext, day: &str) {
+    ctx.run("score", &["--watchlist", "us", "--top-k", "3", "--as-of", day])
+        .assert_ok();
+    ctx.run(
+        "incremental-update",
+        &["--watchlist", "us", "--top-k", "3", "--as-of", day],
+    )
+    .assert_ok();
+}
+
 pub(crate) fn replay(days: &[&str]) -> TestContext {
     let ctx = with_us_candles();
     ctx.run("ta-signals", &["run", "--watchlist", "us"]).assert_ok();
@@ -411,13 +422,7 @@ fn a_thirty_day_replay_completes_each_scan_date_on_its_fifth_session() {
     ctx.run("ta-signals", &["run", "--watchlist", "us"]).assert_ok();
     bootstrap(&ctx, "us", &["--force", "--as-of", before]).assert_ok();
     for (i, day) in days.iter().enumerate() {
-        ctx.run("score", &["--watchlist", "us", "--top-k", "3", "--as-of", day])
-            .assert_ok();
-        ctx.run(
-            "incremental-update",
-            &["--watchlist", "us", "--top-k", "3", "--as-of", day],
-        )
-        .assert_ok();
+        score_and_update(&ctx, day);
         if i % 6 == 5 || i == days.len() - 1 {
             let run = ctx.run(
                 "monitor",
@@ -546,13 +551,7 @@ fn the_quick_start_monitor_run_raises_no_drift_alert_and_says_why() {
     for day in DECEMBER[4..].iter() {
         ctx.run("ta-signals", &["run", "--watchlist", "us", "--as-of", day])
             .assert_ok();
-        ctx.run("score", &["--watchlist", "us", "--top-k", "3", "--as-of", day])
-            .assert_ok();
-        ctx.run(
-            "incremental-update",
-            &["--watchlist", "us", "--top-k", "3", "--as-of", day],
-        )
-        .assert_ok();
+        score_and_update(&ctx, day);
     }
     let text = ctx.run("monitor", &["--watchlist", "us", "--as-of", "2020-12-31"]);
     text.assert_ok();
