@@ -4,6 +4,7 @@
 //! [`Db::dialect`]. One file per table.
 
 mod migrations;
+mod mysql_bulk;
 
 pub mod candles;
 pub mod job_runs;

@@ -20,9 +20,6 @@ pub struct SignalRow {
     pub row: IndicatorRow,
 }
 
-/// Rows per multi-row upsert: 45 parameters each.
-const CHUNK: usize = 64;
-
 fn all_columns() -> Vec<&'static str> {
     let mut cols = vec!["symbol", "date"];
     cols.extend(NUMERIC_COLUMNS);
@@ -31,39 +28,28 @@ fn all_columns() -> Vec<&'static str> {
     cols
 }
 
-/// Upsert statements built once per (dialect, size) from the column list
-/// (constant text; the values are always bound).
-fn upsert_sql(dialect: Dialect, rows: usize) -> &'static str {
-    static SQLITE: OnceLock<[String; 2]> = OnceLock::new();
-    static MYSQL: OnceLock<[String; 2]> = OnceLock::new();
-    let build = |dialect: Dialect| {
-        let cols = all_columns();
-        let placeholders = format!("({})", vec!["?"; cols.len()].join(", "));
-        let updates: Vec<String> = cols[2..]
-            .iter()
-            .map(|c| match dialect {
-                Dialect::Sqlite => format!("{c} = excluded.{c}"),
-                Dialect::MySql => format!("{c} = VALUES({c})"),
-            })
-            .collect();
-        let conflict = match dialect {
-            Dialect::Sqlite => "ON CONFLICT(symbol, date) DO UPDATE SET",
-            Dialect::MySql => "ON DUPLICATE KEY UPDATE",
-        };
-        [CHUNK, 1].map(|n| {
-            format!(
-                "INSERT INTO ta_signals ({}) VALUES {} {conflict} {}",
-                cols.join(", "),
-                vec![placeholders.as_str(); n].join(", "),
-                updates.join(", ")
-            )
+/// The upsert of `rows` rows, built from the column list (constant text;
+/// the values are always bound).
+fn upsert_text(dialect: Dialect, rows: usize) -> String {
+    let cols = all_columns();
+    let placeholders = format!("({})", vec!["?"; cols.len()].join(", "));
+    let updates: Vec<String> = cols[2..]
+        .iter()
+        .map(|c| match dialect {
+            Dialect::Sqlite => format!("{c} = excluded.{c}"),
+            Dialect::MySql => format!("{c} = VALUES({c})"),
         })
+        .collect();
+    let conflict = match dialect {
+        Dialect::Sqlite => "ON CONFLICT(symbol, date) DO UPDATE SET",
+        Dialect::MySql => "ON DUPLICATE KEY UPDATE",
     };
-    let texts = match dialect {
-        Dialect::Sqlite => SQLITE.get_or_init(|| build(Dialect::Sqlite)),
-        Dialect::MySql => MYSQL.get_or_init(|| build(Dialect::MySql)),
-    };
-    if rows == CHUNK { &texts[0] } else { &texts[1] }
+    format!(
+        "INSERT INTO ta_signals ({}) VALUES {} {conflict} {}",
+        cols.join(", "),
+        vec![placeholders.as_str(); rows].join(", "),
+        updates.join(", ")
+    )
 }
 
 /// Bind one row's values in column order.
@@ -80,25 +66,28 @@ macro_rules! bind_row {
     }};
 }
 
-/// Decode a row selected as `date, <numeric…>, <categorical…>, ta_version`.
+/// Decode a row selected as `date, <numeric…>, <categorical…>, ta_version`
+/// from column `$first` on.
 macro_rules! decode_row {
-    ($r:expr, $symbol:expr) => {{
-        let n = NUMERIC_COLUMNS.len();
-        let numeric: Vec<Option<f64>> = (0..n).map(|i| $r.try_get(i + 1)).collect::<Result<_, _>>()?;
+    ($r:expr, $symbol:expr, $first:expr) => {{
+        let (n, first) = (NUMERIC_COLUMNS.len(), $first);
+        let numeric: Vec<Option<f64>> = (0..n).map(|i| $r.try_get(first + i + 1)).collect::<Result<_, _>>()?;
         let mut cats = [None; 5];
         for (i, cat) in cats.iter_mut().enumerate() {
-            let text: Option<String> = $r.try_get(1 + n + i)?;
-            *cat = text.and_then(|t| signals::intern(&t));
+            let text: Option<&str> = $r.try_get(first + 1 + n + i)?;
+            *cat = text.and_then(signals::intern);
         }
-        let version: i64 = $r.try_get(1 + n + 5)?;
+        let version: i64 = $r.try_get(first + 1 + n + 5)?;
         let row = SignalRow {
             symbol: $symbol.clone(),
-            date: $r.try_get(0)?,
+            date: $r.try_get(first)?,
             row: indicator_row(&numeric, cats),
         };
         anyhow::Ok((row, version))
     }};
 }
+
+mod mysql;
 
 /// A symbol's saved indicator state: its head and the streaming state.
 #[derive(Debug, Clone)]
@@ -137,10 +126,12 @@ pub struct SymbolUpdate {
 /// Write the updates of several symbols in one transaction: rows and
 /// states move together, so a crash never leaves a state ahead of its rows.
 pub async fn write(db: &Db, updates: &[SymbolUpdate], ta_version: i64, computed_at: &str) -> anyhow::Result<u64> {
-    if let Db::Sqlite(pool) = db {
-        return super::on_raw_sqlite(pool, |sqlite| write_sqlite(sqlite, updates, ta_version, computed_at)).await;
+    match db {
+        Db::Sqlite(pool) => {
+            super::on_raw_sqlite(pool, |sqlite| write_sqlite(sqlite, updates, ta_version, computed_at)).await
+        }
+        Db::MySql(pool) => mysql::write(pool, updates, ta_version, computed_at).await,
     }
-    write_pooled(db, updates, ta_version, computed_at).await
 }
 
 /// The SQLite side of [`write`]: one prepared single-row upsert stepped
@@ -157,7 +148,7 @@ fn write_sqlite(
     let mut written = 0u64;
     {
         let mut delete = tx.prepare(DELETE_SYMBOL)?;
-        let mut upsert = tx.prepare(upsert_sql(Dialect::Sqlite, 1))?;
+        let mut upsert = tx.prepare(&upsert_text(Dialect::Sqlite, 1))?;
         let mut save = tx.prepare(SAVE_STATE_SQLITE)?;
         for update in updates {
             let symbol = update.symbol.as_str();
@@ -205,63 +196,12 @@ fn write_sqlite(
     Ok(written)
 }
 
-/// MySQL (and the reference for SQLite): multi-row upserts through sqlx.
-async fn write_pooled(db: &Db, updates: &[SymbolUpdate], ta_version: i64, computed_at: &str) -> anyhow::Result<u64> {
-    let (delete, save_state) = match db.dialect() {
-        Dialect::Sqlite => (DELETE_SYMBOL, SAVE_STATE_SQLITE),
-        Dialect::MySql => (DELETE_SYMBOL, SAVE_STATE_MYSQL),
-    };
-    let mut written = 0u64;
-    super::in_transaction!(db, tx => {
-        for update in updates {
-            if update.replace {
-                sqlx::query(delete).bind(update.symbol.as_str()).execute(&mut *tx).await?;
-            }
-            let mut chunks = update.rows.chunks_exact(CHUNK);
-            for chunk in &mut chunks {
-                let mut query = sqlx::query(upsert_sql(db.dialect(), CHUNK));
-                for row in chunk {
-                    query = bind_row!(query, row, ta_version, computed_at);
-                }
-                query.execute(&mut *tx).await?;
-            }
-            for row in chunks.remainder() {
-                let query = sqlx::query(upsert_sql(db.dialect(), 1));
-                bind_row!(query, row, ta_version, computed_at).execute(&mut *tx).await?;
-            }
-            written += update.rows.len() as u64;
-            crate::crashpoint::reach("ta_signals.symbol_rows");
-            if let Some(StoredState { head, state }) = &update.state {
-                sqlx::query(save_state)
-                    .bind(update.symbol.as_str())
-                    .bind(head.ta_version)
-                    .bind(head.last_date)
-                    .bind(head.bars)
-                    .bind(1.0f64)
-                    .bind(head.all_adj_close)
-                    .bind(head.history_generation)
-                    .bind(state.as_str())
-                    .bind(computed_at)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-        }
-    });
-    Ok(written)
-}
-
 const DELETE_SYMBOL: &str = "DELETE FROM ta_signals WHERE symbol = ?";
 const SAVE_STATE_SQLITE: &str = "INSERT INTO ta_state (symbol, ta_version, last_date, bars, split_factor,
     all_adj_close, history_generation, state, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT(symbol) DO UPDATE SET ta_version = excluded.ta_version, last_date = excluded.last_date,
     bars = excluded.bars, split_factor = excluded.split_factor, all_adj_close = excluded.all_adj_close,
     history_generation = excluded.history_generation, state = excluded.state, updated_at = excluded.updated_at";
-const SAVE_STATE_MYSQL: &str = "INSERT INTO ta_state (symbol, ta_version, last_date, bars, split_factor,
-    all_adj_close, history_generation, state, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-    ON DUPLICATE KEY UPDATE ta_version = VALUES(ta_version), last_date = VALUES(last_date),
-    bars = VALUES(bars), split_factor = VALUES(split_factor), all_adj_close = VALUES(all_adj_close),
-    history_generation = VALUES(history_generation), state = VALUES(state), updated_at = VALUES(updated_at)";
-
 /// Decode a `ta_state` row selected as `symbol, <HEAD_COLUMNS>[, state]`
 /// into the symbol and its head.
 macro_rules! decode_head {
@@ -308,7 +248,7 @@ pub async fn for_each_symbol_between(
     symbols: &[Symbol],
     from: NaiveDate,
     through: NaiveDate,
-    mut each: impl FnMut(&Symbol, Vec<SignalRow>) -> anyhow::Result<()>,
+    each: impl FnMut(&Symbol, Vec<SignalRow>) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
     static SQL: OnceLock<String> = OnceLock::new();
     let sql = SQL.get_or_init(|| select_sql(" AND date >= ? AND date <= ? ORDER BY date"));
@@ -316,22 +256,7 @@ pub async fn for_each_symbol_between(
         Db::Sqlite(pool) => {
             super::on_raw_sqlite(pool, |sqlite| sqlite_between(sqlite, sql, symbols, from, through, each)).await
         }
-        Db::MySql(pool) => {
-            for symbol in symbols {
-                let rows = sqlx::query(sql.as_str())
-                    .bind(symbol.as_str())
-                    .bind(from)
-                    .bind(through)
-                    .fetch_all(pool)
-                    .await?;
-                let rows = rows
-                    .iter()
-                    .map(|r| decode_row!(r, symbol).map(|(row, _)| row))
-                    .collect::<anyhow::Result<_>>()?;
-                each(symbol, rows)?;
-            }
-            Ok(())
-        }
+        Db::MySql(pool) => mysql::each_between(pool, symbols, from, through, each).await,
     }
 }
 
@@ -408,7 +333,7 @@ pub async fn for_symbol(db: &Db, symbol: &Symbol) -> anyhow::Result<Vec<SignalRo
     let sql = SQL.get_or_init(|| select_sql(" ORDER BY date"));
     with_pool!(db, pool => {
         let rows = sqlx::query(sql.as_str()).bind(symbol.as_str()).fetch_all(pool).await?;
-        rows.iter().map(|r| decode_row!(r, symbol).map(|(row, _)| row)).collect()
+        rows.iter().map(|r| decode_row!(r, symbol, 0).map(|(row, _)| row)).collect()
     })
 }
 
@@ -418,7 +343,7 @@ pub async fn at(db: &Db, symbol: &Symbol, date: NaiveDate) -> anyhow::Result<Opt
     let sql = SQL.get_or_init(|| select_sql(" AND date = ?"));
     with_pool!(db, pool => {
         let row = sqlx::query(sql.as_str()).bind(symbol.as_str()).bind(date).fetch_optional(pool).await?;
-        row.map(|r| decode_row!(r, symbol)).transpose()
+        row.map(|r| decode_row!(r, symbol, 0)).transpose()
     })
 }
 
@@ -443,13 +368,7 @@ pub async fn at_each(db: &Db, symbols: &[Symbol], date: NaiveDate) -> anyhow::Re
             })
             .await
         }
-        Db::MySql(_) => {
-            let mut out = Vec::with_capacity(symbols.len());
-            for symbol in symbols {
-                out.push(at(db, symbol, date).await?);
-            }
-            Ok(out)
-        }
+        Db::MySql(pool) => mysql::at_each(pool, symbols, date).await,
     }
 }
 

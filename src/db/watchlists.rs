@@ -1,43 +1,69 @@
 //! The `symbols` and `watchlist_members` tables.
 
-use super::{Db, Dialect, in_transaction};
+use super::Db;
+use super::mysql_bulk::{MultiRow, statement_sizes, write_budget};
 use crate::symbols::Symbol;
 
 const UPSERT_SYMBOL_SQLITE: &str = "INSERT INTO symbols (symbol, exchange, country, currency, timezone)
     VALUES (?, ?, ?, ?, ?) ON CONFLICT(symbol) DO NOTHING";
-const UPSERT_SYMBOL_MYSQL: &str = "INSERT INTO symbols (symbol, exchange, country, currency, timezone)
-    VALUES (?, ?, ?, ?, ?) ON DUPLICATE KEY UPDATE symbol = symbol";
 const ADD_MEMBER_SQLITE: &str =
     "INSERT INTO watchlist_members (watchlist, symbol) VALUES (?, ?) ON CONFLICT(watchlist, symbol) DO NOTHING";
-const ADD_MEMBER_MYSQL: &str =
-    "INSERT INTO watchlist_members (watchlist, symbol) VALUES (?, ?) ON DUPLICATE KEY UPDATE symbol = symbol";
+static UPSERT_SYMBOLS_MYSQL: MultiRow = MultiRow::new(|rows| {
+    format!(
+        "INSERT INTO symbols (symbol, exchange, country, currency, timezone) VALUES {}
+         ON DUPLICATE KEY UPDATE symbol = symbol",
+        vec!["(?, ?, ?, ?, ?)"; rows].join(", ")
+    )
+});
+static ADD_MEMBERS_MYSQL: MultiRow = MultiRow::new(|rows| {
+    format!(
+        "INSERT INTO watchlist_members (watchlist, symbol) VALUES {} ON DUPLICATE KEY UPDATE symbol = symbol",
+        vec!["(?, ?)"; rows].join(", ")
+    )
+});
 
 /// Make sure every symbol has a `symbols` row (exchange facts from its
 /// suffix where known) and, with `watchlist`, a membership row.
 pub async fn register(db: &Db, symbols: &[Symbol], watchlist: Option<&str>) -> anyhow::Result<()> {
-    if let Db::Sqlite(pool) = db {
-        return super::on_raw_sqlite(pool, |sqlite| register_sqlite(sqlite, symbols, watchlist)).await;
+    match db {
+        Db::Sqlite(pool) => super::on_raw_sqlite(pool, |sqlite| register_sqlite(sqlite, symbols, watchlist)).await,
+        Db::MySql(pool) => register_mysql(pool, symbols, watchlist).await,
     }
-    let (upsert, add) = match db.dialect() {
-        Dialect::Sqlite => (UPSERT_SYMBOL_SQLITE, ADD_MEMBER_SQLITE),
-        Dialect::MySql => (UPSERT_SYMBOL_MYSQL, ADD_MEMBER_MYSQL),
-    };
-    in_transaction!(db, tx => {
-        for symbol in symbols {
+}
+
+/// The MySQL side of [`register`]: multi-row upserts (a daily import
+/// registers every symbol of the market again, a no-op each, so a
+/// statement per symbol is all round trips).
+async fn register_mysql(pool: &sqlx::MySqlPool, symbols: &[Symbol], watchlist: Option<&str>) -> anyhow::Result<()> {
+    let mut tx = pool.begin().await?;
+    let budget = write_budget(&mut tx).await?;
+    let mut next = symbols.iter();
+    for size in statement_sizes(symbols.len(), 128, 5, budget) {
+        let mut query = sqlx::query(UPSERT_SYMBOLS_MYSQL.sql(size));
+        for symbol in next.by_ref().take(size) {
             let listing = symbol.listing();
-            sqlx::query(upsert)
+            query = query
                 .bind(symbol.as_str())
                 .bind(listing.exchange)
                 .bind(listing.country)
                 .bind(listing.currency)
-                .bind(listing.timezone)
-                .execute(&mut *tx)
-                .await?;
-            if let Some(watchlist) = watchlist {
-                sqlx::query(add).bind(watchlist).bind(symbol.as_str()).execute(&mut *tx).await?;
-            }
+                .bind(listing.timezone);
         }
-    });
+        query.execute(&mut *tx).await?;
+    }
+    if let Some(watchlist) = watchlist {
+        let mut next = symbols.iter();
+        for size in statement_sizes(symbols.len(), 128, 2, budget) {
+            let mut query = sqlx::query(ADD_MEMBERS_MYSQL.sql(size));
+            for symbol in next.by_ref().take(size) {
+                query = query.bind(watchlist).bind(symbol.as_str());
+            }
+            query.execute(&mut *tx).await?;
+        }
+    }
+    crate::crashpoint::reach("db.before_commit");
+    tx.commit().await?;
+    crate::crashpoint::reach("db.after_commit");
     Ok(())
 }
 

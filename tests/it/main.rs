@@ -18,6 +18,7 @@ mod manifest_repair;
 mod migrations;
 mod monitor;
 mod mysql;
+mod mysql_bulk;
 mod provider_server;
 mod s3;
 mod s3_faults;

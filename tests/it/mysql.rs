@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use crate::common::{TestContext, block_on, count_in, fixture, quarantine_rows};
 
 /// A fresh database on the test server.
-fn mysql_context() -> Option<TestContext> {
+pub(crate) fn mysql_context() -> Option<TestContext> {
     let base = std::env::var("SWINGML_TEST_MYSQL_URL").expect(
         "SWINGML_TEST_MYSQL_URL is not set: run the tests with scripts/test.sh (starts MariaDB), \
          or build them with SWINGML_SKIP_MYSQL=1 to mark them ignored",
@@ -18,7 +18,7 @@ fn mysql_context() -> Option<TestContext> {
 }
 
 /// A new database named from digits and a fixed prefix on the server at `base`.
-fn create_database(base: &str) -> TestContext {
+pub(crate) fn create_database(base: &str) -> TestContext {
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let name = format!(
         "swingml_it_{}_{}",
@@ -213,9 +213,9 @@ fn mysql_version_1_database_gains_candle_sources_and_keeps_its_rows() {
 }
 
 /// A MariaDB server of this test's own, stopped by its PID when dropped.
-struct OwnServer {
+pub(crate) struct OwnServer {
     dir: tempfile::TempDir,
-    url: String,
+    pub(crate) url: String,
 }
 
 impl OwnServer {
@@ -227,7 +227,7 @@ impl OwnServer {
             .unwrap()
     }
 
-    fn start() -> OwnServer {
+    pub(crate) fn start() -> OwnServer {
         let dir = tempfile::tempdir().unwrap();
         let out = OwnServer::script(&["start", dir.path().to_str().unwrap()]);
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

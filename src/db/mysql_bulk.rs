@@ -1,0 +1,264 @@
+//! Bulk reads and writes on MySQL/MariaDB: one statement for many symbols
+//! or many rows instead of a round trip each. A round trip on loopback
+//! costs about as much as the server's work on a few hundred rows, so a
+//! daily job reading one row per symbol, statement by statement, spent its
+//! time waiting (`bench/db_cycle.sh`).
+//!
+//! Reads bind a list of symbols (`symbol IN (?, …)`) of a fixed length per
+//! statement, padded with the list's last symbol, so that each statement
+//! text is prepared once per connection. Writes insert many rows per
+//! statement, in sizes from a short ladder (the same few statement texts
+//! again), each statement kept under the server's `max_allowed_packet`.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use chrono::NaiveDate;
+use futures_util::TryStreamExt as _;
+use sqlx::mysql::{MySqlArguments, MySqlPool, MySqlRow};
+use sqlx::{MySql, Row as _};
+
+use crate::symbols::Symbol;
+
+/// A statement selecting rows of many symbols: `{symbols}` in its text
+/// stands for `size` placeholders, and the symbol is its first column.
+pub(super) struct InList {
+    template: &'static str,
+    size: usize,
+    text: OnceLock<String>,
+}
+
+/// Symbols per statement for reads of a few rows per symbol (a date's row,
+/// the last weeks): large, to amortise the round trip.
+pub(super) const RECENT_ROWS: usize = 512;
+/// Symbols per statement for reads of whole histories: small, to bound the
+/// rows held before they are handed out (a symbol's history is thousands).
+pub(super) const HISTORIES: usize = 48;
+
+impl InList {
+    pub(super) const fn new(template: &'static str, size: usize) -> InList {
+        InList {
+            template,
+            size,
+            text: OnceLock::new(),
+        }
+    }
+
+    fn sql(&'static self) -> &'static str {
+        self.text.get_or_init(|| {
+            let list = vec!["?"; self.size].join(", ");
+            self.template.replace("{symbols}", &format!("symbol IN ({list})"))
+        })
+    }
+}
+
+/// A value bound before the symbol list.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Param {
+    Date(NaiveDate),
+    Int(i64),
+}
+
+fn bind_param<'q>(
+    query: sqlx::query::Query<'q, MySql, MySqlArguments>,
+    param: Param,
+) -> sqlx::query::Query<'q, MySql, MySqlArguments> {
+    match param {
+        Param::Date(date) => query.bind(date),
+        Param::Int(n) => query.bind(n),
+    }
+}
+
+/// For each of `symbols`, in their order: the rows `statement` selects
+/// for it, decoded by `decode`, in the order the statement returns them.
+/// `before` and `after` are bound before and after the symbol list.
+pub(super) async fn per_symbol<T: Clone>(
+    pool: &MySqlPool,
+    statement: &'static InList,
+    before: &[Param],
+    after: &[Param],
+    symbols: &[Symbol],
+    decode: impl Fn(&Symbol, &MySqlRow) -> anyhow::Result<T>,
+    mut each: impl FnMut(&Symbol, Vec<T>) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let sql = statement.sql();
+    for chunk in symbols.chunks(statement.size) {
+        // A symbol listed twice gets its rows twice (read once).
+        let mut position: HashMap<&str, usize> = HashMap::with_capacity(chunk.len());
+        for (i, symbol) in chunk.iter().enumerate() {
+            position.entry(symbol.as_str()).or_insert(i);
+        }
+        let mut query = sqlx::query(sql);
+        for param in before {
+            query = bind_param(query, *param);
+        }
+        for i in 0..statement.size {
+            query = query.bind(chunk[i.min(chunk.len() - 1)].as_str());
+        }
+        for param in after {
+            query = bind_param(query, *param);
+        }
+        let mut out: Vec<Vec<T>> = chunk.iter().map(|_| Vec::new()).collect();
+        let mut rows = query.fetch(pool);
+        while let Some(row) = rows.try_next().await? {
+            let name: &str = row.try_get(0)?;
+            let Some(&i) = position.get(name) else {
+                anyhow::bail!("a bulk read returned a row of {name:?}, which it did not ask for");
+            };
+            out[i].push(decode(&chunk[i], &row)?);
+        }
+        drop(rows);
+        for (i, symbol) in chunk.iter().enumerate() {
+            let first = position[symbol.as_str()];
+            if first != i {
+                out[i] = out[first].clone();
+            }
+        }
+        for (symbol, rows) in chunk.iter().zip(out) {
+            each(symbol, rows)?;
+        }
+    }
+    Ok(())
+}
+
+/// [`per_symbol`] collected: one `Vec` per symbol, in their order.
+pub(super) async fn collect_per_symbol<T: Clone>(
+    pool: &MySqlPool,
+    statement: &'static InList,
+    before: &[Param],
+    after: &[Param],
+    symbols: &[Symbol],
+    decode: impl Fn(&Symbol, &MySqlRow) -> anyhow::Result<T>,
+) -> anyhow::Result<Vec<Vec<T>>> {
+    let mut out = Vec::with_capacity(symbols.len());
+    per_symbol(pool, statement, before, after, symbols, decode, |_, rows| {
+        out.push(rows);
+        Ok(())
+    })
+    .await?;
+    Ok(out)
+}
+
+/// Positions of `items` grouped by `key`, groups in the order of their
+/// first item: the reads of a round whose symbols share a few distinct
+/// dates (every symbol's last computed date is usually the same) go out
+/// as one bulk read per date.
+pub(super) fn group_by<T, K: PartialEq + Copy>(items: &[T], key: impl Fn(&T) -> K) -> Vec<(K, Vec<usize>)> {
+    let mut groups: Vec<(K, Vec<usize>)> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let k = key(item);
+        match groups.iter_mut().find(|(g, _)| *g == k) {
+            Some((_, members)) => members.push(i),
+            None => groups.push((k, vec![i])),
+        }
+    }
+    groups
+}
+
+/// Multi-row statements: rows per statement from this ladder, largest
+/// first, so a write of any length takes few statements of few distinct
+/// texts (each prepared once per connection).
+pub(super) const LADDER: [usize; 6] = [1024, 256, 64, 16, 4, 1];
+
+/// The sizes of the statements that write `rows` rows of about
+/// `row_bytes` bytes each: ladder steps, largest first, each statement's
+/// values within `budget` bytes and `max_params` bound parameters.
+pub(super) fn statement_sizes(rows: usize, row_bytes: usize, params_per_row: usize, budget: usize) -> Vec<usize> {
+    let cap = (budget / row_bytes.max(1)).min(MAX_PARAMS / params_per_row).max(1);
+    let mut sizes = Vec::new();
+    let mut left = rows;
+    for step in LADDER.into_iter().filter(|&s| s <= cap) {
+        while left >= step {
+            sizes.push(step);
+            left -= step;
+        }
+    }
+    sizes
+}
+
+/// The texts of a multi-row statement, one per [`LADDER`] step, built on
+/// first use from constant text (the values are always bound).
+pub(super) struct MultiRow {
+    build: fn(usize) -> String,
+    texts: [OnceLock<String>; LADDER.len()],
+}
+
+impl MultiRow {
+    pub(super) const fn new(build: fn(usize) -> String) -> MultiRow {
+        MultiRow {
+            build,
+            texts: [const { OnceLock::new() }; LADDER.len()],
+        }
+    }
+
+    /// The statement for `rows` rows, a step of [`LADDER`] (as
+    /// [`statement_sizes`] gives).
+    pub(super) fn sql(&'static self, rows: usize) -> &'static str {
+        let step = LADDER.iter().position(|&s| s == rows).unwrap_or(LADDER.len() - 1);
+        debug_assert_eq!(LADDER[step], rows, "not a ladder step");
+        self.texts[step].get_or_init(|| (self.build)(LADDER[step]))
+    }
+}
+
+/// Execute `statement` for every chunk of `symbols` in the transaction
+/// (a `DELETE … WHERE {symbols}`).
+pub(super) async fn execute_per_chunk(
+    conn: &mut sqlx::MySqlConnection,
+    statement: &'static InList,
+    symbols: &[Symbol],
+) -> anyhow::Result<()> {
+    for chunk in symbols.chunks(statement.size) {
+        let mut query = sqlx::query(statement.sql());
+        for i in 0..statement.size {
+            query = query.bind(chunk[i.min(chunk.len() - 1)].as_str());
+        }
+        query.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Bound parameters a MySQL prepared statement may hold.
+const MAX_PARAMS: usize = 65_535;
+
+/// Bytes of values one write statement may carry: half the server's
+/// `max_allowed_packet` (the statement's text and the protocol's framing
+/// take their share), and no more than 8 MB (larger gains nothing).
+pub(super) async fn write_budget(conn: &mut sqlx::MySqlConnection) -> anyhow::Result<usize> {
+    let packet: u64 = sqlx::query_scalar("SELECT @@max_allowed_packet")
+        .fetch_one(conn)
+        .await?;
+    Ok((packet as usize / 2).clamp(64 * 1024, 8 << 20))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_split_into_ladder_steps_within_the_budget() {
+        assert_eq!(statement_sizes(0, 100, 10, 1 << 20), Vec::<usize>::new());
+        assert_eq!(statement_sizes(1, 100, 10, 1 << 20), [1]);
+        // 2 × 1024 + 256 + 3 × 16 + 4 + 3 × 1 = 2359.
+        assert_eq!(
+            statement_sizes(2359, 100, 10, 1 << 20),
+            [1024, 1024, 256, 16, 16, 16, 4, 1, 1, 1]
+        );
+        // 45 parameters a row: 1456 rows at most, so 1024 still fits.
+        assert_eq!(statement_sizes(1024, 10, 45, 1 << 30), [1024]);
+        // 2 000 parameters a row: 32 rows at most.
+        assert_eq!(statement_sizes(40, 10, 2000, 1 << 30), [16, 16, 4, 4]);
+        // 20 kB rows in a 100 kB budget: 5 rows at most, so steps of 4.
+        assert_eq!(statement_sizes(9, 20_000, 9, 100_000), [4, 4, 1]);
+        // A row larger than the budget still goes, alone.
+        assert_eq!(statement_sizes(2, 1 << 20, 9, 1000), [1, 1]);
+    }
+
+    #[test]
+    fn groups_keep_first_appearance_order() {
+        let items = [3, 1, 3, 2, 1, 3];
+        assert_eq!(
+            group_by(&items, |x| *x),
+            [(3, vec![0, 2, 5]), (1, vec![1, 4]), (2, vec![3])]
+        );
+    }
+}
