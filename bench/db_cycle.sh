@@ -2,9 +2,10 @@
 # SQLite against MariaDB on the same synthetic universe (bench/synth.py,
 # N symbols x YEARS years, seed 42, never committed), release build, one
 # run: every stage of the pipeline on the embedded SQLite default, then on
-# a MariaDB server this script starts on loopback (scripts/mariadb.sh,
-# InnoDB buffer pool SWINGML_MARIADB_POOL, 2G by default, and
-# innodb_flush_log_at_trx_commit = 2 as there), then the LOAD DATA floor:
+# a MariaDB server this script starts on loopback (scripts/mariadb.sh:
+# InnoDB buffer pool SWINGML_MARIADB_POOL, 2G by default, redo log
+# SWINGML_MARIADB_REDO, 1G by default, innodb_flush_log_at_trx_commit = 2
+# as there, no binary log), then the LOAD DATA floor:
 # the same candles and indicator rows, dumped from MariaDB, loaded into
 # empty tables of the same schema by the server itself. Prints one table:
 # seconds and peak RSS per stage and database, and the ratios the targets
@@ -49,10 +50,12 @@ awk -F, -v d="$last" 'NR == 1 || $2 != d' universe.csv > history.csv
 awk -F, -v d="$last" 'NR == 1 || $2 == d' universe.csv > day.csv
 export SWINGML_NOW="${last}T23:00:00Z"
 
-base=$(SWINGML_MARIADB_POOL=${SWINGML_MARIADB_POOL:-2G} bash "$here/scripts/mariadb.sh" start "$server")
+base=$(SWINGML_MARIADB_POOL=${SWINGML_MARIADB_POOL:-2G} SWINGML_MARIADB_REDO=${SWINGML_MARIADB_REDO:-1G} \
+  bash "$here/scripts/mariadb.sh" start "$server")
 client=(mariadb --no-defaults --socket="$server/mysqld.sock" -uroot)
 "${client[@]}" -e 'CREATE DATABASE bench'
 pool=$("${client[@]}" -N -e 'SELECT @@innodb_buffer_pool_size DIV 1048576')
+redo=$("${client[@]}" -N -e 'SELECT @@innodb_log_file_size DIV 1048576')
 
 run_all() {
   local db=$1
@@ -93,7 +96,7 @@ for db in sqlite mariadb; do
 done
 
 rows=$(( $(wc -l < universe.csv) - 1 ))
-echo "## $n symbols x $years years ($rows candles), MariaDB $("${client[@]}" -N -e 'SELECT VERSION()') with a ${pool} MB buffer pool"
+echo "## $n symbols x $years years ($rows candles), MariaDB $("${client[@]}" -N -e 'SELECT VERSION()') with a ${pool} MB buffer pool and a ${redo} MB redo log"
 echo
 echo "| stage | SQLite | MariaDB | MariaDB / SQLite | SQLite peak RSS | MariaDB peak RSS |"
 echo "|---|---|---|---|---|---|"

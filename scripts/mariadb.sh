@@ -9,8 +9,10 @@
 #                                  (after a test killed it)
 #
 # The InnoDB buffer pool is 64 MB, enough for the tests' small databases;
-# SWINGML_MARIADB_POOL (e.g. 2G) sets another (the benchmarks use one that
-# holds their tables, as a production server would).
+# SWINGML_MARIADB_POOL (e.g. 2G) sets another, and SWINGML_MARIADB_REDO the
+# redo log's size (the server's default, 96 MB, unless set): the benchmarks
+# use a pool that holds their tables and a redo log that holds a bulk
+# write, as a production server would.
 set -euo pipefail
 
 cmd=${1:?usage: mariadb.sh start|stop|restart DIR}
@@ -30,6 +32,7 @@ find_bin() {
 run_server() {
   "$server" --no-defaults --user="$(id -un)" --datadir="$dir/data" --bind-address=127.0.0.1 --port="$port" \
     --socket="$dir/mysqld.sock" --pid-file="$dir/mysqld.pid" --skip-log-bin --innodb-buffer-pool-size="${SWINGML_MARIADB_POOL:-64M}" \
+    ${SWINGML_MARIADB_REDO:+--innodb-log-file-size="$SWINGML_MARIADB_REDO"} \
     --innodb-flush-log-at-trx-commit=2 --log-error="$dir/error.log" >/dev/null 2>&1 &
   echo $! >"$dir/server.pid"
   for _ in $(seq 1 100); do

@@ -20,11 +20,14 @@ use sqlx::{MySql, Row as _};
 
 use crate::symbols::Symbol;
 
-/// A statement selecting rows of many symbols: `{symbols}` in its text
-/// stands for `size` placeholders, and the symbol is its first column.
+/// A statement selecting rows of many symbols, the symbol its first
+/// column: `{symbols}` in its text stands for `symbol IN (?, …)` with `size`
+/// placeholders, or, for a union, the statement is `size` copies of a part
+/// selecting one symbol's rows (its only placeholder) joined by `UNION ALL`.
 pub(super) struct InList {
     template: &'static str,
     size: usize,
+    union: bool,
     text: OnceLock<String>,
 }
 
@@ -40,12 +43,41 @@ impl InList {
         InList {
             template,
             size,
+            union: false,
             text: OnceLock::new(),
+        }
+    }
+
+    /// `size` copies of `part` (in parentheses) joined by `UNION ALL`: an
+    /// index dive per symbol where a single statement would read every row
+    /// of the symbols (`ORDER BY date DESC LIMIT 1` per symbol against
+    /// `MAX(date) … GROUP BY symbol`, which MariaDB answers by reading the
+    /// symbols' whole histories).
+    pub(super) const fn union(part: &'static str, size: usize) -> InList {
+        InList {
+            template: part,
+            size,
+            union: true,
+            text: OnceLock::new(),
+        }
+    }
+
+    /// The `i`th symbol bound for `chunk`: past its end, the last symbol
+    /// again (a duplicate in `IN` is harmless), or for a union the empty
+    /// name, which selects nothing (a duplicate part would repeat rows).
+    fn padded<'a>(&self, chunk: &'a [Symbol], i: usize) -> &'a str {
+        match chunk.get(i) {
+            Some(symbol) => symbol.as_str(),
+            None if self.union => "",
+            None => chunk[chunk.len() - 1].as_str(),
         }
     }
 
     fn sql(&'static self) -> &'static str {
         self.text.get_or_init(|| {
+            if self.union {
+                return vec![format!("({})", self.template); self.size].join(" UNION ALL ");
+            }
             let list = vec!["?"; self.size].join(", ");
             self.template.replace("{symbols}", &format!("symbol IN ({list})"))
         })
@@ -93,7 +125,7 @@ pub(super) async fn per_symbol<T: Clone>(
             query = bind_param(query, *param);
         }
         for i in 0..statement.size {
-            query = query.bind(chunk[i.min(chunk.len() - 1)].as_str());
+            query = query.bind(statement.padded(chunk, i));
         }
         for param in after {
             query = bind_param(query, *param);
@@ -210,11 +242,24 @@ pub(super) async fn execute_per_chunk(
     for chunk in symbols.chunks(statement.size) {
         let mut query = sqlx::query(statement.sql());
         for i in 0..statement.size {
-            query = query.bind(chunk[i.min(chunk.len() - 1)].as_str());
+            query = query.bind(statement.padded(chunk, i));
         }
         query.execute(&mut *conn).await?;
     }
     Ok(())
+}
+
+/// Write attempts when InnoDB picks the transaction as a deadlock victim
+/// (it rolled it back whole; the writes are idempotent, so they go again).
+pub(super) const DEADLOCK_ATTEMPTS: usize = 5;
+
+/// Whether `err` is a deadlock InnoDB resolved by rolling this
+/// transaction back (SQLSTATE 40001, error 1213).
+pub(super) fn is_deadlock(err: &anyhow::Error) -> bool {
+    err.downcast_ref::<sqlx::Error>()
+        .and_then(|e| e.as_database_error())
+        .and_then(|e| e.code())
+        .is_some_and(|code| code == "40001")
 }
 
 /// Bound parameters a MySQL prepared statement may hold.

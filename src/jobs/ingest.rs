@@ -49,9 +49,34 @@ pub async fn store(
 ) -> anyhow::Result<Stored> {
     let mut out = Stored::default();
     let mut by_symbol = by_symbol.into_iter().peekable();
+    // Rounds' writes run while the next round is read and compared. On
+    // MySQL two rounds (of different symbols) write at once, on two
+    // connections: the client encodes one statement while the server
+    // executes another. SQLite has one writer, so one round at a time.
+    let in_flight = match ctx.db.dialect() {
+        db::Dialect::MySql => 2,
+        db::Dialect::Sqlite => 1,
+    };
+    let mut writing: std::collections::VecDeque<tokio::task::JoinHandle<anyhow::Result<(u64, u64)>>> =
+        Default::default();
     while by_symbol.peek().is_some() {
         let round: Vec<(Symbol, Vec<Incoming>)> = by_symbol.by_ref().take(SYMBOLS_PER_ROUND).collect();
-        store_round(ctx, round, source, revisions, &mut out).await?;
+        let writes = compare_round(ctx, round, source, revisions, &mut out).await?;
+        let rewriting = rewriting_the_past(ctx, &writes.to_insert, &writes.to_revise).await?;
+        if writing.len() == in_flight
+            && let Some(oldest) = writing.pop_front()
+        {
+            let (inserted, revised) = oldest.await??;
+            out.inserted += inserted;
+            out.revised += revised;
+        }
+        let (db, batch_rows) = (ctx.db.clone(), ctx.settings.import.batch_rows);
+        writing.push_back(tokio::spawn(write_round(db, rewriting, writes, source, batch_rows)));
+    }
+    for round in writing {
+        let (inserted, revised) = round.await??;
+        out.inserted += inserted;
+        out.revised += revised;
     }
     let watchlist = ctx
         .settings
@@ -61,14 +86,20 @@ pub async fn store(
     Ok(out)
 }
 
-/// Compare one round's symbols with what is stored and write the result.
-async fn store_round(
+/// What one round writes.
+struct RoundWrites {
+    to_insert: Vec<Candle>,
+    to_revise: Vec<Candle>,
+}
+
+/// Compare one round's symbols with what is stored: what to write.
+async fn compare_round(
     ctx: &Context,
     by_symbol: Vec<(Symbol, Vec<Incoming>)>,
     source: CandleSource,
     revisions: &Revisions,
     out: &mut Stored,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<RoundWrites> {
     let mut to_insert: Vec<Candle> = Vec::new();
     let mut to_revise: Vec<Candle> = Vec::new();
     let ranges: Vec<(Symbol, NaiveDate, NaiveDate)> = by_symbol
@@ -101,10 +132,23 @@ async fn store_round(
         to_revise.extend(compared.to_revise);
         out.symbols.push(symbol);
     }
-    db::candles::bump_history(&ctx.db, &rewriting_the_past(ctx, &to_insert, &to_revise).await?).await?;
-    out.inserted += db::candles::insert(&ctx.db, &to_insert, source, ctx.settings.import.batch_rows).await?;
-    out.revised += db::candles::revise(&ctx.db, &to_revise, source).await?;
-    Ok(())
+    Ok(RoundWrites { to_insert, to_revise })
+}
+
+/// Write one round: raise the history counters of the symbols whose past
+/// it rewrites first (see [`rewriting_the_past`]), then insert and revise.
+/// Rows inserted and revised.
+async fn write_round(
+    db: db::Db,
+    rewriting: Vec<Symbol>,
+    writes: RoundWrites,
+    source: CandleSource,
+    batch_rows: usize,
+) -> anyhow::Result<(u64, u64)> {
+    db::candles::bump_history(&db, &rewriting).await?;
+    let inserted = db::candles::insert(&db, &writes.to_insert, source, batch_rows).await?;
+    let revised = db::candles::revise(&db, &writes.to_revise, source).await?;
+    Ok((inserted, revised))
 }
 
 /// The symbols whose past these writes change: a revised candle, or a new

@@ -11,7 +11,7 @@
 //! chunk in one transaction, so memory stays flat and a crash loses at most
 //! the chunk in flight.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -104,6 +104,11 @@ async fn compute_all(ctx: &Context, options: &RunOptions) -> anyhow::Result<RunS
         None => None,
     };
     let bar = crate::logging::progress_bar(symbols.len() as u64, "indicators");
+    // A round's write runs while the next round is read and computed (one
+    // at a time: two MariaDB transactions replacing neighbouring symbols'
+    // rows deadlock on the gap locks of their deletes).
+    let in_flight = 1;
+    let mut writing: VecDeque<tokio::task::JoinHandle<anyhow::Result<u64>>> = VecDeque::new();
     for chunk in symbols.chunks(CHUNK) {
         let t = Instant::now();
         let (plans, up_to_date) =
@@ -129,17 +134,30 @@ async fn compute_all(ctx: &Context, options: &RunOptions) -> anyhow::Result<RunS
         summary.compute += t.elapsed();
 
         let t = Instant::now();
-        summary.rows_written += db::ta_signals::write(&ctx.db, &updates, TA_VERSION, &utc_now_rfc3339()).await?;
         if let Some(out) = parquet.as_mut() {
             for update in &updates {
                 out.writer.write(&update.rows)?;
             }
         }
-        summary.write += t.elapsed();
         summary.updated += updates.len();
         summary.full_recomputes += updates.iter().filter(|u| u.replace).count();
+        if writing.len() == in_flight
+            && let Some(oldest) = writing.pop_front()
+        {
+            summary.rows_written += oldest.await??;
+        }
+        let db = ctx.db.clone();
+        writing.push_back(tokio::spawn(async move {
+            db::ta_signals::write(&db, &updates, TA_VERSION, &utc_now_rfc3339()).await
+        }));
+        summary.write += t.elapsed();
         bar.inc(chunk.len() as u64);
     }
+    let t = Instant::now();
+    for round in writing {
+        summary.rows_written += round.await??;
+    }
+    summary.write += t.elapsed();
     bar.finish_and_clear();
     if let Some(out) = parquet {
         let rows = out.finish()?;

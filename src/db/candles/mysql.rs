@@ -19,8 +19,8 @@ use super::{Candle, candle_from_row, split_product};
 use crate::candles::CandleSource;
 use crate::db::Dialect;
 use crate::db::mysql_bulk::{
-    HISTORIES, InList, MultiRow, Param, RECENT_ROWS, collect_per_symbol, group_by, per_symbol, statement_sizes,
-    write_budget,
+    DEADLOCK_ATTEMPTS, HISTORIES, InList, MultiRow, Param, RECENT_ROWS, collect_per_symbol, group_by, is_deadlock,
+    per_symbol, statement_sizes, write_budget,
 };
 use crate::symbols::Symbol;
 
@@ -71,8 +71,8 @@ static SPLITS_AFTER: InList = InList::new(
     "SELECT symbol, split_coef FROM candles WHERE date > ? AND split_coef IS NOT NULL AND {symbols}",
     RECENT_ROWS,
 );
-static LAST_DATES: InList = InList::new(
-    "SELECT symbol, MAX(date) FROM candles WHERE {symbols} GROUP BY symbol",
+static LAST_DATES: InList = InList::union(
+    "SELECT symbol, date FROM candles WHERE symbol = ? ORDER BY date DESC LIMIT 1",
     RECENT_ROWS,
 );
 static COUNTS: InList = InList::new(
@@ -287,20 +287,37 @@ pub(super) async fn insert(
 ) -> anyhow::Result<u64> {
     let mut inserted = 0;
     for batch in candles.chunks(batch_rows) {
-        let mut tx = pool.begin().await?;
-        let budget = write_budget(&mut tx).await?;
-        let mut rows = batch.iter();
-        for size in statement_sizes(batch.len(), CANDLE_BYTES, 10, budget) {
-            let mut query = sqlx::query(INSERT.sql(size));
-            for c in rows.by_ref().take(size) {
-                query = super::bind_candle(query, c).bind(source.as_str());
+        let mut attempt = 1;
+        inserted += loop {
+            match insert_batch(pool, batch, source).await {
+                Err(err) if is_deadlock(&err) && attempt < DEADLOCK_ATTEMPTS => {
+                    tracing::debug!("candle insert chosen as a deadlock victim; attempt {attempt} again");
+                    attempt += 1;
+                }
+                other => break other?,
             }
-            inserted += query.execute(&mut *tx).await?.rows_affected();
-            crate::crashpoint::reach("candles.insert_chunk");
-        }
-        crate::crashpoint::reach("db.before_commit");
-        tx.commit().await?;
-        crate::crashpoint::reach("db.after_commit");
+        };
     }
+    Ok(inserted)
+}
+
+/// One transaction of [`insert`]. Two run at once (different symbols), so
+/// InnoDB may roll one back to break a deadlock between their locks.
+async fn insert_batch(pool: &MySqlPool, batch: &[Candle], source: CandleSource) -> anyhow::Result<u64> {
+    let mut tx = pool.begin().await?;
+    let budget = write_budget(&mut tx).await?;
+    let mut rows = batch.iter();
+    let mut inserted = 0;
+    for size in statement_sizes(batch.len(), CANDLE_BYTES, 10, budget) {
+        let mut query = sqlx::query(INSERT.sql(size));
+        for c in rows.by_ref().take(size) {
+            query = super::bind_candle(query, c).bind(source.as_str());
+        }
+        inserted += query.execute(&mut *tx).await?.rows_affected();
+        crate::crashpoint::reach("candles.insert_chunk");
+    }
+    crate::crashpoint::reach("db.before_commit");
+    tx.commit().await?;
+    crate::crashpoint::reach("db.after_commit");
     Ok(inserted)
 }
