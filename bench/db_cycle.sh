@@ -28,6 +28,7 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+trap 'exit 1' INT TERM
 cd "$work"
 
 stages=(import "run --full" bootstrap "import 1 day" "run 1 day" score incremental-update monitor)

@@ -78,6 +78,10 @@ pub async fn insert(db: &Db, candles: &[Candle], source: CandleSource, batch_row
 /// saved indicator state of their symbols (in the same transaction), so
 /// that the next `ta-signals run` recomputes them from the revised bars.
 pub async fn revise(db: &Db, candles: &[Candle], source: CandleSource) -> anyhow::Result<u64> {
+    super::mysql_bulk::retry_deadlocks(|| revise_once(db, candles, source)).await
+}
+
+async fn revise_once(db: &Db, candles: &[Candle], source: CandleSource) -> anyhow::Result<u64> {
     const UPDATE: &str = "UPDATE candles SET open = ?, high = ?, low = ?, close = ?, adj_close = ?,
         volume = ?, split_coef = ?, source = ? WHERE symbol = ? AND date = ?";
     const DROP_STATE: &str = "DELETE FROM ta_state WHERE symbol = ?";
@@ -444,7 +448,9 @@ pub async fn as_of_each(
     symbols: &[crate::symbols::Symbol],
     date: NaiveDate,
 ) -> anyhow::Result<Vec<(Option<Candle>, f64)>> {
-    const SPLITS: &str = "SELECT split_coef FROM candles WHERE symbol = ? AND date > ? AND split_coef IS NOT NULL";
+    // In date order: the product's last bit depends on the order.
+    const SPLITS: &str =
+        "SELECT split_coef FROM candles WHERE symbol = ? AND date > ? AND split_coef IS NOT NULL ORDER BY date";
     const LAST: &str = "SELECT date, open, high, low, close, adj_close, volume, split_coef
         FROM candles WHERE symbol = ? AND date <= ? ORDER BY date DESC LIMIT 1";
     match db {
@@ -512,6 +518,10 @@ fn split_product(ratios: Vec<f64>) -> f64 {
 /// be rewritten (a back-filled or revised candle). Called before the
 /// write, so a crash in between costs a recompute, never a stale state.
 pub async fn bump_history(db: &Db, symbols: &[Symbol]) -> anyhow::Result<()> {
+    super::mysql_bulk::retry_deadlocks(|| bump_history_once(db, symbols)).await
+}
+
+async fn bump_history_once(db: &Db, symbols: &[Symbol]) -> anyhow::Result<()> {
     const SQLITE: &str = "INSERT INTO candle_history (symbol, generation) VALUES (?, 1)
         ON CONFLICT(symbol) DO UPDATE SET generation = generation + 1";
     const MYSQL: &str = "INSERT INTO candle_history (symbol, generation) VALUES (?, 1)

@@ -21,14 +21,17 @@ use sqlx::{MySql, Row as _};
 use crate::symbols::Symbol;
 
 /// A statement selecting rows of many symbols, the symbol its first
-/// column: `{symbols}` in its text stands for `symbol IN (?, …)` with `size`
-/// placeholders, or, for a union, the statement is `size` copies of a part
-/// selecting one symbol's rows (its only placeholder) joined by `UNION ALL`.
+/// column. Either `{symbols}` in its text stands for `symbol IN (?, …)`, or
+/// the statement is a union: copies of a part selecting one symbol's rows
+/// (`symbol = ?` its first placeholder, then the read's own parameters)
+/// joined by `UNION ALL`. Each comes in three lengths (`size`, `size`/8,
+/// `size`/64 symbols), so that a read of a few symbols does not bind
+/// hundreds of padding values.
 pub(super) struct InList {
     template: &'static str,
     size: usize,
     union: bool,
-    text: OnceLock<String>,
+    texts: [OnceLock<String>; 3],
 }
 
 /// Symbols per statement for reads of a few rows per symbol (a date's row,
@@ -44,22 +47,42 @@ impl InList {
             template,
             size,
             union: false,
-            text: OnceLock::new(),
+            texts: [const { OnceLock::new() }; 3],
         }
     }
 
-    /// `size` copies of `part` (in parentheses) joined by `UNION ALL`: an
-    /// index dive per symbol where a single statement would read every row
-    /// of the symbols (`ORDER BY date DESC LIMIT 1` per symbol against
-    /// `MAX(date) … GROUP BY symbol`, which MariaDB answers by reading the
-    /// symbols' whole histories).
+    /// Copies of `part` (in parentheses) joined by `UNION ALL`: an index
+    /// dive per symbol (`ORDER BY date DESC LIMIT ?`) where one statement
+    /// over all the symbols would read their whole histories (MariaDB
+    /// answers `MAX(date) … GROUP BY symbol` over an `IN` list so).
     pub(super) const fn union(part: &'static str, size: usize) -> InList {
         InList {
             template: part,
             size,
             union: true,
-            text: OnceLock::new(),
+            texts: [const { OnceLock::new() }; 3],
         }
+    }
+
+    /// The statement lengths, largest first.
+    fn lengths(&self) -> [usize; 3] {
+        [self.size, (self.size / 8).max(1), (self.size / 64).max(1)]
+    }
+
+    /// The shortest length that holds `symbols` symbols (at most `size`),
+    /// and its text.
+    fn sql_for(&'static self, symbols: usize) -> (usize, &'static str) {
+        let lengths = self.lengths();
+        let step = (0..3).rev().find(|&i| lengths[i] >= symbols).unwrap_or(0);
+        let length = lengths[step];
+        let text = self.texts[step].get_or_init(|| {
+            if self.union {
+                return vec![format!("({})", self.template); length].join(" UNION ALL ");
+            }
+            let list = vec!["?"; length].join(", ");
+            self.template.replace("{symbols}", &format!("symbol IN ({list})"))
+        });
+        (length, text)
     }
 
     /// The `i`th symbol bound for `chunk`: past its end, the last symbol
@@ -73,18 +96,40 @@ impl InList {
         }
     }
 
-    fn sql(&'static self) -> &'static str {
-        self.text.get_or_init(|| {
-            if self.union {
-                return vec![format!("({})", self.template); self.size].join(" UNION ALL ");
+    /// The statement for `chunk` (at most `size` symbols) with its values
+    /// bound: `before`, the symbols, `after`; for a union, each part's
+    /// symbol followed by `before` and `after`.
+    fn query<'q>(
+        &'static self,
+        chunk: &'q [Symbol],
+        before: &[Param],
+        after: &[Param],
+    ) -> sqlx::query::Query<'q, MySql, MySqlArguments> {
+        let (length, sql) = self.sql_for(chunk.len());
+        let mut query = sqlx::query(sql);
+        if self.union {
+            for i in 0..length {
+                query = query.bind(self.padded(chunk, i));
+                for param in before.iter().chain(after) {
+                    query = bind_param(query, *param);
+                }
             }
-            let list = vec!["?"; self.size].join(", ");
-            self.template.replace("{symbols}", &format!("symbol IN ({list})"))
-        })
+            return query;
+        }
+        for param in before {
+            query = bind_param(query, *param);
+        }
+        for i in 0..length {
+            query = query.bind(self.padded(chunk, i));
+        }
+        for param in after {
+            query = bind_param(query, *param);
+        }
+        query
     }
 }
 
-/// A value bound before the symbol list.
+/// A value bound beside the symbols.
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Param {
     Date(NaiveDate),
@@ -103,7 +148,7 @@ fn bind_param<'q>(
 
 /// For each of `symbols`, in their order: the rows `statement` selects
 /// for it, decoded by `decode`, in the order the statement returns them.
-/// `before` and `after` are bound before and after the symbol list.
+/// `before` and `after` are bound as [`InList::query`] says.
 pub(super) async fn per_symbol<T: Clone>(
     pool: &MySqlPool,
     statement: &'static InList,
@@ -113,25 +158,14 @@ pub(super) async fn per_symbol<T: Clone>(
     decode: impl Fn(&Symbol, &MySqlRow) -> anyhow::Result<T>,
     mut each: impl FnMut(&Symbol, Vec<T>) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
-    let sql = statement.sql();
     for chunk in symbols.chunks(statement.size) {
         // A symbol listed twice gets its rows twice (read once).
         let mut position: HashMap<&str, usize> = HashMap::with_capacity(chunk.len());
         for (i, symbol) in chunk.iter().enumerate() {
             position.entry(symbol.as_str()).or_insert(i);
         }
-        let mut query = sqlx::query(sql);
-        for param in before {
-            query = bind_param(query, *param);
-        }
-        for i in 0..statement.size {
-            query = query.bind(statement.padded(chunk, i));
-        }
-        for param in after {
-            query = bind_param(query, *param);
-        }
         let mut out: Vec<Vec<T>> = chunk.iter().map(|_| Vec::new()).collect();
-        let mut rows = query.fetch(pool);
+        let mut rows = statement.query(chunk, before, after).fetch(pool);
         while let Some(row) = rows.try_next().await? {
             let name: &str = row.try_get(0)?;
             let Some(&i) = position.get(name) else {
@@ -225,10 +259,11 @@ impl MultiRow {
 
     /// The statement for `rows` rows, a step of [`LADDER`] (as
     /// [`statement_sizes`] gives).
-    pub(super) fn sql(&'static self, rows: usize) -> &'static str {
-        let step = LADDER.iter().position(|&s| s == rows).unwrap_or(LADDER.len() - 1);
-        debug_assert_eq!(LADDER[step], rows, "not a ladder step");
-        self.texts[step].get_or_init(|| (self.build)(LADDER[step]))
+    pub(super) fn sql(&'static self, rows: usize) -> anyhow::Result<&'static str> {
+        let Some(step) = LADDER.iter().position(|&s| s == rows) else {
+            anyhow::bail!("internal: a multi-row statement of {rows} rows is not a ladder step");
+        };
+        Ok(self.texts[step].get_or_init(|| (self.build)(rows)))
     }
 }
 
@@ -240,22 +275,18 @@ pub(super) async fn execute_per_chunk(
     symbols: &[Symbol],
 ) -> anyhow::Result<()> {
     for chunk in symbols.chunks(statement.size) {
-        let mut query = sqlx::query(statement.sql());
-        for i in 0..statement.size {
-            query = query.bind(statement.padded(chunk, i));
-        }
-        query.execute(&mut *conn).await?;
+        statement.query(chunk, &[], &[]).execute(&mut *conn).await?;
     }
     Ok(())
 }
 
 /// Write attempts when InnoDB picks the transaction as a deadlock victim
 /// (it rolled it back whole; the writes are idempotent, so they go again).
-pub(super) const DEADLOCK_ATTEMPTS: usize = 5;
+const DEADLOCK_ATTEMPTS: usize = 5;
 
 /// Whether `err` is a deadlock InnoDB resolved by rolling this
 /// transaction back (SQLSTATE 40001, error 1213).
-pub(super) fn is_deadlock(err: &anyhow::Error) -> bool {
+fn is_deadlock(err: &anyhow::Error) -> bool {
     err.downcast_ref::<sqlx::Error>()
         .and_then(|e| e.as_database_error())
         .and_then(|e| e.code())
@@ -266,13 +297,36 @@ pub(super) fn is_deadlock(err: &anyhow::Error) -> bool {
 const MAX_PARAMS: usize = 65_535;
 
 /// Bytes of values one write statement may carry: half the server's
-/// `max_allowed_packet` (the statement's text and the protocol's framing
-/// take their share), and no more than 8 MB (larger gains nothing).
+/// `max_allowed_packet` (the protocol's framing takes its share), and no
+/// more than 8 MB (larger gains nothing). Read as signed: MySQL and
+/// MariaDB do not agree on the variable's signedness.
 pub(super) async fn write_budget(conn: &mut sqlx::MySqlConnection) -> anyhow::Result<usize> {
-    let packet: u64 = sqlx::query_scalar("SELECT @@max_allowed_packet")
+    let packet: i64 = sqlx::query_scalar("SELECT CAST(@@max_allowed_packet AS SIGNED)")
         .fetch_one(conn)
         .await?;
-    Ok((packet as usize / 2).clamp(64 * 1024, 8 << 20))
+    Ok((packet.max(2048) as usize / 2).min(8 << 20))
+}
+
+/// Run a write transaction (`attempt`), again when InnoDB picks it as a
+/// deadlock victim: it rolled the transaction back whole, so writing it
+/// again is safe. Writers of different symbols can deadlock on the locks
+/// InnoDB takes on the gaps between keys (an import's two rounds in
+/// flight, `ta-signals run --shard` processes side by side). SQLite never
+/// reports one, so both dialects go through here.
+pub(super) async fn retry_deadlocks<T, F: Future<Output = anyhow::Result<T>>>(
+    mut attempt: impl FnMut() -> F,
+) -> anyhow::Result<T> {
+    let mut tries = 1;
+    loop {
+        match attempt().await {
+            Err(err) if is_deadlock(&err) && tries < DEADLOCK_ATTEMPTS => {
+                tracing::debug!("a write was chosen as a deadlock victim; writing it again (try {tries})");
+                tries += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(10 * tries as u64)).await;
+            }
+            other => return other,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -130,7 +130,10 @@ pub async fn write(db: &Db, updates: &[SymbolUpdate], ta_version: i64, computed_
         Db::Sqlite(pool) => {
             super::on_raw_sqlite(pool, |sqlite| write_sqlite(sqlite, updates, ta_version, computed_at)).await
         }
-        Db::MySql(pool) => mysql::write(pool, updates, ta_version, computed_at).await,
+        // Another process's run (`--shard`) may write neighbouring symbols.
+        Db::MySql(pool) => {
+            super::mysql_bulk::retry_deadlocks(|| mysql::write(pool, updates, ta_version, computed_at)).await
+        }
     }
 }
 

@@ -39,7 +39,7 @@ async fn register_mysql(pool: &sqlx::MySqlPool, symbols: &[Symbol], watchlist: O
     let budget = write_budget(&mut tx).await?;
     let mut next = symbols.iter();
     for size in statement_sizes(symbols.len(), 128, 5, budget) {
-        let mut query = sqlx::query(UPSERT_SYMBOLS_MYSQL.sql(size));
+        let mut query = sqlx::query(UPSERT_SYMBOLS_MYSQL.sql(size)?);
         for symbol in next.by_ref().take(size) {
             let listing = symbol.listing();
             query = query
@@ -54,7 +54,7 @@ async fn register_mysql(pool: &sqlx::MySqlPool, symbols: &[Symbol], watchlist: O
     if let Some(watchlist) = watchlist {
         let mut next = symbols.iter();
         for size in statement_sizes(symbols.len(), 128, 2, budget) {
-            let mut query = sqlx::query(ADD_MEMBERS_MYSQL.sql(size));
+            let mut query = sqlx::query(ADD_MEMBERS_MYSQL.sql(size)?);
             for symbol in next.by_ref().take(size) {
                 query = query.bind(watchlist).bind(symbol.as_str());
             }

@@ -12,6 +12,7 @@ use crate::candles::quality::Offence;
 use crate::candles::{Candle, CandleSource};
 use crate::context::Context;
 use crate::db;
+use crate::jobs::in_flight::InFlight;
 use crate::store::{NameStyle, NewArtifact};
 use crate::symbols::Symbol;
 
@@ -57,24 +58,27 @@ pub async fn store(
         db::Dialect::MySql => 2,
         db::Dialect::Sqlite => 1,
     };
-    let mut writing: std::collections::VecDeque<tokio::task::JoinHandle<anyhow::Result<(u64, u64)>>> =
-        Default::default();
-    while by_symbol.peek().is_some() {
-        let round: Vec<(Symbol, Vec<Incoming>)> = by_symbol.by_ref().take(SYMBOLS_PER_ROUND).collect();
-        let writes = compare_round(ctx, round, source, revisions, &mut out).await?;
-        let rewriting = rewriting_the_past(ctx, &writes.to_insert, &writes.to_revise).await?;
-        if writing.len() == in_flight
-            && let Some(oldest) = writing.pop_front()
-        {
-            let (inserted, revised) = oldest.await??;
-            out.inserted += inserted;
-            out.revised += revised;
+    let mut writing = InFlight::new(in_flight);
+    let compared = async {
+        while by_symbol.peek().is_some() {
+            let round: Vec<(Symbol, Vec<Incoming>)> = by_symbol.by_ref().take(SYMBOLS_PER_ROUND).collect();
+            let writes = compare_round(ctx, round, source, revisions, &mut out).await?;
+            let rewriting = rewriting_the_past(ctx, &writes.to_insert, &writes.to_revise).await?;
+            let (db, batch_rows) = (ctx.db.clone(), ctx.settings.import.batch_rows);
+            if let Some((inserted, revised)) = writing
+                .start(write_round(db, rewriting, writes, source, batch_rows))
+                .await?
+            {
+                out.inserted += inserted;
+                out.revised += revised;
+            }
         }
-        let (db, batch_rows) = (ctx.db.clone(), ctx.settings.import.batch_rows);
-        writing.push_back(tokio::spawn(write_round(db, rewriting, writes, source, batch_rows)));
+        anyhow::Ok(())
     }
-    for round in writing {
-        let (inserted, revised) = round.await??;
+    .await;
+    let written = writing.finish().await;
+    compared?;
+    for (inserted, revised) in written? {
         out.inserted += inserted;
         out.revised += revised;
     }

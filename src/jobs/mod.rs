@@ -72,6 +72,7 @@ pub mod bootstrap;
 pub mod dataset;
 pub mod fetch;
 pub mod import;
+pub mod in_flight;
 pub mod incremental;
 pub mod ingest;
 pub mod learnable;

@@ -11,7 +11,7 @@
 //! chunk in one transaction, so memory stays flat and a crash loses at most
 //! the chunk in flight.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -28,6 +28,7 @@ use crate::db::job_runs::RunStatus;
 use crate::db::ta_signals::{SignalRow, StateHead, StoredState, SymbolUpdate};
 use crate::db::{self, Db};
 use crate::indicators::{IndicatorState, NUMERIC_COLUMNS, TA_VERSION, bars_from};
+use crate::jobs::in_flight::InFlight;
 use crate::parquet_out::SignalsWriter;
 use crate::store::atomic::{Sink, TempFile};
 use crate::symbols::Symbol;
@@ -107,55 +108,64 @@ async fn compute_all(ctx: &Context, options: &RunOptions) -> anyhow::Result<RunS
     // A round's write runs while the next round is read and computed (one
     // at a time: two MariaDB transactions replacing neighbouring symbols'
     // rows deadlock on the gap locks of their deletes).
-    let in_flight = 1;
-    let mut writing: VecDeque<tokio::task::JoinHandle<anyhow::Result<u64>>> = VecDeque::new();
-    for chunk in symbols.chunks(CHUNK) {
-        let t = Instant::now();
-        let (plans, up_to_date) =
-            plan_round(&ctx.db, chunk, &states, &generations, options.full, ctx.settings.as_of).await?;
-        summary.up_to_date += up_to_date;
-        summary.read += t.elapsed();
-
-        let t = Instant::now();
-        let results: Vec<Result<SymbolUpdate, (String, String)>> = plans
-            .into_par_iter()
-            .map(|(symbol, plan)| {
-                let generation = generations.get(symbol.as_str()).copied().unwrap_or(0);
-                compute_symbol(symbol, plan, generation)
-            })
-            .collect();
-        let mut updates = Vec::new();
-        for result in results {
-            match result {
-                Ok(update) => updates.push(update),
-                Err(skip) => summary.skipped.push(skip),
-            }
-        }
-        summary.compute += t.elapsed();
-
-        let t = Instant::now();
+    let mut writing = InFlight::new(1);
+    // The Parquet copy takes a round's rows once the database has them.
+    let mut written = |summary: &mut RunSummary, (rows, updates): (u64, Vec<SymbolUpdate>)| {
+        summary.rows_written += rows;
         if let Some(out) = parquet.as_mut() {
             for update in &updates {
                 out.writer.write(&update.rows)?;
             }
         }
-        summary.updated += updates.len();
-        summary.full_recomputes += updates.iter().filter(|u| u.replace).count();
-        if writing.len() == in_flight
-            && let Some(oldest) = writing.pop_front()
-        {
-            summary.rows_written += oldest.await??;
+        anyhow::Ok(())
+    };
+    let computed = async {
+        for chunk in symbols.chunks(CHUNK) {
+            let t = Instant::now();
+            let (plans, up_to_date) =
+                plan_round(&ctx.db, chunk, &states, &generations, options.full, ctx.settings.as_of).await?;
+            summary.up_to_date += up_to_date;
+            summary.read += t.elapsed();
+
+            let t = Instant::now();
+            let results: Vec<Result<SymbolUpdate, (String, String)>> = plans
+                .into_par_iter()
+                .map(|(symbol, plan)| {
+                    let generation = generations.get(symbol.as_str()).copied().unwrap_or(0);
+                    compute_symbol(symbol, plan, generation)
+                })
+                .collect();
+            let mut updates = Vec::new();
+            for result in results {
+                match result {
+                    Ok(update) => updates.push(update),
+                    Err(skip) => summary.skipped.push(skip),
+                }
+            }
+            summary.compute += t.elapsed();
+
+            let t = Instant::now();
+            summary.updated += updates.len();
+            summary.full_recomputes += updates.iter().filter(|u| u.replace).count();
+            let db = ctx.db.clone();
+            let write = async move {
+                let rows = db::ta_signals::write(&db, &updates, TA_VERSION, &utc_now_rfc3339()).await?;
+                Ok((rows, updates))
+            };
+            if let Some(done) = writing.start(write).await? {
+                written(&mut summary, done)?;
+            }
+            summary.write += t.elapsed();
+            bar.inc(chunk.len() as u64);
         }
-        let db = ctx.db.clone();
-        writing.push_back(tokio::spawn(async move {
-            db::ta_signals::write(&db, &updates, TA_VERSION, &utc_now_rfc3339()).await
-        }));
-        summary.write += t.elapsed();
-        bar.inc(chunk.len() as u64);
+        anyhow::Ok(())
     }
+    .await;
     let t = Instant::now();
-    for round in writing {
-        summary.rows_written += round.await??;
+    let finished = writing.finish().await;
+    computed?;
+    for done in finished? {
+        written(&mut summary, done)?;
     }
     summary.write += t.elapsed();
     bar.finish_and_clear();

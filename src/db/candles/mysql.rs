@@ -4,12 +4,11 @@
 //! Every statement is served by the primary key `(symbol, date)`: the
 //! symbol list and a date bound make one index range per symbol
 //! (`EXPLAIN`: `range` on `PRIMARY`). "The last candles up to a date" read
-//! a date window first and only the symbols it leaves short beyond it:
-//! MariaDB plans the last-row join (`MAX(date)` per symbol joined back)
-//! as a scan of the whole table with a lateral subquery per row (61 s for
-//! 512 symbols of 500 rows), and forced into order it still reads every
-//! row of the symbols' histories (0.17 s); the window reads a few rows
-//! each.
+//! a date window first, then, for the symbols it leaves short, a union of
+//! one `ORDER BY date DESC LIMIT n` index dive per symbol. (MariaDB plans
+//! the usual last-row join, `MAX(date)` per symbol joined back, as a scan
+//! of the whole table with a lateral subquery per row: 61 s for 512
+//! symbols of 500 rows.)
 
 use chrono::{Days, NaiveDate};
 use sqlx::Row as _;
@@ -19,8 +18,8 @@ use super::{Candle, candle_from_row, split_product};
 use crate::candles::CandleSource;
 use crate::db::Dialect;
 use crate::db::mysql_bulk::{
-    DEADLOCK_ATTEMPTS, HISTORIES, InList, MultiRow, Param, RECENT_ROWS, collect_per_symbol, group_by, is_deadlock,
-    per_symbol, statement_sizes, write_budget,
+    HISTORIES, InList, MultiRow, Param, RECENT_ROWS, collect_per_symbol, group_by, per_symbol, retry_deadlocks,
+    statement_sizes, write_budget,
 };
 use crate::symbols::Symbol;
 
@@ -30,20 +29,6 @@ macro_rules! select_where {
         concat!(
             "SELECT symbol, date, open, high, low, close, adj_close, volume, split_coef FROM candles WHERE ",
             $rest
-        )
-    };
-}
-
-/// The last candle of each symbol before (`<`) or through (`<=`) a date,
-/// however far back: the maximum first (`STRAIGHT_JOIN`: see the module's
-/// note), then the row by its key.
-macro_rules! last_candle {
-    ($bound:literal) => {
-        concat!(
-            "SELECT STRAIGHT_JOIN c.symbol, c.date, c.open, c.high, c.low, c.close, c.adj_close, c.volume,
-             c.split_coef FROM (SELECT symbol, MAX(date) AS last FROM candles WHERE date ",
-            $bound,
-            " ? AND {symbols} GROUP BY symbol) m JOIN candles c ON c.symbol = m.symbol AND c.date = m.last"
         )
     };
 }
@@ -65,10 +50,24 @@ static RANGE: InList = InList::new(
     select_where!("date >= ? AND date <= ? AND {symbols} ORDER BY symbol, date"),
     RECENT_ROWS,
 );
-static BEFORE: InList = InList::new(last_candle!("<"), RECENT_ROWS);
-static LAST_THROUGH: InList = InList::new(last_candle!("<="), RECENT_ROWS);
+/// The last `n` candles of a symbol before (`<`) or through (`<=`) a date,
+/// however far back, newest first: one part of a union.
+macro_rules! last_n {
+    ($bound:literal) => {
+        concat!(
+            "SELECT symbol, date, open, high, low, close, adj_close, volume, split_coef FROM candles
+             WHERE symbol = ? AND date ",
+            $bound,
+            " ? ORDER BY date DESC LIMIT ?"
+        )
+    };
+}
+static LAST_N_BEFORE: InList = InList::union(last_n!("<"), RECENT_ROWS);
+static LAST_N_THROUGH: InList = InList::union(last_n!("<="), RECENT_ROWS);
+/// In date order: their product's last bit depends on the order.
 static SPLITS_AFTER: InList = InList::new(
-    "SELECT symbol, split_coef FROM candles WHERE date > ? AND split_coef IS NOT NULL AND {symbols}",
+    "SELECT symbol, split_coef FROM candles WHERE date > ? AND split_coef IS NOT NULL AND {symbols}
+     ORDER BY symbol, date",
     RECENT_ROWS,
 );
 static LAST_DATES: InList = InList::union(
@@ -89,17 +88,6 @@ static WINDOW_BEFORE: InList = InList::new(
     select_where!("date < ? AND date > ? AND {symbols} ORDER BY symbol, date"),
     RECENT_ROWS,
 );
-/// The last `n` candles of each symbol, however far back they lie (for
-/// the few the window did not give `n`): a window function, MySQL 8.0 and
-/// MariaDB 10.2 on.
-static LAST_N: InList = InList::new(
-    "SELECT symbol, date, open, high, low, close, adj_close, volume, split_coef FROM (
-       SELECT symbol, date, open, high, low, close, adj_close, volume, split_coef,
-         ROW_NUMBER() OVER (PARTITION BY symbol ORDER BY date DESC) AS nth
-       FROM candles WHERE date <= ? AND {symbols}) last WHERE nth <= ? ORDER BY symbol, date",
-    RECENT_ROWS,
-);
-
 fn decode(symbol: &Symbol, row: &sqlx::mysql::MySqlRow) -> anyhow::Result<Candle> {
     candle_from_row(symbol, row, 1)
 }
@@ -210,8 +198,11 @@ enum Upto {
 /// The first day of a date window long enough for `n` sessions: they span
 /// about 7n/5 calendar days, and holidays and missed sessions a few more.
 fn window_start(end: NaiveDate, n: usize) -> NaiveDate {
+    // No earlier than year 1000, the oldest date MySQL's DATE holds.
+    let oldest = NaiveDate::from_ymd_opt(1000, 1, 1).unwrap_or(NaiveDate::MIN);
     end.checked_sub_days(Days::new(2 * n as u64 + 30))
-        .unwrap_or(NaiveDate::MIN)
+        .unwrap_or(oldest)
+        .max(oldest)
 }
 
 /// The candles of each symbol in the window of `n` sessions up to `upto`,
@@ -232,26 +223,41 @@ async fn in_window(
     Ok((read, short))
 }
 
-/// The last candle of each symbol up to `upto`, if any: the window of a
-/// month, then, for the symbols without a candle in it, the last-row join.
-async fn last_each(pool: &MySqlPool, symbols: &[Symbol], upto: Upto) -> anyhow::Result<Vec<Option<Candle>>> {
-    let (read, short) = in_window(pool, symbols, upto, 1).await?;
-    let mut out: Vec<Option<Candle>> = read.into_iter().map(|mut candles| candles.pop()).collect();
+/// For the symbols at `short`, their last `n` candles up to `upto`,
+/// however far back, in date order, put in place of what `out` holds.
+async fn last_n_beyond(
+    pool: &MySqlPool,
+    symbols: &[Symbol],
+    upto: Upto,
+    n: usize,
+    short: Vec<usize>,
+    out: &mut [Vec<Candle>],
+) -> anyhow::Result<()> {
     let (statement, end) = match upto {
-        Upto::Before(date) => (&BEFORE, date),
-        Upto::Through(date) => (&LAST_THROUGH, date),
+        Upto::Before(date) => (&LAST_N_BEFORE, date),
+        Upto::Through(date) => (&LAST_N_THROUGH, date),
     };
     let short_symbols: Vec<Symbol> = short.iter().map(|&i| symbols[i].clone()).collect();
-    let older = collect_per_symbol(pool, statement, &[Param::Date(end)], &[], &short_symbols, decode).await?;
-    for (i, mut candle) in short.into_iter().zip(older) {
-        out[i] = candle.pop();
+    let params = [Param::Date(end), Param::Int(n as i64)];
+    let older = collect_per_symbol(pool, statement, &params, &[], &short_symbols, decode).await?;
+    for (i, mut candles) in short.into_iter().zip(older) {
+        candles.reverse();
+        out[i] = candles;
     }
-    Ok(out)
+    Ok(())
+}
+
+/// The last candle of each symbol up to `upto`, if any: the window of a
+/// month, then, for the symbols without a candle in it, an index dive each.
+async fn last_each(pool: &MySqlPool, symbols: &[Symbol], upto: Upto) -> anyhow::Result<Vec<Option<Candle>>> {
+    let (mut read, short) = in_window(pool, symbols, upto, 1).await?;
+    last_n_beyond(pool, symbols, upto, 1, short, &mut read).await?;
+    Ok(read.into_iter().map(|mut candles| candles.pop()).collect())
 }
 
 /// See [`super::recent_each`]: the window of `n` sessions, then, for the
-/// symbols it gives fewer than `n` (new listings, thin stocks), their last
-/// `n` by a window function.
+/// symbols it gives fewer than `n` (new listings, thin stocks), an index
+/// dive each.
 pub(super) async fn recent_each(
     pool: &MySqlPool,
     symbols: &[Symbol],
@@ -259,12 +265,7 @@ pub(super) async fn recent_each(
     n: usize,
 ) -> anyhow::Result<Vec<Vec<Candle>>> {
     let (mut out, short) = in_window(pool, symbols, Upto::Through(date), n).await?;
-    let short_symbols: Vec<Symbol> = short.iter().map(|&i| symbols[i].clone()).collect();
-    let last_n = [Param::Int(n as i64)];
-    let longer = collect_per_symbol(pool, &LAST_N, &[Param::Date(date)], &last_n, &short_symbols, decode).await?;
-    for (i, candles) in short.into_iter().zip(longer) {
-        out[i] = candles;
-    }
+    last_n_beyond(pool, symbols, Upto::Through(date), n, short, &mut out).await?;
     for candles in &mut out {
         let extra = candles.len().saturating_sub(n);
         candles.drain(..extra);
@@ -274,8 +275,8 @@ pub(super) async fn recent_each(
 
 static INSERT: MultiRow = MultiRow::new(|rows| super::insert_text(Dialect::MySql, rows));
 
-/// Bytes of one candle's bound values, about.
-const CANDLE_BYTES: usize = 8 * 9 + 32 + 16;
+/// Bytes of one candle in a statement, about (values and placeholders).
+const CANDLE_BYTES: usize = 8 * 9 + 32 + 16 + 10 * 3;
 
 /// See [`super::insert`]: a transaction per `batch_rows` rows, multi-row
 /// inserts of up to a thousand rows in it.
@@ -287,16 +288,7 @@ pub(super) async fn insert(
 ) -> anyhow::Result<u64> {
     let mut inserted = 0;
     for batch in candles.chunks(batch_rows) {
-        let mut attempt = 1;
-        inserted += loop {
-            match insert_batch(pool, batch, source).await {
-                Err(err) if is_deadlock(&err) && attempt < DEADLOCK_ATTEMPTS => {
-                    tracing::debug!("candle insert chosen as a deadlock victim; attempt {attempt} again");
-                    attempt += 1;
-                }
-                other => break other?,
-            }
-        };
+        inserted += retry_deadlocks(|| insert_batch(pool, batch, source)).await?;
     }
     Ok(inserted)
 }
@@ -309,7 +301,7 @@ async fn insert_batch(pool: &MySqlPool, batch: &[Candle], source: CandleSource) 
     let mut rows = batch.iter();
     let mut inserted = 0;
     for size in statement_sizes(batch.len(), CANDLE_BYTES, 10, budget) {
-        let mut query = sqlx::query(INSERT.sql(size));
+        let mut query = sqlx::query(INSERT.sql(size)?);
         for c in rows.by_ref().take(size) {
             query = super::bind_candle(query, c).bind(source.as_str());
         }

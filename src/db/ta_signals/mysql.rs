@@ -83,9 +83,10 @@ static SAVE_STATE: MultiRow = MultiRow::new(|rows| {
     )
 });
 
-/// Bytes of one indicator row's bound values, about (45 values, the
-/// symbol and the timestamp): sizes the statements within the packet.
-const ROW_BYTES: usize = 45 * 9 + 32 + 40;
+/// Bytes of one indicator row in a statement, about (45 values, the
+/// symbol and the timestamp, and the row's 45 placeholders in the text):
+/// sizes the statements within the packet.
+const ROW_BYTES: usize = 45 * 9 + 32 + 40 + 45 * 3;
 
 /// See [`super::write`]: in one transaction, the rows of the symbols
 /// recomputed in full deleted (one statement per chunk of symbols), every
@@ -105,7 +106,7 @@ pub(super) async fn write(
     let total = updates.iter().map(|u| u.rows.len()).sum::<usize>();
     let params = NUMERIC_COLUMNS.len() + CATEGORICAL_COLUMNS.len() + 4;
     for size in statement_sizes(total, ROW_BYTES, params, budget) {
-        let mut query = sqlx::query(UPSERT.sql(size));
+        let mut query = sqlx::query(UPSERT.sql(size)?);
         for row in rows.by_ref().take(size) {
             query = bind_row!(query, row, ta_version, computed_at);
         }
@@ -120,7 +121,7 @@ pub(super) async fn write(
     let state_bytes = states.iter().map(|(_, s)| s.state.len()).max().unwrap_or(0) + 128;
     let mut next = states.iter();
     for size in statement_sizes(states.len(), state_bytes, 9, budget) {
-        let mut query = sqlx::query(SAVE_STATE.sql(size));
+        let mut query = sqlx::query(SAVE_STATE.sql(size)?);
         for (symbol, StoredState { head, state }) in next.by_ref().take(size) {
             query = query
                 .bind(symbol.as_str())
