@@ -353,6 +353,36 @@ mod tests {
     }
 
     #[test]
+    fn reads_bind_the_shortest_list_that_holds_the_symbols() {
+        static IN: InList = InList::new("SELECT symbol FROM t WHERE {symbols}", 512);
+        static UNION: InList = InList::union("SELECT symbol FROM t WHERE symbol = ? LIMIT ?", 512);
+        assert_eq!(IN.lengths(), [512, 64, 8]);
+        let placeholders = |sql: &str| sql.matches('?').count();
+        for (symbols, length) in [(1, 8), (8, 8), (9, 64), (64, 64), (65, 512), (512, 512)] {
+            let (n, sql) = IN.sql_for(symbols);
+            assert_eq!((n, placeholders(sql)), (length, length), "{symbols} symbols");
+            let (n, sql) = UNION.sql_for(symbols);
+            assert_eq!((n, placeholders(sql)), (length, 2 * length), "{symbols} symbols");
+            assert_eq!(sql.matches(" UNION ALL ").count(), length - 1);
+        }
+        assert!(
+            IN.sql_for(3)
+                .1
+                .starts_with("SELECT symbol FROM t WHERE symbol IN (?, ?, ?, ?, ?, ?, ?, ?)")
+        );
+        let chunk = [Symbol::parse("A").unwrap(), Symbol::parse("B").unwrap()];
+        assert_eq!([IN.padded(&chunk, 1), IN.padded(&chunk, 5)], ["B", "B"]);
+        assert_eq!([UNION.padded(&chunk, 0), UNION.padded(&chunk, 5)], ["A", ""]);
+    }
+
+    #[test]
+    fn a_multi_row_statement_is_a_ladder_step() {
+        static TEXT: MultiRow = MultiRow::new(|rows| format!("{rows} rows"));
+        assert_eq!(TEXT.sql(64).unwrap(), "64 rows");
+        assert!(TEXT.sql(65).is_err());
+    }
+
+    #[test]
     fn groups_keep_first_appearance_order() {
         let items = [3, 1, 3, 2, 1, 3];
         assert_eq!(

@@ -62,3 +62,49 @@ impl<T: Send + 'static> InFlight<T> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn after(ms: u64, output: anyhow::Result<u64>) -> impl Future<Output = anyhow::Result<u64>> + Send + 'static {
+        async move {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            output
+        }
+    }
+
+    #[tokio::test]
+    async fn writes_finish_in_the_order_they_started() {
+        let mut writes = InFlight::new(2);
+        assert!(writes.start(after(30, Ok(1))).await.unwrap().is_none());
+        assert!(writes.start(after(1, Ok(2))).await.unwrap().is_none());
+        // Full: the oldest (the slower one) is waited for.
+        assert_eq!(writes.start(after(1, Ok(3))).await.unwrap(), Some(1));
+        assert_eq!(writes.finish().await.unwrap(), [2, 3]);
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_is_reported_after_every_other_has_ended() {
+        let ended = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = ended.clone();
+        let mut writes = InFlight::new(2);
+        writes.start(after(1, Err(anyhow::anyhow!("disk full")))).await.unwrap();
+        writes
+            .start(async move {
+                tokio::time::sleep(Duration::from_millis(30)).await;
+                flag.store(true, std::sync::atomic::Ordering::SeqCst);
+                Ok(7)
+            })
+            .await
+            .unwrap();
+        let err = writes.finish().await.unwrap_err();
+        assert_eq!(err.to_string(), "disk full");
+        assert!(
+            ended.load(std::sync::atomic::Ordering::SeqCst),
+            "the slower write was awaited"
+        );
+    }
+}

@@ -4,11 +4,20 @@
 //! Every statement is served by the primary key `(symbol, date)`: the
 //! symbol list and a date bound make one index range per symbol
 //! (`EXPLAIN`: `range` on `PRIMARY`). "The last candles up to a date" read
-//! a date window first, then, for the symbols it leaves short, a union of
-//! one `ORDER BY date DESC LIMIT n` index dive per symbol. (MariaDB plans
-//! the usual last-row join, `MAX(date)` per symbol joined back, as a scan
-//! of the whole table with a lateral subquery per row: 61 s for 512
-//! symbols of 500 rows.)
+//! a date window first, then only the symbols it leaves short further back.
+//!
+//! Two traps found on the way, in `bench/db_cycle.sh`:
+//! - MariaDB plans the usual last-row join (`MAX(date)` per symbol joined
+//!   back) as a scan of the whole table with a lateral subquery per row
+//!   (61 s for 512 symbols of 500 rows): `STRAIGHT_JOIN` forces the
+//!   maximum first.
+//! - A descending range dive (`symbol = ? AND date < ? ORDER BY date DESC
+//!   LIMIT 1`) steps back over every uncommitted row of the keys before
+//!   the symbol before it finds the range's end: during an import, whose
+//!   previous round is being inserted there, 6 s a statement. The last
+//!   candle before a date is read ascending (the join above) instead; the
+//!   descending dives serve `recent_each`, which no write of the same job
+//!   runs beside.
 
 use chrono::{Days, NaiveDate};
 use sqlx::Row as _;
@@ -50,26 +59,36 @@ static RANGE: InList = InList::new(
     select_where!("date >= ? AND date <= ? AND {symbols} ORDER BY symbol, date"),
     RECENT_ROWS,
 );
-/// The last `n` candles of a symbol before (`<`) or through (`<=`) a date,
-/// however far back, newest first: one part of a union.
-macro_rules! last_n {
+/// The last candle of each symbol before (`<`) or through (`<=`) a date,
+/// however far back: the maximum first (see the module's note), then the
+/// row by its key.
+macro_rules! last_candle {
     ($bound:literal) => {
         concat!(
-            "SELECT symbol, date, open, high, low, close, adj_close, volume, split_coef FROM candles
-             WHERE symbol = ? AND date ",
+            "SELECT STRAIGHT_JOIN c.symbol, c.date, c.open, c.high, c.low, c.close, c.adj_close, c.volume,
+             c.split_coef FROM (SELECT symbol, MAX(date) AS last FROM candles WHERE date ",
             $bound,
-            " ? ORDER BY date DESC LIMIT ?"
+            " ? AND {symbols} GROUP BY symbol) m JOIN candles c ON c.symbol = m.symbol AND c.date = m.last"
         )
     };
 }
-static LAST_N_BEFORE: InList = InList::union(last_n!("<"), RECENT_ROWS);
-static LAST_N_THROUGH: InList = InList::union(last_n!("<="), RECENT_ROWS);
+static LAST_BEFORE: InList = InList::new(last_candle!("<"), RECENT_ROWS);
+static LAST_THROUGH: InList = InList::new(last_candle!("<="), RECENT_ROWS);
+/// The last `n` candles of a symbol through a date, however far back,
+/// newest first: one part of a union.
+static LAST_N_THROUGH: InList = InList::union(
+    "SELECT symbol, date, open, high, low, close, adj_close, volume, split_coef FROM candles
+     WHERE symbol = ? AND date <= ? ORDER BY date DESC LIMIT ?",
+    RECENT_ROWS,
+);
 /// In date order: their product's last bit depends on the order.
 static SPLITS_AFTER: InList = InList::new(
     "SELECT symbol, split_coef FROM candles WHERE date > ? AND split_coef IS NOT NULL AND {symbols}
      ORDER BY symbol, date",
     RECENT_ROWS,
 );
+/// A `ref` lookup on the key's prefix: InnoDB stops at the first key of
+/// another symbol, committed or not (unlike the range dive of the note).
 static LAST_DATES: InList = InList::union(
     "SELECT symbol, date FROM candles WHERE symbol = ? ORDER BY date DESC LIMIT 1",
     RECENT_ROWS,
@@ -223,36 +242,21 @@ async fn in_window(
     Ok((read, short))
 }
 
-/// For the symbols at `short`, their last `n` candles up to `upto`,
-/// however far back, in date order, put in place of what `out` holds.
-async fn last_n_beyond(
-    pool: &MySqlPool,
-    symbols: &[Symbol],
-    upto: Upto,
-    n: usize,
-    short: Vec<usize>,
-    out: &mut [Vec<Candle>],
-) -> anyhow::Result<()> {
+/// The last candle of each symbol up to `upto`, if any: the window of a
+/// month, then, for the symbols without a candle in it, the last-row join.
+async fn last_each(pool: &MySqlPool, symbols: &[Symbol], upto: Upto) -> anyhow::Result<Vec<Option<Candle>>> {
+    let (read, short) = in_window(pool, symbols, upto, 1).await?;
+    let mut out: Vec<Option<Candle>> = read.into_iter().map(|mut candles| candles.pop()).collect();
     let (statement, end) = match upto {
-        Upto::Before(date) => (&LAST_N_BEFORE, date),
-        Upto::Through(date) => (&LAST_N_THROUGH, date),
+        Upto::Before(date) => (&LAST_BEFORE, date),
+        Upto::Through(date) => (&LAST_THROUGH, date),
     };
     let short_symbols: Vec<Symbol> = short.iter().map(|&i| symbols[i].clone()).collect();
-    let params = [Param::Date(end), Param::Int(n as i64)];
-    let older = collect_per_symbol(pool, statement, &params, &[], &short_symbols, decode).await?;
-    for (i, mut candles) in short.into_iter().zip(older) {
-        candles.reverse();
-        out[i] = candles;
+    let older = collect_per_symbol(pool, statement, &[Param::Date(end)], &[], &short_symbols, decode).await?;
+    for (i, mut candle) in short.into_iter().zip(older) {
+        out[i] = candle.pop();
     }
-    Ok(())
-}
-
-/// The last candle of each symbol up to `upto`, if any: the window of a
-/// month, then, for the symbols without a candle in it, an index dive each.
-async fn last_each(pool: &MySqlPool, symbols: &[Symbol], upto: Upto) -> anyhow::Result<Vec<Option<Candle>>> {
-    let (mut read, short) = in_window(pool, symbols, upto, 1).await?;
-    last_n_beyond(pool, symbols, upto, 1, short, &mut read).await?;
-    Ok(read.into_iter().map(|mut candles| candles.pop()).collect())
+    Ok(out)
 }
 
 /// See [`super::recent_each`]: the window of `n` sessions, then, for the
@@ -265,7 +269,13 @@ pub(super) async fn recent_each(
     n: usize,
 ) -> anyhow::Result<Vec<Vec<Candle>>> {
     let (mut out, short) = in_window(pool, symbols, Upto::Through(date), n).await?;
-    last_n_beyond(pool, symbols, Upto::Through(date), n, short, &mut out).await?;
+    let short_symbols: Vec<Symbol> = short.iter().map(|&i| symbols[i].clone()).collect();
+    let params = [Param::Date(date), Param::Int(n as i64)];
+    let older = collect_per_symbol(pool, &LAST_N_THROUGH, &params, &[], &short_symbols, decode).await?;
+    for (i, mut candles) in short.into_iter().zip(older) {
+        candles.reverse();
+        out[i] = candles;
+    }
     for candles in &mut out {
         let extra = candles.len().saturating_sub(n);
         candles.drain(..extra);
