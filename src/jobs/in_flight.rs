@@ -69,11 +69,9 @@ mod tests {
 
     use super::*;
 
-    fn after(ms: u64, output: anyhow::Result<u64>) -> impl Future<Output = anyhow::Result<u64>> + Send + 'static {
-        async move {
-            tokio::time::sleep(Duration::from_millis(ms)).await;
-            output
-        }
+    async fn after(ms: u64, output: anyhow::Result<u64>) -> anyhow::Result<u64> {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        output
     }
 
     #[tokio::test]
