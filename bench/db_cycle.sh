@@ -37,8 +37,7 @@ declare -A secs rss
 
 measure() {
   local db=$1 stage=$2; shift 2
-  sync
-  /usr/bin/time -v -o time.txt "$@" >/dev/null 2>log.txt || { tail -5 log.txt >&2; exit 1; }
+  run_timed "$@"
   secs[$db,$stage]=$(time_wall time.txt)
   rss[$db,$stage]=$(( $(time_rss_kb time.txt) / 1024 ))
   printf '  %-8s %-20s %8.2f s %6d MB\n' "$db" "$stage" "${secs[$db,$stage]}" "${rss[$db,$stage]}" >&2

@@ -10,6 +10,13 @@ time_rss_kb() {
   awk -F': ' '/Maximum resident set size/ {print $2}' "$1"
 }
 
+# run_timed CMD...: run CMD under /usr/bin/time -v (report in time.txt,
+# its output in log.txt); on failure show the log's tail and exit.
+run_timed() {
+  sync
+  /usr/bin/time -v -o time.txt "$@" >/dev/null 2>log.txt || { tail -5 log.txt >&2; exit 1; }
+}
+
 # release_bins: check for /usr/bin/time, build the release binaries and
 # set $bin to their folder.
 release_bins() {

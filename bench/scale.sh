@@ -25,8 +25,7 @@ declare -A secs rss
 
 measure() {
   local n=$1 stage=$2; shift 2
-  sync
-  /usr/bin/time -v -o time.txt "$@" >/dev/null 2>log.txt || { tail -3 log.txt >&2; exit 1; }
+  run_timed "$@"
   secs[$n,$stage]=$(time_wall time.txt)
   rss[$n,$stage]=$(echo "$(time_rss_kb time.txt) / 1024" | bc -l)
   printf '  %-20s %8.2f s %8.0f MB\n' "$stage" "${secs[$n,$stage]}" "${rss[$n,$stage]}"

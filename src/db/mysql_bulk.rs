@@ -221,6 +221,12 @@ pub(super) fn group_by<T, K: PartialEq + Copy>(items: &[T], key: impl Fn(&T) -> 
     groups
 }
 
+/// The symbols of `items` at `positions` (a group's, or the ones a first
+/// read left short), for a bulk read of their own.
+pub(super) fn pick<T>(items: &[T], positions: &[usize], symbol: impl Fn(&T) -> &Symbol) -> Vec<Symbol> {
+    positions.iter().map(|&i| symbol(&items[i]).clone()).collect()
+}
+
 /// Multi-row statements: rows per statement from this ladder, largest
 /// first, so a write of any length takes few statements of few distinct
 /// texts (each prepared once per connection).

@@ -27,7 +27,7 @@ use super::{Candle, candle_from_row, split_product};
 use crate::candles::CandleSource;
 use crate::db::Dialect;
 use crate::db::mysql_bulk::{
-    HISTORIES, InList, MultiRow, Param, RECENT_ROWS, collect_per_symbol, group_by, per_symbol, retry_deadlocks,
+    HISTORIES, InList, MultiRow, Param, RECENT_ROWS, collect_per_symbol, group_by, per_symbol, pick, retry_deadlocks,
     statement_sizes, write_budget,
 };
 use crate::symbols::Symbol;
@@ -130,7 +130,7 @@ pub(super) async fn after_each(
 ) -> anyhow::Result<Vec<Vec<Candle>>> {
     let mut out: Vec<Vec<Candle>> = vec![Vec::new(); wanted.len()];
     for (after, members) in group_by(wanted, |(_, after)| *after) {
-        let symbols: Vec<Symbol> = members.iter().map(|&i| wanted[i].0.clone()).collect();
+        let symbols = pick(wanted, &members, |w| &w.0);
         let read = match after {
             Some(date) => collect_per_symbol(pool, &AFTER, &[Param::Date(date)], &[], &symbols, decode).await?,
             None => collect_per_symbol(pool, &ALL, &[], &[], &symbols, decode).await?,
@@ -149,7 +149,7 @@ pub(super) async fn around_each(
 ) -> anyhow::Result<Vec<Vec<Candle>>> {
     let mut out: Vec<Vec<Candle>> = vec![Vec::new(); wanted.len()];
     for ((first, last), members) in group_by(wanted, |(_, first, last)| (*first, *last)) {
-        let symbols: Vec<Symbol> = members.iter().map(|&i| wanted[i].0.clone()).collect();
+        let symbols = pick(wanted, &members, |w| &w.0);
         let before = last_each(pool, &symbols, Upto::Before(first)).await?;
         let range = [Param::Date(first), Param::Date(last)];
         let range = collect_per_symbol(pool, &RANGE, &range, &[], &symbols, decode).await?;
@@ -164,7 +164,7 @@ pub(super) async fn around_each(
 pub(super) async fn counts_through(pool: &MySqlPool, wanted: &[(Symbol, NaiveDate)]) -> anyhow::Result<Vec<i64>> {
     let mut out = vec![0; wanted.len()];
     for (date, members) in group_by(wanted, |(_, date)| *date) {
-        let symbols: Vec<Symbol> = members.iter().map(|&i| wanted[i].0.clone()).collect();
+        let symbols = pick(wanted, &members, |w| &w.0);
         let counts = collect_per_symbol(pool, &COUNTS, &[Param::Date(date)], &[], &symbols, |_, row| {
             Ok(row.try_get::<i64, _>(1)?)
         })
@@ -251,7 +251,7 @@ async fn last_each(pool: &MySqlPool, symbols: &[Symbol], upto: Upto) -> anyhow::
         Upto::Before(date) => (&LAST_BEFORE, date),
         Upto::Through(date) => (&LAST_THROUGH, date),
     };
-    let short_symbols: Vec<Symbol> = short.iter().map(|&i| symbols[i].clone()).collect();
+    let short_symbols = pick(symbols, &short, |s| s);
     let older = collect_per_symbol(pool, statement, &[Param::Date(end)], &[], &short_symbols, decode).await?;
     for (i, mut candle) in short.into_iter().zip(older) {
         out[i] = candle.pop();
@@ -269,7 +269,7 @@ pub(super) async fn recent_each(
     n: usize,
 ) -> anyhow::Result<Vec<Vec<Candle>>> {
     let (mut out, short) = in_window(pool, symbols, Upto::Through(date), n).await?;
-    let short_symbols: Vec<Symbol> = short.iter().map(|&i| symbols[i].clone()).collect();
+    let short_symbols = pick(symbols, &short, |s| s);
     let params = [Param::Date(date), Param::Int(n as i64)];
     let older = collect_per_symbol(pool, &LAST_N_THROUGH, &params, &[], &short_symbols, decode).await?;
     for (i, mut candles) in short.into_iter().zip(older) {
